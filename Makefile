@@ -1,0 +1,35 @@
+# httap: `make run` serves the browser app with the simulated board; `make test` runs the suite.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint format bench clean
+
+$(STAMP): pyproject.toml requirements-test.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-test.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+run: $(STAMP)
+	$(PY) -m httap serve --listen http://127.0.0.1:8080 --gpio sim
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check httap gpio tests bench
+	$(VENV)/bin/ruff format --check httap gpio tests bench
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix httap gpio tests bench
+	$(VENV)/bin/ruff format httap gpio tests bench
+
+bench: $(STAMP)
+	$(PY) bench/run.py $(if $(QUICK),--quick)
+
+clean:
+	rm -rf $(VENV) bench/.venv build dist *.egg-info .pytest_cache .ruff_cache .hypothesis tests/artifacts
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,92 @@
+"""The `httap` command: `serve` runs the server, `check` validates a configuration."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from typing import Optional
+
+from httap import __version__, config
+from httap.server import Server, StartupError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="httap", description="A single-threaded HTTaP server: a browser drives hardware."
+    )
+    parser.add_argument("--version", action="version", version=f"httap {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the server")
+    check = commands.add_parser("check", help="validate a configuration, print effective values")
+    for sub in (serve, check):
+        sub.add_argument(
+            "--config", metavar="FILE", help="web.json5 (default: ./web.json5 if present)"
+        )
+    serve.add_argument(
+        "--listen",
+        metavar="URL",
+        action="append",
+        help="http://HOST:PORT to listen on; repeat for more (replaces the config's)",
+    )
+    serve.add_argument("--documents", metavar="DIR", help="directory of the static files")
+    serve.add_argument("--gpio", metavar="BACKEND", help="auto, sim, rpi or gpiod")
+    serve.add_argument(
+        "--app", metavar="FILE", help="Python file whose setup(server) registers actions"
+    )
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    flags = {
+        "listen": args.listen,
+        "documents": args.documents,
+        "gpio.backend": args.gpio,
+        "app": args.app,
+    }
+    return {key: value for key, value in flags.items() if value is not None}
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = config.load(args.config, overrides=_overrides(args))
+    logging.basicConfig(
+        level=settings.log.level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    server = Server(settings)
+    urls = server.listen()
+    print(
+        f"httap {__version__} listening on {', '.join(urls)}"
+        f" | documents {settings.documents} | gpio {settings.gpio.backend}",
+        flush=True,
+    )
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        server.loop.add_signal_handler(signum, server.stop)
+    server.serve_forever()
+    print("httap stopped", flush=True)
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    settings = config.load(args.config)
+    print(json.dumps(config.to_dict(settings), indent=2))
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return serve(args) if args.command == "serve" else check(args)
+    except config.ConfigError as err:
+        print(f"httap: {err}", file=sys.stderr)
+        return 2
+    except StartupError as err:
+        print(f"httap: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,637 @@
+"""web.json5 + HTTAP_* environment + command-line flags -> one validated, frozen Config.
+
+Rules of this file:
+- The dataclasses below are the schema: each setting is declared once, with its
+  checker and its default (`setting`), or as a nested object (a "section" field).
+- Each source (file, environment, flags) is matched against the schema on its own, so
+  every value keeps where it came from; flags win over the environment, which wins
+  over the file, which wins over the defaults. Then every value, defaults included,
+  goes through its checker.
+- Every refusal is one `ConfigError` line naming the source, the dotted key, what was
+  found and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from functools import reduce
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Optional
+
+import json5
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "Cors",
+    "GpioConfig",
+    "Limits",
+    "ListenAddress",
+    "LogConfig",
+    "PinConfig",
+    "SerialConfig",
+    "Session",
+    "Timeouts",
+    "default_documents",
+    "load",
+    "to_dict",
+]
+
+
+class ConfigError(Exception):
+    """A configuration the server cannot run with; str() is the whole one-line message."""
+
+
+_TYPE_NAMES = {str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _describe(value: Any) -> str:
+    """Show a found value briefly: containers by kind (they can be long), scalars as JSON."""
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return json.dumps(value, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a value came from, so that its error sends the user straight to it."""
+
+    source: str  # a file path, an environment variable, "command line" or "defaults"
+    base: Path  # the directory that relative paths from this source start from
+    key: str = ""  # the dotted key inside the source
+    env: bool = False  # environment values are text named by their variable: no key, no type
+
+    def child(self, name: str) -> Where:
+        name = name if _PLAIN_KEY.fullmatch(name) else json.dumps(name)
+        return replace(self, key=f"{self.key}.{name}" if self.key else name)
+
+    def item(self, index: int) -> Where:
+        return replace(self, key=f"{self.key}[{index}]")
+
+    def error(self, message: str) -> ConfigError:
+        place = self.source if self.env or not self.key else f"{self.source}: {self.key}"
+        return ConfigError(f"{place}: {message}")
+
+    def fail(self, found: str, expected: str) -> ConfigError:
+        return self.error(f"found {found}, expected {expected}")
+
+    def invalid(self, value: Any, expected: str, wrong_type: bool = False) -> ConfigError:
+        """Refuse a value; name its JSON type when that is what is wrong ("5" is not 5)."""
+        found = _describe(value)
+        type_name = _TYPE_NAMES.get(type(value))
+        if wrong_type and type_name and not self.env:
+            found += f" ({type_name})"
+        return self.fail(found, expected)
+
+
+# A checker takes a raw value and where it came from, and returns the value to keep
+# (converted, normalised) or raises the ConfigError that explains the refusal.
+Checker = Callable[[Any, Where], Any]
+
+
+def _show_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def _alternatives(choices: tuple) -> str:
+    shown = [json.dumps(choice) for choice in choices]
+    return " or ".join(shown) if len(shown) <= 2 else "one of " + ", ".join(shown)
+
+
+def number(
+    low: float, high: float, noun: str = "a number of seconds", *, integer: bool = False
+) -> Checker:
+    """A number (never a boolean) from low to high inclusive; whole if `integer`."""
+    expected = f"{noun} from {_show_number(low)} to {_show_number(high)}"
+
+    def check(value: Any, where: Where) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise where.invalid(value, expected, wrong_type=True)
+        if (integer and not isinstance(value, int)) or not low <= value <= high:
+            raise where.invalid(value, expected)
+        return value
+
+    return check
+
+
+def size(low: int, high: int) -> Checker:
+    return number(low, high, "a whole number of bytes", integer=True)
+
+
+def one_of(*choices: Any) -> Checker:
+    """One of a few JSON values, compared within the same JSON type (true is not 1)."""
+    expected = _alternatives(choices)
+
+    def check(value: Any, where: Where) -> Any:
+        kind = _TYPE_NAMES.get(type(value))
+        for choice in choices:
+            if kind == _TYPE_NAMES[type(choice)] and value == choice:
+                return choice
+        wrong_type = all(kind != _TYPE_NAMES[type(choice)] for choice in choices)
+        raise where.invalid(value, expected, wrong_type)
+
+    return check
+
+
+def text(pattern: str = r".+", noun: str = "a non-empty string") -> Checker:
+    """A string matching the whole pattern."""
+    regex = re.compile(pattern)
+
+    def check(value: Any, where: Where) -> str:
+        if not isinstance(value, str):
+            raise where.invalid(value, noun, wrong_type=True)
+        if not regex.fullmatch(value):
+            raise where.invalid(value, noun)
+        return value
+
+    return check
+
+
+def optional(check: Checker) -> Checker:
+    """null, or what `check` accepts."""
+    return lambda value, where: None if value is None else check(value, where)
+
+
+def list_of(item: Checker, noun: str, nonempty: bool = False) -> Checker:
+    """A list whose items each pass `item`; kept as a tuple."""
+
+    def check(value: Any, where: Where) -> tuple:
+        if not isinstance(value, (list, tuple)):
+            raise where.invalid(value, noun, wrong_type=True)
+        if nonempty and not value:
+            raise where.fail("an empty list", f"{noun}, at least one")
+        return tuple(item(each, where.item(index)) for index, each in enumerate(value))
+
+    return check
+
+
+def dict_of(
+    key_pattern: str, key_noun: str, value: Checker, normalise: Callable[[str], str] = str
+) -> Checker:
+    """An object with free keys matching a pattern; kept as a read-only mapping."""
+    regex = re.compile(key_pattern)
+
+    def check(raw: Any, where: Where) -> Mapping:
+        if not isinstance(raw, Mapping):
+            raise where.invalid(raw, "an object", wrong_type=True)
+        checked = {}
+        for key, each in raw.items():
+            if not isinstance(key, str) or not regex.fullmatch(key):
+                raise where.fail(f"the key {json.dumps(key)}", key_noun)
+            checked[normalise(key)] = value(each, where.child(key))
+        return MappingProxyType(checked)
+
+    return check
+
+
+def existing(kind: str) -> Checker:
+    """The path of an existing "directory" or "file", relative to its source's base.
+
+    Kept absolute and resolved, so later symlink checks compare like with like.
+    """
+    expected = f"the path of an existing {kind}"
+    exists = Path.is_dir if kind == "directory" else Path.is_file
+
+    def check(value: Any, where: Where) -> str:
+        if not isinstance(value, str):
+            raise where.invalid(value, expected, wrong_type=True)
+        if not value or "\x00" in value:
+            raise where.invalid(value, expected)
+        path = (where.base / Path(value).expanduser()).resolve()
+        if not exists(path):
+            found = json.dumps(value) + ("" if str(path) == value else f" ({path})")
+            raise where.fail(found, expected)
+        return str(path)
+
+    return check
+
+
+_REQUIRED = object()
+
+
+def setting(check: Checker, default: Any = _REQUIRED) -> Any:
+    """Declare a config key: its checker and its raw default (a function for a computed one).
+
+    A key holding an object of fixed keys, merged key by key across sources, is declared
+    as `field(metadata={"section": ItsClass})` instead.
+    """
+    return field(metadata={"check": check, "default": default})
+
+
+def default_documents() -> str:
+    """The browser app: `static/` in a source checkout, else where the wheel installs it."""
+    package = Path(__file__).resolve().parent
+    checkout = package.parent / "static"
+    return str(checkout if checkout.is_dir() else package / "app")
+
+
+# ---------------------------------------------------------------------------------------
+# The schema. Field order is the order of `httap check`'s output.
+
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
+_NAME_NOUN = 'letters, digits, "_" and "-", starting with a letter or "_"'
+_HOST = r"\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+"
+_ORIGIN = rf"\*|https?://(?:{_HOST})(?::[0-9]{{1,5}})?"
+_MIME_TYPE = rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|\"[^\"\x00-\x1f]*\"))*"
+# Framing is the server's: a configured header must not be able to break it.
+_HEADER_NAME = rf"(?i)(?!(?:connection|content-length|transfer-encoding)\Z){_TOKEN}"
+_HEADER_VALUE = r"[^\x00-\x08\x0a-\x1f\x7f]*"
+_PORT_NOUN = "a TCP port"
+_LISTEN_NOUN = 'a URL like "http://HOST:PORT" (HOST empty for every address, [IPv6] in brackets)'
+_LISTEN_RE = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<host>\[[^\]]*\]|[A-Za-z0-9.-]*):(?P<port>[0-9]+)"
+)
+_SCHEMES = ("http",)
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    """One address to listen on, from a URL like http://HOST:PORT."""
+
+    scheme: str
+    host: str  # "" means every address
+    port: int  # 0 lets the OS pick one
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.url
+
+
+_port = number(0, 65535, _PORT_NOUN, integer=True)
+
+
+def _listen_address(value: Any, where: Where) -> ListenAddress:
+    if not isinstance(value, str):
+        raise where.invalid(value, _LISTEN_NOUN, wrong_type=True)
+    match = _LISTEN_RE.fullmatch(value)
+    if not match:
+        raise where.invalid(value, _LISTEN_NOUN)
+    scheme, host = match["scheme"].lower(), match["host"]
+    if scheme not in _SCHEMES:
+        raise where.invalid(value, f"the scheme {_alternatives(_SCHEMES)} (the only one supported)")
+    if host.startswith("["):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise where.invalid(value, "an IPv6 address between the brackets") from None
+    port = int(match["port"])
+    if port > 65535:
+        raise where.invalid(value, f"{_PORT_NOUN} from 0 to 65535")
+    return ListenAddress(scheme, host, port)
+
+
+@dataclass(frozen=True)
+class Cors:
+    origins: tuple[str, ...] = setting(
+        list_of(text(_ORIGIN, '"*" or an origin like "http://host:port"'), "a list of origins"),
+        [],
+    )
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    parse: float = setting(number(0.1, 3600), 5)
+    inactivity: float = setting(number(3, 200), 15)
+    request: float = setting(number(0.1, 3600), 30)
+
+
+@dataclass(frozen=True)
+class Limits:
+    connections: int = setting(number(1, 100_000, "a number of connections", integer=True), 256)
+    header: int = setting(size(256, 1 << 20), 8192)
+    body: int = setting(size(0, 1 << 30), 1 << 20)
+    uri: int = setting(size(64, 1 << 20), 2048)
+    requests: int = setting(
+        number(0, 10**9, "a number of requests (0 = unlimited)", integer=True), 0
+    )
+
+
+@dataclass(frozen=True)
+class Session:
+    exclusive: str = setting(one_of("client", "connection", "off"), "client")
+
+
+@dataclass(frozen=True)
+class PinConfig:
+    """One named pin; `initial`/`safe` None leave the level alone."""
+
+    gpio: int = setting(number(0, 53, "a BCM GPIO number", integer=True))
+    mode: str = setting(one_of("in", "out", "pwm"), "in")
+    pull: str = setting(one_of("up", "down", "off"), "off")
+    initial: Optional[int] = setting(optional(one_of(0, 1)), None)
+    safe: Optional[int] = setting(optional(one_of(0, 1)), None)
+    frequency: float = setting(number(0.01, 1_000_000, "a frequency in Hz"), 100)
+    duty: float = setting(number(0, 1, "a duty cycle"), 0)
+
+
+# Pin settings that mean something only in some modes: given a value other than their
+# default in another mode, they are a mistake worth stopping for.
+_PIN_MODES = {
+    "pull": ("in",),
+    "initial": ("out", "pwm"),
+    "safe": ("out", "pwm"),
+    "frequency": ("pwm",),
+    "duty": ("pwm",),
+}
+
+
+def _pin(value: Any, where: Where) -> PinConfig:
+    pin = _record(PinConfig, value, where)
+    for key, modes in _PIN_MODES.items():
+        if pin.mode not in modes and getattr(pin, key) != _keys(PinConfig)[key].metadata["default"]:
+            raise where.child(key).error(
+                f"only for mode {_alternatives(modes)}; this pin's mode is {json.dumps(pin.mode)}"
+            )
+    return pin
+
+
+_pin_map = dict_of(_NAME, f"pin names of {_NAME_NOUN}", _pin)
+
+
+def _pins(value: Any, where: Where) -> Mapping[str, PinConfig]:
+    """Named pins, no two on the same GPIO: two names driving one line is a wiring bug."""
+    pins = _pin_map(value, where)
+    users: dict[int, str] = {}
+    for name, pin in pins.items():
+        if pin.gpio in users:
+            at = where.child(name).child("gpio")
+            raise at.error(f"GPIO {pin.gpio} is already used by pin {json.dumps(users[pin.gpio])}")
+        users[pin.gpio] = name
+    return pins
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    backend: str = setting(one_of("auto", "sim", "rpi", "gpiod"), "auto")
+    sample_interval: float = setting(number(0.0001, 1), 0.001)
+    pins: Mapping[str, PinConfig] = setting(_pins, {})
+
+
+@dataclass(frozen=True)
+class SerialConfig:
+    """One named serial port, with pyserial's settings; `buffer` is how many bytes are kept."""
+
+    port: str = setting(text(noun="a device path or pyserial URL"))
+    baudrate: int = setting(number(50, 4_000_000, "a baud rate", integer=True), 9600)
+    bytesize: int = setting(one_of(5, 6, 7, 8), 8)
+    parity: str = setting(one_of("N", "E", "O", "M", "S"), "N")
+    stopbits: float = setting(one_of(1, 1.5, 2), 1)
+    timeout: Optional[float] = setting(optional(number(0, 3600)), None)
+    buffer: int = setting(size(16, 1 << 24), 65536)
+
+
+def _serial_port(value: Any, where: Where) -> SerialConfig:
+    return _record(SerialConfig, value, where)
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = setting(one_of("debug", "info", "warning", "error"), "info")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the server runs with. `source` is the file read, None for defaults only."""
+
+    id: str = setting(text(), "httap")
+    listen: tuple[ListenAddress, ...] = setting(
+        list_of(_listen_address, 'a list of URLs like "http://:8080"', nonempty=True),
+        ["http://:8080"],
+    )
+    documents: str = setting(existing("directory"), default_documents)
+    index: str = setting(text(r"(?!\.\.?\Z)[^/\\\x00]+", 'a file name without "/"'), "index.html")
+    mime: Mapping[str, str] = setting(
+        dict_of(
+            r"\.?[A-Za-z0-9_+-]+",
+            'file extensions like ".svg"',
+            text(_MIME_TYPE, 'a MIME type like "text/html"'),
+            normalise=lambda extension: "." + extension.lstrip(".").lower(),
+        ),
+        {},
+    )
+    headers: Mapping[str, str] = setting(
+        dict_of(
+            _HEADER_NAME,
+            "header names (HTTP tokens; not Connection, Content-Length or Transfer-Encoding,"
+            " which the server sets)",
+            text(_HEADER_VALUE, "a header value without CR, LF or other controls"),
+        ),
+        {},
+    )
+    cors: Cors = field(metadata={"section": Cors})
+    timeouts: Timeouts = field(metadata={"section": Timeouts})
+    limits: Limits = field(metadata={"section": Limits})
+    session: Session = field(metadata={"section": Session})
+    gpio: GpioConfig = field(metadata={"section": GpioConfig})
+    serial: Mapping[str, SerialConfig] = setting(
+        dict_of(_NAME, f"serial port names of {_NAME_NOUN}", _serial_port), {}
+    )
+    app: Optional[str] = setting(optional(existing("file")), None)
+    log: LogConfig = field(metadata={"section": LogConfig})
+    user: Optional[str] = setting(optional(text(r"[^\s:]+", "a user name")), None)
+    group: Optional[str] = setting(optional(text(r"[^\s:]+", "a group name")), None)
+    source: Optional[str] = None
+
+
+# ---------------------------------------------------------------------------------------
+# Matching sources against the schema.
+
+
+def _keys(cls: type) -> dict:
+    """The config keys of a schema class: its fields with a checker or a section."""
+    return {each.name: each for each in fields(cls) if each.metadata}
+
+
+def _given(cls: type, raw: Any, where: Where) -> dict:
+    """One source's values as a tree of (value, where) leaves; unknown keys stop here."""
+    if not isinstance(raw, Mapping):
+        expected = "an object" if where.key else "an object at the top level"
+        raise where.invalid(raw, expected, wrong_type=True)
+    keys = _keys(cls)
+    tree = {}
+    for name, value in raw.items():
+        if name not in keys:
+            raise _unknown_key(where, str(name), sorted(keys))
+        inner = keys[name].metadata.get("section")
+        at = where.child(name)
+        tree[name] = _given(inner, value, at) if inner else (value, at)
+    return tree
+
+
+def _unknown_key(parent: Where, name: str, allowed: list[str]) -> ConfigError:
+    scope = f"in {parent.key}" if parent.key else "at the top level"
+    message = f"unknown key; allowed keys {scope}: {', '.join(allowed)}"
+    close = difflib.get_close_matches(name, allowed, n=1)
+    if close:
+        message += f'; did you mean "{close[0]}"?'
+    return parent.child(name).error(message)
+
+
+def _merge(low: dict, high: dict) -> dict:
+    """Overlay one source's tree on another: sections merge key by key, values replace."""
+    merged = dict(low)
+    for name, value in high.items():
+        both_sections = isinstance(value, dict) and isinstance(merged.get(name), dict)
+        merged[name] = _merge(merged[name], value) if both_sections else value
+    return merged
+
+
+def _build(cls: type, given: dict, where: Where) -> Any:
+    """Check every value where it came from, fill in defaults (checked too), and freeze."""
+    values = {}
+    for name, declared in _keys(cls).items():
+        inner = declared.metadata.get("section")
+        if inner:
+            values[name] = _build(inner, given.get(name, {}), where.child(name))
+            continue
+        if name in given:
+            value, at = given[name]
+        else:
+            value, at = declared.metadata["default"], where.child(name)
+            if value is _REQUIRED:
+                raise where.error(f'missing key "{name}"')
+            if callable(value):
+                value = value()
+        values[name] = declared.metadata["check"](value, at)
+    return cls(**values)
+
+
+def _record(cls: type, value: Any, where: Where) -> Any:
+    """An object of fixed keys inside a value (a pin, a serial port), checked in one go."""
+    return _build(cls, _given(cls, value, where), where)
+
+
+# ---------------------------------------------------------------------------------------
+# Sources.
+
+
+def _number_text(value: str) -> Any:
+    """Environment values are text: read numbers as numbers, leave the rest to be refused."""
+    for parse in (int, float):
+        try:
+            return parse(value)
+        except ValueError:
+            pass
+    return value
+
+
+# The original HTTaP server's variables: name -> (dotted key, how to read the text).
+# HTTAP_TCPPORT is apart: it sets the port of every listen address.
+_ENVIRONMENT = {
+    "HTTAP_KEEPALIVE": ("timeouts.inactivity", _number_text),
+    "HTTAP_STATICPATH": ("documents", str),
+    "HTTAP_ROOTPAGE": ("index", str),
+    "HTTAP_USER": ("user", str),
+    "HTTAP_GROUP": ("group", str),
+}
+_FILE_NAME = "web.json5"
+_JSON5_ERROR = re.compile(r"<string>:(\d+) (.*) at column (\d+)", re.DOTALL)
+
+
+def _nest(flat: Mapping[str, Any]) -> dict:
+    """{"gpio.backend": "sim"} -> {"gpio": {"backend": "sim"}}."""
+    tree: dict = {}
+    for dotted, value in flat.items():
+        *parents, last = dotted.split(".")
+        node = tree
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[last] = value
+    return tree
+
+
+def _find(path: Optional[str]) -> Optional[Path]:
+    if path is None:
+        here = Path(_FILE_NAME)
+        return here if here.is_file() else None
+    if not Path(path).is_file():
+        raise ConfigError(f"config file not found: {path}")
+    return Path(path)
+
+
+def _read(path: Path) -> Any:
+    try:
+        content = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (bad byte at offset {err.start})") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
+    if not content.strip():
+        raise ConfigError(f"{path}: the file is empty; write {{}} for all the defaults")
+    try:
+        return json5.loads(content, allow_duplicate_keys=False)
+    except ValueError as err:
+        message = str(err).replace("\r", "\\r").replace("\n", "\\n")
+        match = _JSON5_ERROR.fullmatch(message)
+        if match:
+            line, what, column = match.groups()
+            message = f"line {line} column {column}: not valid JSON5: {what}"
+        else:
+            message = f"not valid JSON5: {message}"
+        raise ConfigError(f"{path}: {message}") from None
+
+
+def load(
+    path: Optional[str] = None,
+    env: Optional[Mapping[str, str]] = None,
+    overrides: Optional[Mapping[str, Any]] = None,
+) -> Config:
+    """The effective configuration: flags > environment > file > defaults.
+
+    `path` None reads ./web.json5 if there is one. `overrides` are the command-line
+    flags by dotted key; None values count as not given. Empty environment values too.
+    """
+    env = os.environ if env is None else env
+    cwd = Path.cwd()
+    file = _find(path)
+    trees = []
+    if file is not None:
+        trees.append(_given(Config, _read(file), Where(str(file), file.absolute().parent)))
+    for variable, (key, parse) in _ENVIRONMENT.items():
+        if env.get(variable):
+            value = parse(env[variable])
+            trees.append(_given(Config, _nest({key: value}), Where(variable, cwd, env=True)))
+    flags = {key: value for key, value in (overrides or {}).items() if value is not None}
+    trees.append(_given(Config, _nest(flags), Where("command line", cwd)))
+    config = _build(Config, reduce(_merge, trees, {}), Where("defaults", cwd))
+
+    listen = config.listen
+    if env.get("HTTAP_TCPPORT"):
+        port = _port(_number_text(env["HTTAP_TCPPORT"]), Where("HTTAP_TCPPORT", cwd, env=True))
+        if "listen" not in flags:
+            listen = tuple(replace(address, port=port) for address in listen)
+    source = str(file.absolute()) if file is not None else None
+    return replace(config, listen=listen, source=source)
+
+
+def to_dict(config: Config) -> dict:
+    """The effective values as JSON data shaped like web.json5 (a valid one), defaults filled in."""
+    return _plain(config)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, ListenAddress):
+        return value.url
+    if is_dataclass(value):
+        return {name: _plain(getattr(value, name)) for name in _keys(type(value))}
+    if isinstance(value, Mapping):
+        return {key: _plain(each) for key, each in value.items()}
+    if isinstance(value, tuple):
+        return [_plain(each) for each in value]
+    return value

@@ -1,0 +1,490 @@
+"""One connection's state machine: its buffers, its deadline and its requests in order.
+
+Rules of this file:
+- Every state of a connection and every move between them is here. The state is
+  decided in one place, `_settle`, from the facts below, in this order:
+
+      state     when                                       reads  deadline
+      CLOSED    the socket is closed                        -      -
+      LINGER    all is sent and our side is shut: input is  drops  LINGER seconds
+                read and dropped until the client closes,
+                so that its unread bytes do not turn our
+                last response into a reset
+      CLOSING   no more requests will be read: the last     no     inactivity (no send progress)
+                response is being written
+      BUSY      a reply is pending, or the client is slow   no*    inactivity (no send progress),
+                to read what we wrote (back-pressure)              none while a reply is pending
+      BODY      a head is in, its body is arriving          yes    timeouts.request from the head
+      HEAD      part of a head has arrived                  yes    timeouts.parse from byte one
+      IDLE      kept alive, nothing buffered or in flight   yes    timeouts.inactivity
+
+  (*) while a reply is pending, reading goes on up to a bound so that a reset or a
+  close from the client is seen at once.
+- Requests run one at a time in arrival order. A pending reply (a long-poll, a serial
+  transaction) holds back the requests behind it on this connection only; responses
+  therefore leave in request order by construction.
+- At most REQUESTS_PER_TURN pipelined requests run per loop iteration; the rest wait
+  for the next iteration, so one client cannot starve the others.
+- A protocol error is answered (status and a one-line message), then the connection
+  closes. A timeout in HEAD or BODY is answered with 408; in IDLE the connection closes
+  silently.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from httap import http
+from httap.loop import READ, WRITE
+
+if TYPE_CHECKING:
+    from httap.loop import Handle
+    from httap.server import Server
+
+log = logging.getLogger("httap.connection")
+
+IDLE, HEAD, BODY, BUSY, CLOSING, LINGER, CLOSED = (
+    "IDLE",
+    "HEAD",
+    "BODY",
+    "BUSY",
+    "CLOSING",
+    "LINGER",
+    "CLOSED",
+)
+
+REQUESTS_PER_TURN = 8
+RECV_SIZE = 65536
+HIGH_WATER = 256 * 1024  # bytes queued for the client before we stop running requests
+SENDFILE_SLICE = 128 * 1024
+SENDFILE_SLICES_PER_TURN = 8
+INLINE_BODY = 64 * 1024  # bodies up to this size are joined to their head in one buffer
+LINGER_SECONDS = 2.0
+
+
+class Pending:
+    """A reply that is not ready yet. The handler returns it; a timer or an event calls
+    `resolve(response)` later. `on_cancel(fn)` runs if the connection ends first."""
+
+    __slots__ = ("_cancel", "_connection", "done")
+
+    def __init__(self) -> None:
+        self._connection: Optional[Connection] = None
+        self._cancel: list[Callable[[], Any]] = []
+        self.done = False
+
+    def on_cancel(self, callback: Callable[[], Any]) -> None:
+        self._cancel.append(callback)
+
+    def resolve(self, response: http.Response) -> None:
+        if self.done:
+            return
+        self.done = True
+        self._cancel.clear()
+        if self._connection is not None:
+            self._connection._resolved(response)
+
+    def cancel(self) -> None:
+        """The client went away: nobody will read the reply."""
+        if self.done:
+            return
+        self.done = True
+        callbacks, self._cancel = self._cancel, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("cancel callback %r failed", callback)
+
+
+class Connection:
+    """One accepted socket, from its first byte to its close."""
+
+    def __init__(self, server: Server, sock: socket.socket, client: tuple) -> None:
+        self.server = server
+        self.loop = server.loop
+        self.sock = sock
+        self.client = client
+        self.session: Any = None
+        self.state = IDLE
+        self.events = READ
+        limits = server.config.limits
+        self.parser = http.Parser(limits.uri, limits.header, limits.body)
+        self.requests = 0
+        self.pending: Optional[tuple[http.Request, Pending]] = None
+        self.out: list[Any] = []  # bytes or memoryview, in order
+        self.out_size = 0
+        self.file: Optional[list] = None  # [fd, offset, remaining] being sent
+        self.closing = False  # the last response is queued
+        self.eof = False  # the client sent FIN
+        self.continued = False  # 100 Continue sent for the current partial request
+        self.settled_requests = 0  # self.requests when the deadline was last set
+        self.scheduled = False  # _process queued for the next turn
+        self.deadline = 0.0
+        self.timer: Optional[Handle] = None
+
+    def start(self) -> None:
+        self.loop.register(self.sock, READ, self)
+        self._arm(self.loop.now + self.server.config.timeouts.inactivity)
+
+    # -- events from the loop ----------------------------------------------------
+
+    def on_event(self, mask: int) -> None:
+        if self.state == LINGER:
+            self._drop_input()
+            return
+        if mask & READ:
+            self._read()
+        if mask & WRITE and self.state != CLOSED:
+            self._flush()
+        if self.state != CLOSED:
+            self._process()
+
+    def _read(self) -> None:
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.abort()
+            return
+        if data:
+            self.parser.feed(data)
+        elif self.pending is not None:
+            self.abort()  # the client has gone: nobody waits for the pending reply
+        else:
+            self.eof = True
+
+    def _drop_input(self) -> None:
+        try:
+            if self.sock.recv(RECV_SIZE):
+                return
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            pass
+        self.close()
+
+    def _process(self) -> None:
+        """Run the requests that are complete, in order, within this turn's budget."""
+        self.scheduled = False
+        parser = self.parser
+        budget = REQUESTS_PER_TURN
+        while self.pending is None and not self.closing and self.out_size < HIGH_WATER:
+            if self.file is not None:
+                break
+            if not budget:
+                if parser.buffered and not self.scheduled:
+                    self.scheduled = True
+                    self.loop.call_soon(self._process)
+                break
+            try:
+                request = parser.next_request()
+            except http.ProtocolError as err:
+                self._answer_error(err.status, err.message)
+                break
+            if request is None:
+                break
+            budget -= 1
+            self.continued = False
+            self._run(request)
+        if self.state == CLOSED:
+            return
+        if self.eof and self.pending is None and not self.scheduled:
+            self.closing = True  # answer what was complete, then close
+        self._continue_if_expected()
+        self._flush()
+        if self.state != CLOSED:
+            self._settle()
+
+    def _run(self, request: http.Request) -> None:
+        self.requests += 1
+        request.client = self.client
+        request.session = self.session
+        try:
+            reply = self.server.route(request)
+        except Exception:
+            log.exception("handler failed for %r", request)
+            reply = http.error_response(500, "internal server error: the handler failed")
+        if isinstance(reply, Pending):
+            if not reply.done:
+                self.pending = (request, reply)
+                reply._connection = self
+                return
+            reply = http.error_response(500, "internal server error: reply cancelled")
+        self._emit(request, reply)
+
+    def _resolved(self, response: http.Response) -> None:
+        """A pending reply is ready: send it and run what waited behind it."""
+        if self.pending is None or self.state == CLOSED:
+            return
+        request = self.pending[0]
+        self.pending = None
+        self._emit(request, response)
+        self._process()
+
+    # -- output ------------------------------------------------------------------
+
+    def _emit(self, request: http.Request, response: http.Response) -> None:
+        """Queue `response` to `request`'s head and body, in order."""
+        limit = self.server.config.limits.requests
+        keep_alive = (
+            request.keep_alive
+            and not self.server.stopping
+            and not (limit and self.requests >= limit)
+        )
+        if not keep_alive:
+            connection = http.CLOSE_LINE
+            self.closing = True
+        elif request.version == "HTTP/1.0":
+            connection = http.KEEP_ALIVE_LINE
+        else:
+            connection = b""
+        file = response.file
+        if file is not None and request.method != "HEAD":
+            try:
+                fd = os.open(file.path, os.O_RDONLY)
+            except OSError:
+                response = http.error_response(404, "not found: the file has just gone")
+                file = None
+            else:
+                self.file = [fd, file.offset, file.length]
+        head = response.head_bytes() + http.date_line() + connection + b"\r\n"
+        body = response.body
+        if request.method == "HEAD" or not body:
+            self.out.append(head)
+            self.out_size += len(head)
+        elif len(body) <= INLINE_BODY:
+            self.out.append(head + body)
+            self.out_size += len(head) + len(body)
+        else:
+            self.out.append(head)
+            self.out.append(body)
+            self.out_size += len(head) + len(body)
+
+    def _answer_error(self, status: int, message: str) -> None:
+        """Answer a protocol error or a timeout, then close."""
+        self.closing = True
+        head = http.error_response(status, message)
+        data = head.head_bytes() + http.date_line() + http.CLOSE_LINE + b"\r\n" + head.body
+        self.out.append(data)
+        self.out_size += len(data)
+
+    def _continue_if_expected(self) -> None:
+        partial = self.parser.partial
+        if (
+            partial is not None
+            and partial.expect_continue
+            and not self.continued
+            and self.pending is None
+            and not self.closing
+        ):
+            self.continued = True
+            self.out.append(http.CONTINUE)
+            self.out_size += len(http.CONTINUE)
+
+    def _flush(self) -> None:
+        """Send what is queued, as far as the socket takes it; then the file, in slices."""
+        out = self.out
+        while out:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self.abort()
+                return
+            if sent < len(data):
+                out[:] = [memoryview(data)[sent:]]
+                self.out_size = len(data) - sent
+                if sent:
+                    self._progress()
+                return
+            out.clear()
+            self.out_size = 0
+        if self.file is not None and not self._send_file():
+            return
+        if self.closing and self.pending is None:
+            self._linger()
+
+    def _linger(self) -> None:
+        """All is sent: shut our side, then wait for the client's close (or a reset)."""
+        if self.eof:
+            self.close()
+            return
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close()
+            return
+        self.state = LINGER
+        self._arm(self.loop.now + LINGER_SECONDS)
+        if self.events != READ:
+            self.events = READ
+            self.loop.modify(self.sock, READ, self)
+
+    def _send_file(self) -> bool:
+        """Send up to a few slices of the file; True when it is all sent."""
+        file = self.file
+        assert file is not None
+        fd, offset, remaining = file
+        sock_fd = self.sock.fileno()
+        for _ in range(SENDFILE_SLICES_PER_TURN):
+            try:
+                sent = os.sendfile(sock_fd, fd, offset, min(remaining, SENDFILE_SLICE))
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as err:
+                if err.errno != errno.EAGAIN:
+                    self.abort()
+                    return False
+                break
+            if sent == 0:  # the file shrank under us: the promised length cannot be met
+                self.abort()
+                return False
+            offset += sent
+            remaining -= sent
+            if not remaining:
+                os.close(fd)
+                self.file = None
+                self._progress()
+                return True
+        file[1], file[2] = offset, remaining
+        self._progress()
+        return False
+
+    def _progress(self) -> None:
+        """Bytes went out: a slow but moving reader is not idle."""
+        self.deadline = self.loop.now + self.server.config.timeouts.inactivity
+
+    # -- state, deadline and interest --------------------------------------------
+
+    def _settle(self) -> None:
+        """Decide the state from the facts, and with it the deadline and the events."""
+        if self.state in (LINGER, CLOSED):
+            return
+        timeouts = self.server.config.timeouts
+        previous = self.state
+        writing = bool(self.out) or self.file is not None
+        if self.closing:
+            state = CLOSING
+        elif self.pending is not None or writing or self.scheduled:
+            state = BUSY
+        elif self.parser.partial is not None:
+            state = BODY
+        elif self.parser.buffered:
+            state = HEAD
+        else:
+            state = IDLE
+        if state != previous or self.requests != self.settled_requests:
+            self.state = state
+            self.settled_requests = self.requests
+            now = self.loop.now
+            if state == HEAD:
+                self._arm(now + timeouts.parse)
+            elif state == BODY:
+                self._arm(now + timeouts.request)
+            elif state == IDLE:
+                self._arm(now + timeouts.inactivity)
+            else:
+                self._arm(now + timeouts.inactivity)
+        events = WRITE if writing else 0
+        if not self.eof and (
+            state in (IDLE, HEAD, BODY)
+            or (self.pending is not None and self.parser.buffered < HIGH_WATER)
+        ):
+            events |= READ
+        if events != self.events:
+            previous_events, self.events = self.events, events
+            if not events:
+                self.loop.unregister(self.sock)
+            elif previous_events:
+                self.loop.modify(self.sock, events, self)
+            else:
+                self.loop.register(self.sock, events, self)
+
+    def _arm(self, deadline: float) -> None:
+        """Set the deadline; the timer is only rescheduled when it must fire earlier."""
+        self.deadline = deadline
+        if self.timer is None or deadline < self.timer.when:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = self.loop.call_at(deadline, self._on_deadline)
+
+    def _on_deadline(self) -> None:
+        self.timer = None
+        if self.state == CLOSED:
+            return
+        if self.state == LINGER:
+            self.close()
+            return
+        if self.pending is not None and not self.out:
+            self.timer = self.loop.call_at(self.loop.now + 1.0, self._on_deadline)
+            return
+        if self.loop.now < self.deadline:
+            self.timer = self.loop.call_at(self.deadline, self._on_deadline)
+            return
+        timeouts = self.server.config.timeouts
+        if self.state == HEAD:
+            self._answer_error(
+                408,
+                f"request timeout: the request head did not arrive within"
+                f" {timeouts.parse:g} s (timeouts.parse)",
+            )
+        elif self.state == BODY:
+            self._answer_error(
+                408,
+                f"request timeout: the body did not arrive within"
+                f" {timeouts.request:g} s (timeouts.request)",
+            )
+        else:
+            self.close()
+            return
+        self._flush()
+        if self.state != CLOSED:
+            self._settle()
+
+    # -- the end -----------------------------------------------------------------
+
+    def refuse(self, status: int, message: str) -> None:
+        """Answer at once, before any request is read (over a limit), then close."""
+        self._answer_error(status, message)
+        self._flush()
+        self._settle()
+
+    def shutdown(self) -> None:
+        """The server is stopping: close now if nothing is in flight, else after it."""
+        if self.state in (IDLE, HEAD, BODY):
+            self.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once (a reset, a send error, a handler bug)."""
+        self.out.clear()
+        self.close()
+
+    def close(self) -> None:
+        if self.state == CLOSED:
+            return
+        self.state = CLOSED
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.file is not None:
+            os.close(self.file[0])
+            self.file = None
+        if self.pending is not None:
+            self.pending[1].cancel()
+            self.pending = None
+        if self.events:
+            self.loop.unregister(self.sock)
+            self.events = 0
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.server.connection_closed(self)

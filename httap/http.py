@@ -1,0 +1,476 @@
+"""Sans-IO HTTP/1.1: bytes in -> requests out, responses -> bytes.
+
+Nothing here touches a socket, so every framing rule can be tested with byte strings.
+
+Rules of this file:
+- The parser is strict where request smuggling lives: line endings are CRLF only (a
+  bare CR or LF is an error), header names are tokens with no space before the colon,
+  obs-fold is refused, Content-Length is digits only and must agree with itself,
+  Transfer-Encoding is `chunked` alone and never beside Content-Length, chunk sizes
+  are bounded hex.
+- Every refusal is a `ProtocolError` carrying the status to answer with and a
+  one-line message. After one, the parser is dead: the connection answers and closes.
+- The parser never buffers more than the configured limits allow.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Optional
+
+from httap import __version__
+
+SERVER_HEADER = f"Server: httap/{__version__}\r\n".encode()
+
+KNOWN_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT")
+)
+
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_METHOD_RE = re.compile(_TOKEN)
+# A field line: token name, colon, optional whitespace, a value of visible characters,
+# spaces and tabs (obs-text allowed), optional whitespace. Anything else is malformed.
+_FIELD_RE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*((?:[^\x00-\x1f\x7f]|\t)*?)[ \t]*")
+_TARGET_BAD_RE = re.compile(rb"[\x00-\x20\x7f-\xff]")
+_VERSION_RE = re.compile(rb"HTTP/[0-9]\.[0-9]")
+_CHUNK_SIZE_RE = re.compile(
+    rb"([0-9A-Fa-f]{1,8})((?:[ \t]*;[ \t]*"
+    + _TOKEN
+    + rb"(?:=(?:"
+    + _TOKEN
+    + rb'|"[^"\r\n]*"))?)*)[ \t]*'
+)
+_ABSOLUTE_RE = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
+
+MAX_CHUNK_LINE = 1024
+
+
+class ProtocolError(Exception):
+    """A request the server refuses to frame: answer `status` with `message`, then close."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Request:
+    """One parsed request. `headers` has lower-case names; repeated fields are joined."""
+
+    __slots__ = (
+        "body",
+        "client",
+        "expect_continue",
+        "headers",
+        "keep_alive",
+        "method",
+        "params",
+        "session",
+        "target",
+        "version",
+    )
+
+    def __init__(
+        self, method: str, target: str, version: str, headers: dict[str, str], keep_alive: bool
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.body = b""
+        self.expect_continue = False
+        self.client: Optional[tuple] = None
+        self.session = None
+        self.params = None
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.target} {self.version}>"
+
+
+class FileBody:
+    """A slice of a file to send with os.sendfile instead of an in-memory body."""
+
+    __slots__ = ("length", "offset", "path")
+
+    def __init__(self, path: str, offset: int, length: int) -> None:
+        self.path = path
+        self.offset = offset
+        self.length = length
+
+
+class Response:
+    """A status, headers and a body (bytes, or a `FileBody`).
+
+    `headers` excludes Server, Date, Content-Length and Connection, which the encoder
+    adds. The encoded head is cached, so a response prepared once (a static file) costs
+    one concatenation per request. Treat a response as frozen once it has been sent.
+    """
+
+    __slots__ = ("_head", "body", "file", "headers", "status")
+
+    def __init__(
+        self,
+        status: int = 200,
+        headers: Optional[list[tuple[str, str]]] = None,
+        body: bytes = b"",
+        file: Optional[FileBody] = None,
+    ) -> None:
+        self.status = status
+        self.headers = headers if headers is not None else []
+        self.body = body
+        self.file = file
+        self._head: Optional[bytes] = None
+
+    @property
+    def length(self) -> int:
+        return self.file.length if self.file is not None else len(self.body)
+
+    def header(self, name: str) -> Optional[str]:
+        """The value of header `name` (case-insensitive), or None."""
+        name = name.lower()
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
+
+    def head_bytes(self) -> bytes:
+        """Status line, Server, the headers and Content-Length: all but Date and Connection."""
+        if self._head is None:
+            self._head = encode_head(self.status, self.headers, self.length)
+        return self._head
+
+
+def encode_head(status: int, headers: list[tuple[str, str]], length: int) -> bytes:
+    """The status line and header block, without Date, Connection and the blank line."""
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Unknown"
+    lines = []
+    for name, value in headers:
+        if "\r" in value or "\n" in value or not _METHOD_RE.fullmatch(name.encode()):
+            raise ValueError(f"header {name!r} cannot be sent as it is")
+        lines.append(f"{name}: {value}\r\n")
+    if status >= 200 and status not in (204, 304):
+        lines.append(f"Content-Length: {length}\r\n")
+    return (
+        f"HTTP/1.1 {status} {reason}\r\n".encode()
+        + SERVER_HEADER
+        + "".join(lines).encode("latin-1")
+    )
+
+
+_date_second = -1
+_date_line = b""
+
+
+def date_line() -> bytes:
+    """`Date: ...\\r\\n`, formatted at most once a second."""
+    global _date_second, _date_line
+    now = int(time.time())
+    if now != _date_second:
+        _date_second = now
+        _date_line = b"Date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+    return _date_line
+
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+CLOSE_LINE = b"Connection: close\r\n"
+KEEP_ALIVE_LINE = b"Connection: keep-alive\r\n"
+
+
+def error_response(status: int, message: str) -> Response:
+    """A one-line plain-text answer for a protocol error."""
+    return Response(
+        status, [("Content-Type", "text/plain; charset=utf-8")], (message + "\n").encode()
+    )
+
+
+# Parser states (what the next bytes of the stream are).
+HEAD = 0  # a request head, or nothing yet
+BODY = 1  # a body of known length
+CHUNK_SIZE = 2  # a chunk-size line
+CHUNK_DATA = 3  # chunk data and its CRLF
+TRAILER = 4  # trailer fields after the last chunk
+DEAD = 5  # a protocol error was raised; nothing more is parsed
+
+
+class Parser:
+    """Turns a byte stream into `Request` objects.
+
+    `feed(data)` appends bytes; `next_request()` returns the next complete request or
+    None if more bytes are needed. `partial` is the request whose head has been read
+    and whose body is still arriving (the connection answers `Expect: 100-continue`
+    and times the body from it).
+    """
+
+    def __init__(
+        self, max_uri: int = 2048, max_header: int = 8192, max_body: int = 1 << 20
+    ) -> None:
+        self.max_uri = max_uri
+        self.max_header = max_header
+        self.max_body = max_body
+        self._buf = b""
+        self._pos = 0
+        self.state = HEAD
+        self.partial: Optional[Request] = None
+        self._remaining = 0
+        self._chunks: list[bytes] = []
+        self._body_size = 0
+
+    def feed(self, data: bytes) -> None:
+        if self._pos:
+            self._buf = self._buf[self._pos :] + data
+            self._pos = 0
+        elif self._buf:
+            self._buf += data
+        else:
+            self._buf = data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet consumed."""
+        return len(self._buf) - self._pos
+
+    def next_request(self) -> Optional[Request]:
+        try:
+            if self.state == HEAD:
+                request = self._read_head()
+                if request is None or self.state == HEAD:
+                    return request
+            return self._read_body()
+        except ProtocolError:
+            self.state = DEAD
+            raise
+
+    # -- the head ------------------------------------------------------------------
+
+    def _read_head(self) -> Optional[Request]:
+        buf, pos = self._buf, self._pos
+        end = buf.find(b"\r\n\r\n", pos)
+        if end < 0:
+            self._check_partial_head(buf, pos)
+            return None
+        head = buf[pos:end]
+        self._pos = end + 4
+        if b"\n" in head and head.count(b"\n") != head.count(b"\r\n"):
+            raise ProtocolError(400, "bad request: a line ends with a bare LF, not CRLF")
+        if b"\r" in head and head.count(b"\r") != head.count(b"\r\n"):
+            raise ProtocolError(400, "bad request: a bare CR inside a line")
+        line_end = head.find(b"\r\n")
+        if line_end < 0:
+            line_end = len(head)
+        if len(head) - line_end > self.max_header:
+            raise _header_too_large(self.max_header)
+        request = self._request_line(head[:line_end])
+        if line_end < len(head):
+            self._fields(request, head[line_end + 2 :].split(b"\r\n"))
+        elif request.version == "HTTP/1.1":
+            raise ProtocolError(400, "bad request: HTTP/1.1 requires a Host header")
+        return self._framing(request)
+
+    def _check_partial_head(self, buf: bytes, pos: int) -> None:
+        size = len(buf) - pos
+        if not size:
+            return
+        if buf[pos] in b"\r\n":
+            raise ProtocolError(400, "bad request: empty line before the request line")
+        line_end = buf.find(b"\r\n", pos)
+        if line_end < 0:
+            if size > self.max_uri + 32:
+                raise ProtocolError(
+                    414, f"URI too long: the limit is {self.max_uri} bytes (limits.uri)"
+                )
+            if buf.find(b"\n", pos) >= 0:
+                raise ProtocolError(400, "bad request: a line ends with a bare LF, not CRLF")
+        else:
+            if size - (line_end - pos) > self.max_header + 4:
+                raise _header_too_large(self.max_header)
+            partial = buf[pos:]
+            if partial.count(b"\n") != partial.count(b"\r\n"):
+                raise ProtocolError(400, "bad request: a line ends with a bare LF, not CRLF")
+
+    def _request_line(self, line: bytes) -> Request:
+        parts = line.split(b" ")
+        if len(parts) != 3:
+            raise ProtocolError(400, "bad request: the request line must be METHOD TARGET VERSION")
+        method_b, target_b, version_b = parts
+        if len(target_b) > self.max_uri:
+            raise ProtocolError(
+                414, f"URI too long: the limit is {self.max_uri} bytes (limits.uri)"
+            )
+        if version_b == b"HTTP/1.1":
+            version = "HTTP/1.1"
+        elif version_b == b"HTTP/1.0":
+            version = "HTTP/1.0"
+        elif _VERSION_RE.fullmatch(version_b):
+            raise ProtocolError(505, "HTTP version not supported: use HTTP/1.1 or HTTP/1.0")
+        else:
+            raise ProtocolError(400, "bad request: malformed HTTP version")
+        if not _METHOD_RE.fullmatch(method_b):
+            raise ProtocolError(400, "bad request: malformed method")
+        method = method_b.decode()
+        if method not in KNOWN_METHODS:
+            raise ProtocolError(501, f"not implemented: unknown method {method}")
+        if not target_b or _TARGET_BAD_RE.search(target_b):
+            raise ProtocolError(400, "bad request: malformed request target")
+        if target_b[0] != 47:  # not "/"
+            target_b = self._origin_form(method, target_b)
+        return Request(method, target_b.decode("ascii"), version, {}, version == "HTTP/1.1")
+
+    @staticmethod
+    def _origin_form(method: str, target: bytes) -> bytes:
+        if target == b"*" and method == "OPTIONS":
+            return target
+        match = _ABSOLUTE_RE.match(target)
+        if match and method != "CONNECT":
+            rest = target[match.end() :]
+            return rest if rest[:1] == b"/" else b"/" + rest
+        raise ProtocolError(400, "bad request: the target must start with /")
+
+    def _fields(self, request: Request, lines: list[bytes]) -> None:
+        headers = request.headers
+        for line in lines:
+            match = _FIELD_RE.fullmatch(line)
+            if match is None:
+                if line[:1] in (b" ", b"\t"):
+                    raise ProtocolError(400, "bad request: obsolete line folding in a header")
+                raise ProtocolError(400, "bad request: malformed header line")
+            name = match.group(1).decode("ascii").lower()
+            value = match.group(2).decode("latin-1")
+            if name in headers:
+                if name == "host":
+                    raise ProtocolError(400, "bad request: more than one Host header")
+                if name == "content-length":
+                    if value != headers[name]:
+                        raise ProtocolError(400, "bad request: conflicting Content-Length headers")
+                    continue
+                headers[name] = headers[name] + ", " + value
+            else:
+                headers[name] = value
+        if request.version == "HTTP/1.1" and "host" not in headers:
+            raise ProtocolError(400, "bad request: HTTP/1.1 requires a Host header")
+        connection = headers.get("connection")
+        if connection is not None:
+            tokens = connection.lower()
+            if request.version == "HTTP/1.1":
+                request.keep_alive = "close" not in _tokens(tokens)
+            else:
+                request.keep_alive = "keep-alive" in _tokens(tokens)
+
+    # -- framing and the body ----------------------------------------------------
+
+    def _framing(self, request: Request) -> Request:
+        headers = request.headers
+        te = headers.get("transfer-encoding")
+        cl = headers.get("content-length")
+        if te is not None:
+            if cl is not None:
+                raise ProtocolError(400, "bad request: both Transfer-Encoding and Content-Length")
+            if request.version == "HTTP/1.0":
+                raise ProtocolError(400, "bad request: Transfer-Encoding in an HTTP/1.0 request")
+            if te.lower() != "chunked":
+                raise ProtocolError(501, "not implemented: the only transfer-coding is chunked")
+            self.state = CHUNK_SIZE
+            self._chunks = []
+            self._body_size = 0
+        elif cl is not None:
+            if not cl.isdigit() or not cl.isascii():
+                raise ProtocolError(400, "bad request: Content-Length is not a number")
+            if len(cl) > 15 or int(cl) > self.max_body:
+                raise _body_too_large(self.max_body)
+            length = int(cl)
+            if length:
+                self.state = BODY
+                self._remaining = length
+        if self.state != HEAD:
+            expect = headers.get("expect")
+            if expect is not None:
+                if expect.lower() != "100-continue":
+                    raise ProtocolError(417, "expectation failed: only 100-continue is supported")
+                request.expect_continue = request.version == "HTTP/1.1"
+            self.partial = request
+        return request
+
+    def _read_body(self) -> Optional[Request]:
+        request = self.partial
+        assert request is not None
+        if self.state == BODY:
+            buf, pos = self._buf, self._pos
+            if len(buf) - pos < self._remaining:
+                return None
+            end = pos + self._remaining
+            request.body = buf[pos:end]
+            self._pos = end
+        else:
+            while self.state != HEAD:
+                if not self._read_chunked_step():
+                    return None
+            request.body = b"".join(self._chunks)
+            self._chunks = []
+        self.state = HEAD
+        self.partial = None
+        return request
+
+    def _read_chunked_step(self) -> bool:
+        """Consume one chunk-size line, chunk or trailer line; False if more bytes are needed."""
+        buf, pos = self._buf, self._pos
+        if self.state == CHUNK_DATA:
+            need = self._remaining + 2
+            if len(buf) - pos < need:
+                return False
+            if buf[pos + self._remaining : pos + need] != b"\r\n":
+                raise ProtocolError(400, "bad request: chunk data is not followed by CRLF")
+            self._chunks.append(buf[pos : pos + self._remaining])
+            self._pos = pos + need
+            self.state = CHUNK_SIZE
+            return True
+        end = buf.find(b"\r\n", pos)
+        if end < 0:
+            if len(buf) - pos > MAX_CHUNK_LINE or buf.find(b"\n", pos) >= 0:
+                raise ProtocolError(400, "bad request: malformed chunk line")
+            return False
+        line = buf[pos:end]
+        self._pos = end + 2
+        if self.state == TRAILER:
+            self._body_size += len(line)
+            if not line:
+                self.state = HEAD
+            elif self._body_size > self.max_body:
+                raise _body_too_large(self.max_body)
+            elif _FIELD_RE.fullmatch(line) is None:
+                raise ProtocolError(400, "bad request: malformed trailer field")
+            return True
+        match = _CHUNK_SIZE_RE.fullmatch(line)
+        if match is None:
+            if len(line) > 8 and re.fullmatch(rb"[0-9A-Fa-f]+", line.split(b";")[0].strip()):
+                raise _body_too_large(self.max_body)
+            raise ProtocolError(400, "bad request: malformed chunk size")
+        size = int(match.group(1), 16)
+        self._body_size += size
+        if self._body_size > self.max_body:
+            raise _body_too_large(self.max_body)
+        if size:
+            self._remaining = size
+            self.state = CHUNK_DATA
+        else:
+            self.state = TRAILER
+        return True
+
+
+def _tokens(value: str) -> set[str]:
+    return {token.strip() for token in value.split(",")}
+
+
+def _header_too_large(limit: int) -> ProtocolError:
+    return ProtocolError(
+        431, f"request header fields too large: the limit is {limit} bytes (limits.header)"
+    )
+
+
+def _body_too_large(limit: int) -> ProtocolError:
+    return ProtocolError(413, f"content too large: the body limit is {limit} bytes (limits.body)")

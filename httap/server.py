@@ -1,0 +1,208 @@
+"""The server: listening sockets, accepted connections, the router and the public API.
+
+The router is one line: a target that starts with `/?` goes to the HTTaP manager,
+everything else to the static files.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from typing import Any, Callable, Optional, Union
+
+from httap import http
+from httap.config import Config, ListenAddress
+from httap.connection import Connection, Pending
+from httap.loop import READ, Handle, Loop
+from httap.manager import Manager
+from httap.static import StaticFiles
+
+log = logging.getLogger("httap.server")
+
+ACCEPTS_PER_TURN = 32
+ACCEPT_PAUSE = 0.25  # seconds to stop accepting when the process is out of descriptors
+STOP_GRACE = 10.0  # seconds that responses in flight get to finish on a graceful stop
+
+Reply = Union[http.Response, Pending]
+
+
+class StartupError(Exception):
+    """The server cannot start: one clear line for the user."""
+
+
+class Listener:
+    """A listening socket in the loop; accepts a bounded batch per wake-up."""
+
+    def __init__(self, server: Server, sock: socket.socket, url: str) -> None:
+        self.server = server
+        self.sock = sock
+        self.url = url
+
+    def on_event(self, mask: int) -> None:
+        for _ in range(ACCEPTS_PER_TURN):
+            try:
+                sock, client = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as err:
+                if err.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self.server.pause_accepting(err)
+                    return
+                continue  # ECONNABORTED and friends: that one client is gone
+            self.server.accepted(sock, client)
+
+
+class Server:
+    """Owns the loop's sockets; `route` decides which domain answers a request."""
+
+    def __init__(self, config: Config, loop: Optional[Loop] = None) -> None:
+        self.config = config
+        self.loop = loop or Loop()
+        self.static = StaticFiles(config.documents, config.index, config.mime, config.headers)
+        self.manager = Manager(self)
+        self.listeners: list[Listener] = []
+        self.connections: set[Connection] = set()
+        self.stopping = False
+        self._paused = False
+
+    # -- the public API for applications -----------------------------------------
+
+    def every(self, interval: float, callback: Callable[[], Any]) -> Handle:
+        return self.loop.every(interval, callback)
+
+    def call_later(self, delay: float, callback: Callable[[], Any]) -> Handle:
+        return self.loop.call_later(delay, callback)
+
+    def call_at(self, when: float, callback: Callable[[], Any]) -> Handle:
+        return self.loop.call_at(when, callback)
+
+    def idle(self, callback: Callable[[], Any]) -> Handle:
+        return self.loop.idle(callback)
+
+    # -- listening and accepting -------------------------------------------------
+
+    def listen(self) -> list[str]:
+        """Open every configured address; returns their URLs with the real ports."""
+        for address in self.config.listen:
+            sock = self._bind(address)
+            host, port = sock.getsockname()[:2]
+            shown = f"[{host}]" if ":" in host else host
+            listener = Listener(self, sock, f"{address.scheme}://{shown}:{port}")
+            self.listeners.append(listener)
+            self.loop.register(sock, READ, listener)
+        return [listener.url for listener in self.listeners]
+
+    def _bind(self, address: ListenAddress) -> socket.socket:
+        host = address.host
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        if host == "" and socket.has_ipv6:
+            family, host = socket.AF_INET6, "::"
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError:
+            if host != "::":
+                raise StartupError(f"cannot listen on {address.url}: no IPv6 here") from None
+            family, host = socket.AF_INET, "0.0.0.0"
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and address.host == "":
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.bind((host, address.port))
+            sock.listen(min(1024, max(128, self.config.limits.connections)))
+            sock.setblocking(False)
+        except OSError as err:
+            sock.close()
+            reason = err.strerror or str(err)
+            if err.errno == errno.EADDRINUSE:
+                reason = "the address is already in use (another server? pick another port)"
+            elif err.errno == errno.EACCES:
+                reason = "permission denied (ports below 1024 need privileges)"
+            raise StartupError(f"cannot listen on {address.url}: {reason}") from None
+        return sock
+
+    def accepted(self, sock: socket.socket, client: tuple) -> None:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection = Connection(self, sock, client)
+        full = len(self.connections) >= self.config.limits.connections
+        self.connections.add(connection)
+        connection.start()
+        if full:
+            limit = self.config.limits.connections
+            connection.refuse(
+                503,
+                f"service unavailable: {limit} connections are open,"
+                " the limit (limits.connections)",
+            )
+        else:
+            self.manager.connection_opened(connection)
+
+    def pause_accepting(self, err: OSError) -> None:
+        """Out of descriptors: stop accepting for a moment instead of spinning on the error."""
+        if self._paused:
+            return
+        log.warning("cannot accept: %s; pausing for %g s", err.strerror, ACCEPT_PAUSE)
+        self._paused = True
+        for listener in self.listeners:
+            self.loop.unregister(listener.sock)
+        self.loop.call_later(ACCEPT_PAUSE, self._resume_accepting)
+
+    def _resume_accepting(self) -> None:
+        self._paused = False
+        if self.stopping:
+            return
+        for listener in self.listeners:
+            self.loop.register(listener.sock, READ, listener)
+
+    def connection_closed(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+        self.manager.connection_closed(connection)
+        if self.stopping and not self.connections:
+            self.loop.stop()
+
+    # -- requests ----------------------------------------------------------------
+
+    def route(self, request: http.Request) -> Reply:
+        if request.target.startswith("/?"):
+            return self.manager.handle(request)
+        return self.static.handle(request)
+
+    # -- running and stopping ----------------------------------------------------
+
+    def serve_forever(self) -> None:
+        """Run the loop until `stop()` has finished; then release every socket."""
+        try:
+            self.loop.run()
+        finally:
+            self.close()
+
+    def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop accepting, let the responses in flight finish (at most `grace` s), then stop.
+
+        A second call stops at once.
+        """
+        if self.stopping:
+            self.loop.stop()
+            return
+        self.stopping = True
+        for listener in self.listeners:
+            self.loop.unregister(listener.sock)
+            listener.sock.close()
+        self.listeners.clear()
+        for connection in list(self.connections):
+            connection.shutdown()
+        if not self.connections:
+            self.loop.stop()
+        else:
+            self.loop.call_later(grace, self.loop.stop)
+
+    def close(self) -> None:
+        for listener in self.listeners:
+            listener.sock.close()
+        self.listeners.clear()
+        for connection in list(self.connections):
+            connection.abort()
+        self.manager.close()
+        self.loop.close()

@@ -1,0 +1,149 @@
+"""Fixtures that run the real server: in a thread of this process, or as a process."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from httap import config
+from httap.server import Server
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def open_fds() -> int:
+    """Descriptors open in this process (a leak shows up as a larger count)."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+class RunningServer:
+    """A real Server on 127.0.0.1 with an OS-picked port, its loop in a thread."""
+
+    def __init__(self, overrides: dict, config_file: str | None = None) -> None:
+        settings = {"listen": ["http://127.0.0.1:0"], **overrides}
+        self.config = config.load(config_file, env={}, overrides=settings)
+        self.server = Server(self.config)
+        url = self.server.listen()[0]
+        self.host, port = re.match(r"http://\[?([^\]]+)\]?:(\d+)", url).groups()
+        self.port = int(port)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def connect(self, source: str | None = None, timeout: float = 5.0) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        if source:
+            sock.bind((source, 0))
+        sock.connect((self.host, self.port))
+        return sock
+
+    def call(self, fn):
+        """Run `fn` in the loop's thread and return its result."""
+        done = threading.Event()
+        box = []
+        self.server.loop.call_threadsafe(lambda: (box.append(fn()), done.set()))
+        assert done.wait(5), "the loop did not answer"
+        return box[0]
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.server.loop.call_threadsafe(lambda: self.server.stop(grace=1.0))
+            self.thread.join(10)
+        assert not self.thread.is_alive(), "the server did not stop"
+
+
+@pytest.fixture
+def make_server():
+    """Start servers with config overrides (dotted keys); all are stopped at the end."""
+    started: list[RunningServer] = []
+
+    def start(config_file: str | None = None, **overrides) -> RunningServer:
+        flat = {key.replace("__", "."): value for key, value in overrides.items()}
+        running = RunningServer(flat, config_file)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def server(make_server, tmp_path):
+    """A server over a documents directory holding a 1 KiB index.html and a few files."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.html").write_bytes(b"<!doctype html>" + b"x" * (1024 - 15))
+    (docs / "hello.txt").write_bytes(b"hello, world\n")
+    (docs / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    return make_server(documents=str(docs))
+
+
+class Process:
+    """`python -m httap ...` as a child process; the first line of stdout gives the URL."""
+
+    def __init__(self, args: list[str], cwd: Path | None = None, env: dict | None = None) -> None:
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "httap", *args],
+            cwd=cwd or ROOT,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.banner = self.proc.stdout.readline()
+        match = re.search(r"http://\[?([0-9.:a-f]+)\]?:(\d+)", self.banner)
+        if not match:
+            self.proc.kill()
+            raise AssertionError(f"no start-up line: {self.banner!r} {self.proc.stderr.read()}")
+        self.host, self.port = match.group(1), int(match.group(2))
+
+    def fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float = 15) -> int:
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+@pytest.fixture
+def spawn():
+    started: list[Process] = []
+
+    def start(*args: str, cwd: Path | None = None, env: dict | None = None) -> Process:
+        process = Process(list(args), cwd, env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+def wait_for(predicate, timeout: float = 5.0, interval: float = 0.01):
+    """Poll `predicate` until it is true or `timeout` passes; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
