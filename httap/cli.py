@@ -60,7 +60,7 @@ def serve(args: argparse.Namespace) -> int:
     urls = server.listen()
     print(
         f"httap {__version__} listening on {', '.join(urls)}"
-        f" | documents {settings.documents} | gpio {settings.gpio.backend}",
+        f" | documents {settings.documents} | gpio {server.gpio.name}",
         flush=True,
     )
     for signum in (signal.SIGINT, signal.SIGTERM):

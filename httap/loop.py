@@ -53,7 +53,8 @@ class Loop:
 
     def __init__(self, selector: Optional[selectors.BaseSelector] = None) -> None:
         self.selector = selector or selectors.SelectSelector()
-        self.now = time.monotonic()
+        self.clock = time.monotonic
+        self.started = self.now = time.monotonic()
         self.iterations = 0
         self.spin = False
         self._timers: list[Handle] = []

@@ -1,57 +1,584 @@
-"""The HTTaP domain: every request whose target starts with `/?`."""
+"""The HTTaP domain: `/?` dispatch, the standard vocabulary and user actions.
+
+A dynamic target is `/?PATH[&PARAMS]`: PATH is percent-decoded and split on `/`,
+PARAMS is form-encoded. The first segment picks the handler: "" (discovery), `ping…`,
+`gpio`, `stats`, or a registered user action. Every reply is JSON (unless it is raw
+bytes) with the headers PROTOCOL.md requires; errors are `{"error", "message"}`.
+
+A handler that must wait (long-poll, pulse, a user's pending reply) returns a `Pending`;
+its connection holds back its later requests until the reply is resolved, and other
+connections go on.
+"""
 
 from __future__ import annotations
 
-import itertools
 import json
-from typing import TYPE_CHECKING
+import logging
+import math
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from urllib.parse import parse_qsl, unquote
 
-from httap import http
+import gpio
+from gpio.pwm import SoftPwm
+from httap import __version__, http
+from httap.connection import Pending
+from httap.session import Busy, Lease, Session
 
 if TYPE_CHECKING:
     from httap.connection import Connection
     from httap.server import Server
 
-NO_CACHE = [
-    ("Cache-Control", "no-cache, no-store, must-revalidate"),
-    ("Expires", "0"),
-]
+log = logging.getLogger("httap.manager")
+
+HTTAP_VERSION = "1.0"
+NO_CACHE = [("Cache-Control", "no-cache, no-store, must-revalidate"), ("Expires", "0")]
+STANDARD = ("gpio", "serial", "stats")
+PIN_METHODS = "GET, HEAD, POST, PUT"
+READ_METHODS = "GET, HEAD"
+MAX_WAIT = 3600.0
+MAX_PULSE = 60.0
+MAX_PWM_FREQUENCY = 10_000.0
+
+Reply = Union[http.Response, Pending]
 
 
-def json_response(status: int, value: object, session: int, headers=()) -> http.Response:
-    """A dynamic reply: JSON body and the headers PROTOCOL.md requires on every one."""
+def json_response(
+    status: int, value: Any, session: Optional[Session], headers: tuple = ()
+) -> http.Response:
+    """A dynamic reply: the JSON body and the headers every dynamic reply carries."""
     body = json.dumps(value, separators=(",", ":")).encode()
     return http.Response(
-        status,
-        [
-            ("Content-Type", "application/json"),
-            *NO_CACHE,
-            ("HTTaP-Session", str(session)),
-            *headers,
-        ],
-        body,
+        status, [("Content-Type", "application/json"), *_dynamic(session), *headers], body
     )
 
 
-def error(status: int, code: str, message: str, session: int, headers=()) -> http.Response:
-    return json_response(status, {"error": code, "message": message}, session, headers)
+def _dynamic(session: Optional[Session]) -> list[tuple[str, str]]:
+    return [*NO_CACHE, ("HTTaP-Session", str(session.id if session else 0))]
+
+
+def fail(status: int, code: str, message: str, headers: tuple = ()) -> http.HTTPError:
+    return http.HTTPError(status, code, message, headers)
+
+
+class Action:
+    __slots__ = ("function", "methods", "name")
+
+    def __init__(self, name: str, function: Callable, methods: tuple[str, ...]) -> None:
+        self.name = name
+        self.function = function
+        self.methods = methods
+
+
+class Watch:
+    """A long-poll on one pin: answers when the value differs from `value`, or at timeout."""
+
+    __slots__ = ("pending", "pin", "request", "timer", "value")
+
+    def __init__(self, pin: gpio.Pin, value: int, pending: Pending, request: http.Request) -> None:
+        self.pin = pin
+        self.value = value
+        self.pending = pending
+        self.request = request
+        self.timer: Any = None
 
 
 class Manager:
-    """Answers `/?` requests. Each connection is a session with an id never reused."""
+    """Answers `/?` requests; owns the GPIO backend, the sessions and the lease."""
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        self._ids = itertools.count(1)
+        self.loop = server.loop
+        self.config = server.config
+        self.actions: dict[str, Action] = {}
+        self.requests = 0
+        self.accepted = 0
+        self.lease = Lease(self.config.session.exclusive, self._apply_safe_values)
+        self.backend = gpio.open_backend(self.config.gpio.backend)
+        self.pins: dict[str, gpio.Pin] = {}
+        self.by_number: dict[int, gpio.Pin] = {}
+        self.pwm: dict[int, SoftPwm] = {}
+        self.pulses: dict[int, Any] = {}  # gpio -> timer ending a pulse
+        self.watches: dict[int, list[Watch]] = {}
+        self.sampled: dict[int, int] = {}  # last value seen by the sampler
+        self.sampler: Any = None
+        for name, spec in self.config.gpio.pins.items():
+            self._setup_pin(
+                gpio.Pin(
+                    name,
+                    spec.gpio,
+                    spec.mode,
+                    spec.pull,
+                    spec.initial,
+                    spec.safe,
+                    spec.frequency,
+                    spec.duty,
+                )
+            )
+
+    def _setup_pin(self, pin: gpio.Pin) -> None:
+        self.backend.setup(pin)
+        self.pins[pin.name] = pin
+        self.by_number[pin.gpio] = pin
+        if pin.mode == "pwm":
+            driver = SoftPwm(self.backend, pin.gpio, self.loop.call_at, self.loop.clock)
+            self.pwm[pin.gpio] = driver
+            driver.start(pin.frequency, pin.duty)
+
+    # -- sessions ----------------------------------------------------------------
 
     def connection_opened(self, connection: Connection) -> None:
-        connection.session = next(self._ids)
+        self.accepted += 1
+        session = Session(connection.client, self.loop.now)
+        connection.session = session
+        self.lease.opened(session)
 
     def connection_closed(self, connection: Connection) -> None:
-        pass
+        session = connection.session
+        if session is not None:
+            session.close()
+            self.lease.closed(session)
 
-    def handle(self, request: http.Request) -> http.Response:
-        return error(404, "not-found", f"no such resource: {request.target}", request.session)
+    def _apply_safe_values(self) -> None:
+        """The driver went away: every output with a `safe` value goes to it."""
+        for pin in self.pins.values():
+            if pin.safe is not None:
+                self._set(pin, pin.safe)
+        log.info("safe values applied")
+
+    # -- dispatch ----------------------------------------------------------------
+
+    def handle(self, request: http.Request) -> Reply:
+        self.requests += 1
+        session: Session = request.session
+        now = self.loop.now
+        idle, session.last_active = now - session.last_active, now
+        try:
+            path, _, query = request.target[2:].partition("&")
+            try:
+                request.path = unquote(path, errors="strict")
+            except UnicodeDecodeError:
+                raise fail(400, "bad-path", "the path is not valid UTF-8 once decoded") from None
+            request.params = dict(parse_qsl(query, keep_blank_values=True))
+            if request.method == "OPTIONS":
+                return self._cors(request, self._preflight(request))
+            reply = self._dispatch(request, idle)
+        except http.HTTPError as err:
+            reply = json_response(
+                err.status, {"error": err.code, "message": err.message}, session, err.headers
+            )
+        except Busy as busy:
+            reply = self._busy(busy, session, now)
+        except gpio.GpioError as err:
+            reply = json_response(500, {"error": "gpio-error", "message": str(err)}, session)
+        except Exception:
+            log.exception("handler failed for %s %s", request.method, request.target)
+            reply = json_response(
+                500,
+                {
+                    "error": "handler-failed",
+                    "message": "the handler raised an exception; see the server log",
+                },
+                session,
+            )
+        if isinstance(reply, Pending):
+            return reply
+        return self._cors(request, reply)
+
+    def _dispatch(self, request: http.Request, idle: float) -> Reply:
+        path = request.path
+        first = path.split("/", 1)[0]
+        if path == "":
+            self._allow(request, READ_METHODS)
+            return self._ok(request, self._discovery(request.session))
+        if first.startswith("ping"):
+            self._allow(request, READ_METHODS)
+            timeout = self.config.timeouts.inactivity
+            remain = round(max(0.0, timeout - idle), 3)
+            return self._ok(request, {"Remain": remain, "Timeout": timeout})
+        if first == "gpio":
+            return self._gpio(request, path[5:])
+        if first == "stats":
+            self._allow(request, READ_METHODS)
+            return self._ok(request, self._stats())
+        action = self.actions.get(path)
+        if action is not None:
+            return self._action(request, action)
+        raise fail(404, "not-found", f"no such resource: /?{path}; GET /? lists the services")
+
+    @staticmethod
+    def _allow(request: http.Request, allowed: str) -> None:
+        if request.method not in allowed.split(", "):
+            raise fail(
+                405,
+                "method-not-allowed",
+                f"{request.method} is not allowed here; use {allowed}",
+                (("Allow", allowed),),
+            )
+
+    @staticmethod
+    def _ok(request: http.Request, value: Any) -> http.Response:
+        return json_response(200, value, request.session)
+
+    def _discovery(self, session: Session) -> dict:
+        services = ["files", "gpio"]
+        if self.config.serial:
+            services.append("serial")
+        services.extend(sorted(self.actions))
+        return {
+            "HTTaP_version": HTTAP_VERSION,
+            "ID": self.config.id,
+            "Server": f"httap/{__version__}",
+            "Services": services,
+            "Timeout": self.config.timeouts.inactivity,
+            "Session": session.id,
+        }
+
+    def _stats(self) -> dict:
+        return {
+            "iterations": self.loop.iterations,
+            "requests": self.requests,
+            "connections": {"open": len(self.server.connections), "accepted": self.accepted},
+            "uptime": round(self.loop.clock() - self.loop.started, 3),
+        }
+
+    def _busy(self, busy: Busy, session: Session, now: float) -> http.Response:
+        timeout = self.config.timeouts.inactivity
+        retry = max(1, math.ceil(timeout - self.lease.holder_idle(now)))
+        return json_response(
+            503,
+            {
+                "error": "busy",
+                "message": f"another client drives the hardware: {busy.holder}, for"
+                f" {busy.held_for:.1f} s; reads stay open, writes are refused until it"
+                f" lets go (at most {timeout:g} s after its last request)",
+                "holder": busy.holder,
+                "held_for": round(busy.held_for, 3),
+            },
+            session,
+            (("Retry-After", str(retry)),),
+        )
+
+    # -- CORS --------------------------------------------------------------------
+
+    def _origin_allowed(self, origin: Optional[str]) -> bool:
+        origins = self.config.cors.origins
+        return origin is not None and ("*" in origins or origin in origins)
+
+    def _cors(self, request: http.Request, response: http.Response) -> http.Response:
+        origin = request.headers.get("origin")
+        if self._origin_allowed(origin):
+            response.headers += [
+                ("Access-Control-Allow-Origin", origin),
+                ("Access-Control-Expose-Headers", "HTTaP-Session, Retry-After"),
+                ("Vary", "Origin"),
+            ]
+        return response
+
+    def _preflight(self, request: http.Request) -> http.Response:
+        allow = [("Allow", PIN_METHODS + ", OPTIONS")]
+        origin = request.headers.get("origin")
+        if origin is None:
+            return http.Response(204, [*_dynamic(request.session), *allow])
+        if not self._origin_allowed(origin):
+            raise fail(
+                403,
+                "origin-not-allowed",
+                f"origin {origin} may not call this server; add it to cors.origins",
+            )
+        headers = request.headers.get("access-control-request-headers", "Content-Type")
+        return http.Response(
+            204,
+            [
+                *_dynamic(request.session),
+                *allow,
+                ("Access-Control-Allow-Methods", PIN_METHODS + ", OPTIONS"),
+                ("Access-Control-Allow-Headers", headers),
+                ("Access-Control-Max-Age", "600"),
+            ],
+        )
+
+    # -- GPIO --------------------------------------------------------------------
+
+    def _gpio(self, request: http.Request, name: str) -> Reply:
+        if not name:
+            self._allow(request, "GET, HEAD, POST")
+            if request.method == "POST":
+                return self._ok(request, {"pins": self._batch(request)})
+            return self._ok(request, {"pins": {n: self._state(p) for n, p in self.pins.items()}})
+        pin = self._pin(name)
+        self._allow(request, PIN_METHODS)
+        if request.method in ("GET", "HEAD"):
+            if "wait" in request.params:
+                return self._long_poll(request, pin)
+            return self._ok(request, self._state(pin))
+        self._writable(pin)
+        self.lease.acquire(request.session, self.loop.now)
+        return self._write(request, pin, self._body_value(request))
+
+    def _pin(self, name: str) -> gpio.Pin:
+        pin = self.pins.get(name)
+        if pin is None and name.isdigit():
+            pin = self.by_number.get(int(name))
+        if pin is None:
+            raise fail(
+                403,
+                "not-declared",
+                f"pin {name!r} is not declared; declare it in web.json5, e.g. "
+                f'gpio: {{pins: {{led: {{gpio: 17, mode: "out"}}}}}}',
+            )
+        return pin
+
+    @staticmethod
+    def _writable(pin: gpio.Pin) -> None:
+        if not pin.is_output:
+            raise fail(
+                409,
+                "mode-conflict",
+                f"pin {pin.name} is an input and cannot be written; declare it with"
+                ' mode "out" to drive it',
+            )
+
+    def _state(self, pin: gpio.Pin) -> dict:
+        state = {"gpio": pin.gpio, "mode": pin.mode, "value": self.backend.read(pin.gpio)}
+        driver = self.pwm.get(pin.gpio)
+        if driver is not None:
+            state["pwm"] = {"frequency": driver.frequency, "duty": driver.duty}
+        return state
+
+    def _body_value(self, request: http.Request) -> Any:
+        """0, 1, true, false or a JSON object with one of value, pulse, pwm."""
+        try:
+            value = json.loads(request.body)
+        except ValueError:
+            value = None
+        if (
+            isinstance(value, dict)
+            and len(value) == 1
+            and next(iter(value)) in ("value", "pulse", "pwm")
+        ):
+            return value
+        if value in (0, 1) and not isinstance(value, float):
+            return {"value": int(value)}
+        raise fail(
+            400,
+            "bad-value",
+            "the body must be 0, 1, true, false, or a JSON object such as"
+            ' {"value": 1}, {"pulse": 0.2} or {"pwm": {"frequency": 440, "duty": 0.5}}',
+        )
+
+    def _write(self, request: http.Request, pin: gpio.Pin, command: dict) -> Reply:
+        ((kind, argument),) = command.items()
+        if kind == "value":
+            self._set(pin, self._level(argument, pin))
+            return self._ok(request, self._state(pin))
+        if kind == "pulse":
+            return self._pulse(request, pin, argument)
+        return self._start_pwm(request, pin, argument)
+
+    @staticmethod
+    def _level(value: Any, pin: gpio.Pin) -> int:
+        if value in (0, 1) and not isinstance(value, float):
+            return int(value)
+        raise fail(
+            400,
+            "bad-value",
+            f"pin {pin.name}: a value is 0, 1, true or false, not {json.dumps(value)}",
+        )
+
+    def _set(self, pin: gpio.Pin, value: int) -> None:
+        """Drive an output: ends any pulse or PWM on it, and wakes its long-polls."""
+        self._stop_activity(pin.gpio)
+        self.backend.write(pin.gpio, value)
+        self._notify(pin.gpio, value)
+
+    def _stop_activity(self, number: int) -> None:
+        timer = self.pulses.pop(number, None)
+        if timer is not None:
+            timer.cancel()
+        driver = self.pwm.get(number)
+        if driver is not None:
+            driver.stop()
+
+    def _pulse(self, request: http.Request, pin: gpio.Pin, seconds: Any) -> Pending:
+        if pin.mode != "out":
+            raise fail(
+                409, "mode-conflict", f'pin {pin.name} is {pin.mode}: pulses need mode "out"'
+            )
+        if not _number(seconds) or not 0 < seconds <= MAX_PULSE:
+            raise fail(
+                400, "bad-value", f"a pulse lasts more than 0 and at most {MAX_PULSE:g} seconds"
+            )
+        level = self.backend.read(pin.gpio)
+        self._set(pin, 1 - level)
+        pending = Pending()
+
+        def end() -> None:
+            self.pulses.pop(pin.gpio, None)
+            self.backend.write(pin.gpio, level)
+            self._notify(pin.gpio, level)
+            pending.resolve(self._ok(request, self._state(pin)))
+
+        self.pulses[pin.gpio] = self.loop.call_later(seconds, end)
+        return pending
+
+    def _start_pwm(self, request: http.Request, pin: gpio.Pin, setting: Any) -> http.Response:
+        driver = self.pwm.get(pin.gpio)
+        if driver is None:
+            raise fail(409, "mode-conflict", f'pin {pin.name} is {pin.mode}: PWM needs mode "pwm"')
+        if not isinstance(setting, dict) or set(setting) - {"frequency", "duty"}:
+            raise fail(400, "bad-value", 'pwm takes {"frequency": HZ, "duty": 0..1}')
+        frequency = setting.get("frequency", driver.frequency or pin.frequency)
+        duty = setting.get("duty", driver.duty)
+        if not _number(frequency) or not 0 < frequency <= MAX_PWM_FREQUENCY:
+            raise fail(
+                400,
+                "bad-value",
+                f"pwm frequency is more than 0 and at most {MAX_PWM_FREQUENCY:g} Hz",
+            )
+        if not _number(duty) or not 0 <= duty <= 1:
+            raise fail(400, "bad-value", "pwm duty is from 0 to 1")
+        self._stop_activity(pin.gpio)
+        driver.start(float(frequency), float(duty))
+        return self._ok(request, self._state(pin))
+
+    def _batch(self, request: http.Request) -> dict:
+        """`POST /?gpio {"a": 1, "b": 0}`: checked whole, then applied in order in this tick."""
+        try:
+            writes = json.loads(request.body)
+        except ValueError:
+            writes = None
+        if not isinstance(writes, dict) or not writes:
+            raise fail(
+                400,
+                "bad-value",
+                'a batch is a JSON object of pin names and values, e.g. {"led": 1, "motor": 0}',
+            )
+        plan = []
+        for name, value in writes.items():
+            pin = self._pin(name)
+            self._writable(pin)
+            if isinstance(value, dict) and set(value) == {"value"}:
+                value = value["value"]
+            plan.append((pin, self._level(value, pin)))
+        self.lease.acquire(request.session, self.loop.now)
+        for pin, level in plan:
+            self._set(pin, level)
+        return {pin.name: self._state(pin) for pin, _ in plan}
+
+    # -- long-polls --------------------------------------------------------------
+
+    def _long_poll(self, request: http.Request, pin: gpio.Pin) -> Reply:
+        params = request.params
+        try:
+            wait = float(params["wait"])
+            value = int(params.get("value", self.backend.read(pin.gpio)))
+        except ValueError:
+            raise fail(400, "bad-value", "wait is seconds and value is 0 or 1") from None
+        if not 0 <= wait <= MAX_WAIT or value not in (0, 1):
+            raise fail(
+                400, "bad-value", f"wait is from 0 to {MAX_WAIT:g} seconds and value is 0 or 1"
+            )
+        current = self.backend.read(pin.gpio)
+        if current != value or wait == 0:
+            return self._ok(request, {**self._state(pin), "timeout": current == value})
+        pending = Pending()
+        watch = Watch(pin, value, pending, request)
+        watch.timer = self.loop.call_later(wait, lambda: self._end_watch(watch, True))
+        pending.on_cancel(lambda: self._drop_watch(watch))
+        self.watches.setdefault(pin.gpio, []).append(watch)
+        self.sampled.setdefault(pin.gpio, current)
+        if self.sampler is None:
+            self.sampler = self.loop.every(self.config.gpio.sample_interval, self._sample)
+        return pending
+
+    def _sample(self) -> None:
+        """Find input changes by reading the watched pins (every gpio.sample_interval)."""
+        for number in list(self.watches):
+            value = self.backend.read(number)
+            if value != self.sampled.get(number):
+                self._notify(number, value)
+
+    def _notify(self, number: int, value: int) -> None:
+        if number in self.sampled:
+            self.sampled[number] = value
+        for watch in list(self.watches.get(number, ())):
+            if watch.value != value:
+                self._end_watch(watch, False)
+
+    def _end_watch(self, watch: Watch, timed_out: bool) -> None:
+        self._drop_watch(watch)
+        reply = {**self._state(watch.pin), "timeout": timed_out}
+        watch.pending.resolve(self._cors(watch.request, self._ok(watch.request, reply)))
+
+    def _drop_watch(self, watch: Watch) -> None:
+        watch.timer.cancel()
+        watches = self.watches.get(watch.pin.gpio, [])
+        if watch in watches:
+            watches.remove(watch)
+        if not watches:
+            self.watches.pop(watch.pin.gpio, None)
+            self.sampled.pop(watch.pin.gpio, None)
+        if not self.watches and self.sampler is not None:
+            self.sampler.cancel()
+            self.sampler = None
+
+    # -- user actions ------------------------------------------------------------
+
+    def action(self, name: str, methods: tuple[str, ...] = ("GET",)) -> Callable:
+        """Decorator: register `function(request)` under `/?NAME` for `methods`."""
+        name = name.strip("/")
+        first = name.split("/", 1)[0]
+        if not name or first in STANDARD or first.startswith("ping"):
+            raise ValueError(
+                f"action name {name!r} would shadow the standard vocabulary"
+                f" ({', '.join(STANDARD)}, ping…)"
+            )
+        methods = tuple(method.upper() for method in methods)
+
+        def register(function: Callable) -> Callable:
+            self.actions[name] = Action(name, function, methods)
+            return function
+
+        return register
+
+    def _action(self, request: http.Request, action: Action) -> Reply:
+        allowed = ", ".join(action.methods)
+        if request.method not in action.methods and not (
+            request.method == "HEAD" and "GET" in action.methods
+        ):
+            self._allow(request, allowed)
+        if request.method not in ("GET", "HEAD"):
+            self.lease.acquire(request.session, self.loop.now)
+        result = action.function(request)
+        if isinstance(result, Pending):
+            result.convert = lambda value: self._cors(request, self._reply(request, value))
+            return result
+        return self._reply(request, result)
+
+    def _reply(self, request: http.Request, value: Any) -> http.Response:
+        """What an action returned, as a dynamic reply."""
+        session = request.session
+        if isinstance(value, http.Response):
+            present = {name.lower() for name, _ in value.headers}
+            value.headers += [h for h in _dynamic(session) if h[0].lower() not in present]
+            return value
+        if isinstance(value, (bytes, bytearray)):
+            return http.Response(
+                200,
+                [("Content-Type", "application/octet-stream"), *_dynamic(session)],
+                bytes(value),
+            )
+        if value is None:
+            return http.Response(204, _dynamic(session))
+        return json_response(200, value, session)
 
     def close(self) -> None:
-        pass
+        """The server stops: outputs go to their safe values, the board is released."""
+        for number in list(self.pulses) + list(self.pwm):
+            self._stop_activity(number)
+        self._apply_safe_values()
+        self.backend.close()
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

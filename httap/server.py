@@ -7,8 +7,11 @@ everything else to the static files.
 from __future__ import annotations
 
 import errno
+import importlib.util
 import logging
 import socket
+import traceback
+from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from httap import http
@@ -65,8 +68,43 @@ class Server:
         self.connections: set[Connection] = set()
         self.stopping = False
         self._paused = False
+        if config.app:
+            self.load_app(config.app)
 
     # -- the public API for applications -----------------------------------------
+
+    def action(self, name: str, methods: tuple[str, ...] = ("GET",)) -> Callable:
+        """Decorator: `@server.action("car/forward", methods=("POST",))` serves `/?car/forward`."""
+        return self.manager.action(name, methods)
+
+    @property
+    def gpio(self) -> Any:
+        """The GPIO backend (a `gpio.Backend`; the simulated board where there is no GPIO)."""
+        return self.manager.backend
+
+    def load_app(self, path: str) -> None:
+        """Import a Python file and call its `setup(server)`; errors name the file and line."""
+        spec = importlib.util.spec_from_file_location(f"httap_app_{Path(path).stem}", path)
+        if spec is None or spec.loader is None:
+            raise StartupError(f"cannot load the app {path}: not a Python file")
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+            setup = getattr(module, "setup", None)
+            if not callable(setup):
+                raise StartupError(f"cannot load the app {path}: it has no setup(server) function")
+            setup(self)
+        except StartupError:
+            raise
+        except Exception as err:
+            line = getattr(err, "lineno", None) if isinstance(err, SyntaxError) else None
+            for frame in traceback.extract_tb(err.__traceback__):
+                if frame.filename == path:
+                    line = frame.lineno
+            where = f"{path}, line {line}" if line else path
+            raise StartupError(
+                f"cannot load the app {where}: {type(err).__name__}: {err}"
+            ) from None
 
     def every(self, interval: float, callback: Callable[[], Any]) -> Handle:
         return self.loop.every(interval, callback)

@@ -1,0 +1,58 @@
+"""The Backend interface and the pin model every board shares.
+
+As gpiozero does with its pin factories, each backend implements one small interface
+and the rest of httap never knows which board it drives. Pins are named by BCM GPIO
+number; names come from the configuration.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Optional
+
+MODES = ("in", "out", "pwm")
+PULLS = ("up", "down", "off")
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One declared pin: its name, BCM number, mode and the values the server keeps."""
+
+    name: str
+    gpio: int
+    mode: str = "in"
+    pull: str = "off"
+    initial: Optional[int] = None
+    safe: Optional[int] = None
+    frequency: float = 100.0
+    duty: float = 0.0
+
+    @property
+    def is_output(self) -> bool:
+        return self.mode in ("out", "pwm")
+
+
+class GpioError(Exception):
+    """The board refused an operation; the message says what and why."""
+
+
+class Backend(ABC):
+    """A board. Every call is short and never blocks: the poll loop calls them inline."""
+
+    name = "base"
+
+    @abstractmethod
+    def setup(self, pin: Pin) -> None:
+        """Configure a pin's direction, pull and initial value."""
+
+    @abstractmethod
+    def read(self, gpio: int) -> int:
+        """The level of a set-up pin, 0 or 1 (an output reads back what it drives)."""
+
+    @abstractmethod
+    def write(self, gpio: int, value: int) -> None:
+        """Drive a set-up output to 0 or 1."""
+
+    def close(self) -> None:  # noqa: B027 - optional: most boards have nothing to release
+        """Release the board's resources."""

@@ -1,0 +1,123 @@
+"""Sessions, the hardware lease, and the safe state applied when the driver goes away.
+
+A session is one TCP connection: its id is unique for the life of the process and never
+reused. The lease says who may drive the hardware (`session.exclusive`):
+- "client": the first client address that writes holds it until all of its
+  connections have closed (a connection closes after `timeouts.inactivity` idle);
+- "connection": the same, narrowed to the one connection that wrote;
+- "off": everyone may write.
+When the holder lets go, `on_release` runs: the manager sets every output's safe value.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any, Callable, Optional
+
+log = logging.getLogger("httap.session")
+
+_ids = itertools.count(1)
+
+
+class Session:
+    """Per-connection state handed to handlers as `request.session`.
+
+    Applications may keep their own attributes on it; `on_close(fn)` runs `fn` when the
+    connection ends, for any reason.
+    """
+
+    def __init__(self, client: tuple, now: float) -> None:
+        self.id = next(_ids)
+        self.client = client
+        self.address = client[0] if client else ""
+        self.opened = now
+        self.last_active = now
+        self.closed = False
+        self._on_close: list[Callable[[], Any]] = []
+
+    def on_close(self, callback: Callable[[], Any]) -> None:
+        self._on_close.append(callback)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("on_close callback %r of session %d failed", callback, self.id)
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} {self.address}>"
+
+
+class Busy(Exception):
+    """Another client holds the hardware."""
+
+    def __init__(self, holder: str, held_for: float) -> None:
+        super().__init__(holder)
+        self.holder = holder
+        self.held_for = held_for
+
+
+class Lease:
+    """Who drives the hardware now. `acquire` raises Busy for anyone else."""
+
+    def __init__(self, mode: str, on_release: Callable[[], Any]) -> None:
+        self.mode = mode
+        self.on_release = on_release
+        self.holder: Optional[Session] = None  # the session that took the lease
+        self.since = 0.0
+        self.sessions: set[Session] = set()  # every open session, to count a client's
+
+    def acquire(self, session: Session, now: float) -> None:
+        if self.mode == "off":
+            return
+        holder = self.holder
+        if holder is None:
+            self.holder, self.since = session, now
+        elif not self._same_holder(holder, session):
+            raise Busy(self._describe(holder), now - self.since)
+
+    def _same_holder(self, holder: Session, session: Session) -> bool:
+        if self.mode == "connection":
+            return holder is session
+        return holder.address == session.address
+
+    @staticmethod
+    def _describe(holder: Session) -> str:
+        return f"{holder.address} (session {holder.id})"
+
+    def opened(self, session: Session) -> None:
+        self.sessions.add(session)
+
+    def closed(self, session: Session) -> None:
+        """A connection ended; release when it was the holder's last."""
+        self.sessions.discard(session)
+        holder = self.holder
+        if holder is None:
+            return
+        if self.mode == "client":
+            if session.address != holder.address:
+                return
+            survivor = next((s for s in self.sessions if s.address == holder.address), None)
+            if survivor is not None:
+                self.holder = survivor  # the client still holds it through another link
+                return
+        elif session is not holder:
+            return
+        self.holder = None
+        log.info("lease released by %s", self._describe(holder))
+        self.on_release()
+
+    def holder_idle(self, now: float) -> float:
+        """Seconds since the holding client last made a request (for Retry-After)."""
+        holder = self.holder
+        if holder is None:
+            return 0.0
+        if self.mode == "connection":
+            return now - holder.last_active
+        return now - max(s.last_active for s in self.sessions if s.address == holder.address)
