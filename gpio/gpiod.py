@@ -32,8 +32,11 @@ class GpiodBackend(Backend):
     name = "gpiod"
 
     def __init__(self, chip: Optional[str] = None, module: Optional[ModuleType] = None) -> None:
-        self.lib = module or importlib.import_module("gpiod")
-        self.line = importlib.import_module(self.lib.__name__ + ".line")
+        try:
+            self.lib = module or importlib.import_module("gpiod")
+            self.line = importlib.import_module(self.lib.__name__ + ".line")
+        except ImportError as err:
+            raise GpioError(f"cannot use libgpiod (the gpiod package): {err}") from None
         self.chip = chip or find_chip(self.lib)
         self.requests: dict[int, Any] = {}
 

@@ -59,8 +59,9 @@ class SoftPwm:
         self._cycle += 1
         period = 1.0 / self.frequency
         next_start = self._start + self._cycle * period
-        now = self.clock()
-        if next_start < now:  # fell behind by whole cycles: skip them, keep the phase
-            self._cycle += int((now - next_start) / period) + 1
+        behind = self.clock() - next_start
+        if behind >= self.duty * period:  # whole pulses are past: skip them, keep the phase
+            self._cycle += int((behind - self.duty * period) / period) + 1
             next_start = self._start + self._cycle * period
+        # else the next rise is due now or later; late, it comes at once (a shorter pulse)
         self._handle = self.call_at(next_start, self._rise)

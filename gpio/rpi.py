@@ -13,10 +13,16 @@ class RpiBackend(Backend):
 
     def __init__(self, module: Optional[ModuleType] = None) -> None:
         if module is None:
-            import RPi.GPIO as module
+            try:
+                import RPi.GPIO as module
+            except (ImportError, RuntimeError) as err:  # RuntimeError: not on a Raspberry Pi
+                raise GpioError(f"cannot use RPi.GPIO: {err}") from None
         self.lib = module
         module.setwarnings(False)
-        module.setmode(module.BCM)
+        try:
+            module.setmode(module.BCM)
+        except ValueError as err:  # this process set BOARD numbering already
+            raise GpioError(f"RPi.GPIO refused BCM numbering: {err}") from None
 
     def setup(self, pin: Pin) -> None:
         lib = self.lib

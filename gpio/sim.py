@@ -37,7 +37,7 @@ class SimBackend(Backend):
 
     def setup(self, pin: Pin) -> None:
         if pin.is_output:
-            value = pin.initial or 0
+            value = 1 if pin.initial else 0
         else:
             value = 1 if pin.pull == "up" else 0
         self.pins[pin.gpio] = SimPin(pin.mode, pin.pull, value, self.clock())
@@ -49,6 +49,7 @@ class SimBackend(Backend):
         pin = self._pin(gpio)
         if pin.mode == "in":
             raise GpioError(f"GPIO {gpio} is an input and cannot be driven")
+        value = 1 if value else 0
         self._record(pin, value)
         for target in self.wires.get(gpio, ()):
             self._record(self._pin(target), value)
@@ -62,8 +63,13 @@ class SimBackend(Backend):
 
     def wire(self, output: int, input_: int) -> None:
         """Connect an output to an input: what the output drives, the input reads."""
+        source, target = self._pin(output), self._pin(input_)
+        if source.mode == "in":
+            raise GpioError(f"GPIO {output} is an input: wire an output to an input")
+        if target.mode != "in":
+            raise GpioError(f"GPIO {input_} is an output: wire an output to an input")
         self.wires.setdefault(output, []).append(input_)
-        self._record(self._pin(input_), self._pin(output).value)
+        self._record(target, source.value)
 
     def history(self, gpio: int) -> list[tuple[float, int]]:
         """Every (time, value) the pin has had, oldest first."""

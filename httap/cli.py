@@ -57,14 +57,19 @@ def serve(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     server = Server(settings)
-    urls = server.listen()
+    # Before the start-up line: whoever waits for it may signal at once.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        server.loop.add_signal_handler(signum, server.stop)
+    try:
+        urls = server.listen()
+    except StartupError:
+        server.close()  # release what Server() opened (the GPIO backend among others)
+        raise
     print(
         f"httap {__version__} listening on {', '.join(urls)}"
         f" | documents {settings.documents} | gpio {server.gpio.name}",
         flush=True,
     )
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        server.loop.add_signal_handler(signum, server.stop)
     server.serve_forever()
     print("httap stopped", flush=True)
     return 0

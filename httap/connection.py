@@ -68,25 +68,44 @@ LINGER_SECONDS = 2.0
 
 class Pending:
     """A reply that is not ready yet. The handler returns it; a timer or an event calls
-    `resolve(response)` later. `on_cancel(fn)` runs if the connection ends first."""
+    `resolve(value)` later. `on_cancel(fn)` runs if the connection ends first.
 
-    __slots__ = ("_cancel", "_connection", "done")
+    `convert`, set by whoever hands the Pending out, turns the value into a Response
+    (the manager turns an action's dict into JSON this way). It is applied when the
+    reply is delivered, so a Pending may even be resolved before it is returned.
+    """
+
+    __slots__ = ("_cancel", "_connection", "convert", "done", "resolved", "value")
 
     def __init__(self) -> None:
         self._connection: Optional[Connection] = None
         self._cancel: list[Callable[[], Any]] = []
-        self.done = False
+        self.convert: Optional[Callable[[Any], http.Response]] = None
+        self.done = False  # resolved or cancelled
+        self.resolved = False
+        self.value: Any = None
 
     def on_cancel(self, callback: Callable[[], Any]) -> None:
         self._cancel.append(callback)
 
-    def resolve(self, response: http.Response) -> None:
+    def resolve(self, value: Any) -> None:
         if self.done:
             return
-        self.done = True
+        self.done = self.resolved = True
+        self.value = value
         self._cancel.clear()
         if self._connection is not None:
-            self._connection._resolved(response)
+            self._connection._resolved(self.response())
+
+    def response(self) -> http.Response:
+        """The resolved value as a Response."""
+        if self.convert is None:
+            return self.value
+        try:
+            return self.convert(self.value)
+        except Exception:
+            log.exception("cannot turn %r into a reply", self.value)
+            return http.error_response(500, "internal server error: bad reply value")
 
     def cancel(self) -> None:
         """The client went away: nobody will read the reply."""
@@ -174,8 +193,10 @@ class Connection:
         self.scheduled = False
         parser = self.parser
         budget = REQUESTS_PER_TURN
-        while self.pending is None and not self.closing and self.out_size < HIGH_WATER:
-            if self.file is not None:
+        blocked = False  # stopped by output still queued, not by a lack of requests
+        while self.pending is None and not self.closing:
+            if self.file is not None or self.out_size >= HIGH_WATER:
+                blocked = True
                 break
             if not budget:
                 if parser.buffered and not self.scheduled:
@@ -194,12 +215,17 @@ class Connection:
             self._run(request)
         if self.state == CLOSED:
             return
-        if self.eof and self.pending is None and not self.scheduled:
+        if self.eof and self.pending is None and not self.scheduled and not blocked:
             self.closing = True  # answer what was complete, then close
         self._continue_if_expected()
         self._flush()
-        if self.state != CLOSED:
-            self._settle()
+        if self.state == CLOSED:
+            return
+        if blocked and self.file is None and not self.out and not self.scheduled:
+            # The flush above drained what held the requests back: run them next.
+            self.scheduled = True
+            self.loop.call_soon(self._process)
+        self._settle()
 
     def _run(self, request: http.Request) -> None:
         self.requests += 1
@@ -211,21 +237,24 @@ class Connection:
             log.exception("handler failed for %r", request)
             reply = http.error_response(500, "internal server error: the handler failed")
         if isinstance(reply, Pending):
-            if not reply.done:
+            if not reply.resolved:
                 self.pending = (request, reply)
                 reply._connection = self
                 return
-            reply = http.error_response(500, "internal server error: reply cancelled")
+            reply = reply.response()
         self._emit(request, reply)
 
     def _resolved(self, response: http.Response) -> None:
-        """A pending reply is ready: send it and run what waited behind it."""
+        """A pending reply is ready: send it, and run what waited behind it in a turn of
+        its own, never inside the handler that resolved it."""
         if self.pending is None or self.state == CLOSED:
             return
         request = self.pending[0]
         self.pending = None
         self._emit(request, response)
-        self._process()
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self._process)
 
     # -- output ------------------------------------------------------------------
 
@@ -381,6 +410,9 @@ class Connection:
             state = HEAD
         else:
             state = IDLE
+        if self.server.stopping and state in (IDLE, HEAD, BODY):
+            self.close()  # the server is stopping and what was in flight is done
+            return
         if state != previous or self.requests != self.settled_requests:
             self.state = state
             self.settled_requests = self.requests

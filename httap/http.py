@@ -15,6 +15,7 @@ Rules of this file:
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from email.utils import formatdate
@@ -33,16 +34,25 @@ _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _METHOD_RE = re.compile(_TOKEN)
 # A field line: token name, colon, optional whitespace, a value of visible characters,
 # spaces and tabs (obs-text allowed), optional whitespace. Anything else is malformed.
-_FIELD_RE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*((?:[^\x00-\x1f\x7f]|\t)*?)[ \t]*")
+# Name and value are checked apart (see `_field`): one regex for the whole line
+# backtracks cubically on a run of spaces followed by a control character.
+_FIELD_NAME_RE = re.compile(rb"(" + _TOKEN + rb"):")
+_FIELD_VALUE_BAD_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _TARGET_BAD_RE = re.compile(rb"[\x00-\x20\x7f-\xff]")
 _VERSION_RE = re.compile(rb"HTTP/[0-9]\.[0-9]")
+# chunk-size [ chunk-ext ]: at most 8 significant hex digits (leading zeros are fine);
+# extensions are `;name[=token|quoted-string]` with BWS around `;` and `=` (RFC 9112 7.1.1).
+_QUOTED = rb'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[^\x00-\x08\x0a-\x1f\x7f])*"'
 _CHUNK_SIZE_RE = re.compile(
-    rb"([0-9A-Fa-f]{1,8})((?:[ \t]*;[ \t]*"
+    rb"0*([0-9A-Fa-f]{1,8})((?:[ \t]*;[ \t]*"
     + _TOKEN
-    + rb"(?:=(?:"
+    + rb"(?:[ \t]*=[ \t]*(?:"
     + _TOKEN
-    + rb'|"[^"\r\n]*"))?)*)[ \t]*'
+    + rb"|"
+    + _QUOTED
+    + rb"))?)*)[ \t]*"
 )
+_HEX_RE = re.compile(rb"[0-9A-Fa-f]+")
 _ABSOLUTE_RE = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
 
 MAX_CHUNK_LINE = 1024
@@ -57,6 +67,19 @@ class ProtocolError(Exception):
         self.message = message
 
 
+class HTTPError(Exception):
+    """Raised by a handler to answer `status` with a JSON error; the connection stays open."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+
+
 class Request:
     """One parsed request. `headers` has lower-case names; repeated fields are joined."""
 
@@ -68,6 +91,7 @@ class Request:
         "keep_alive",
         "method",
         "params",
+        "path",
         "session",
         "target",
         "version",
@@ -85,7 +109,15 @@ class Request:
         self.expect_continue = False
         self.client: Optional[tuple] = None
         self.session = None
-        self.params = None
+        self.params: Optional[dict[str, str]] = None
+        self.path: Optional[str] = None
+
+    def json(self) -> object:
+        """The body parsed as JSON; a clear 400 when it is not."""
+        try:
+            return json.loads(self.body)
+        except ValueError as err:
+            raise HTTPError(400, "bad-json", f"the body is not valid JSON: {err}") from None
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.target} {self.version}>"
@@ -221,8 +253,11 @@ class Parser:
         self._remaining = 0
         self._chunks: list[bytes] = []
         self._body_size = 0
+        self._error: Optional[ProtocolError] = None
 
     def feed(self, data: bytes) -> None:
+        if self.state == DEAD:
+            return  # nothing more is parsed, so nothing more is kept
         if self._pos:
             self._buf = self._buf[self._pos :] + data
             self._pos = 0
@@ -237,14 +272,17 @@ class Parser:
         return len(self._buf) - self._pos
 
     def next_request(self) -> Optional[Request]:
+        if self._error is not None:
+            raise self._error  # dead: the same refusal again, nothing more is parsed
         try:
             if self.state == HEAD:
                 request = self._read_head()
                 if request is None or self.state == HEAD:
                     return request
             return self._read_body()
-        except ProtocolError:
+        except ProtocolError as err:
             self.state = DEAD
+            self._error = err
             raise
 
     # -- the head ------------------------------------------------------------------
@@ -264,6 +302,8 @@ class Parser:
         line_end = head.find(b"\r\n")
         if line_end < 0:
             line_end = len(head)
+        if line_end >= self.max_uri + 32:  # line + CR > max_uri + 32, as while buffering
+            raise _uri_too_long(self.max_uri)
         if len(head) - line_end > self.max_header:
             raise _header_too_large(self.max_header)
         request = self._request_line(head[:line_end])
@@ -282,12 +322,12 @@ class Parser:
         line_end = buf.find(b"\r\n", pos)
         if line_end < 0:
             if size > self.max_uri + 32:
-                raise ProtocolError(
-                    414, f"URI too long: the limit is {self.max_uri} bytes (limits.uri)"
-                )
+                raise _uri_too_long(self.max_uri)
             if buf.find(b"\n", pos) >= 0:
                 raise ProtocolError(400, "bad request: a line ends with a bare LF, not CRLF")
         else:
+            if line_end - pos >= self.max_uri + 32:  # line + CR, as below
+                raise _uri_too_long(self.max_uri)
             if size - (line_end - pos) > self.max_header + 4:
                 raise _header_too_large(self.max_header)
             partial = buf[pos:]
@@ -300,9 +340,7 @@ class Parser:
             raise ProtocolError(400, "bad request: the request line must be METHOD TARGET VERSION")
         method_b, target_b, version_b = parts
         if len(target_b) > self.max_uri:
-            raise ProtocolError(
-                414, f"URI too long: the limit is {self.max_uri} bytes (limits.uri)"
-            )
+            raise _uri_too_long(self.max_uri)
         if version_b == b"HTTP/1.1":
             version = "HTTP/1.1"
         elif version_b == b"HTTP/1.0":
@@ -335,13 +373,13 @@ class Parser:
     def _fields(self, request: Request, lines: list[bytes]) -> None:
         headers = request.headers
         for line in lines:
-            match = _FIELD_RE.fullmatch(line)
-            if match is None:
+            field = _field(line)
+            if field is None:
                 if line[:1] in (b" ", b"\t"):
                     raise ProtocolError(400, "bad request: obsolete line folding in a header")
                 raise ProtocolError(400, "bad request: malformed header line")
-            name = match.group(1).decode("ascii").lower()
-            value = match.group(2).decode("latin-1")
+            name = field[0].decode("ascii").lower()
+            value = field[1].decode("latin-1")
             if name in headers:
                 if name == "host":
                     raise ProtocolError(400, "bad request: more than one Host header")
@@ -381,9 +419,10 @@ class Parser:
         elif cl is not None:
             if not cl.isdigit() or not cl.isascii():
                 raise ProtocolError(400, "bad request: Content-Length is not a number")
-            if len(cl) > 15 or int(cl) > self.max_body:
+            digits = cl.lstrip("0") or "0"  # leading zeros are allowed and mean nothing
+            if len(digits) > 15 or int(digits) > self.max_body:
                 raise _body_too_large(self.max_body)
-            length = int(cl)
+            length = int(digits)
             if length:
                 self.state = BODY
                 self._remaining = length
@@ -430,8 +469,13 @@ class Parser:
             self.state = CHUNK_SIZE
             return True
         end = buf.find(b"\r\n", pos)
+        # The same limit whether the line arrived whole or piecemeal: line + CR <= 1024.
+        if (end if end >= 0 else len(buf) - 1) - pos >= MAX_CHUNK_LINE:
+            raise ProtocolError(
+                400, f"bad request: a chunk line is longer than {MAX_CHUNK_LINE} bytes"
+            )
         if end < 0:
-            if len(buf) - pos > MAX_CHUNK_LINE or buf.find(b"\n", pos) >= 0:
+            if buf.find(b"\n", pos) >= 0:
                 raise ProtocolError(400, "bad request: malformed chunk line")
             return False
         line = buf[pos:end]
@@ -442,12 +486,13 @@ class Parser:
                 self.state = HEAD
             elif self._body_size > self.max_body:
                 raise _body_too_large(self.max_body)
-            elif _FIELD_RE.fullmatch(line) is None:
+            elif _field(line) is None:
                 raise ProtocolError(400, "bad request: malformed trailer field")
             return True
         match = _CHUNK_SIZE_RE.fullmatch(line)
         if match is None:
-            if len(line) > 8 and re.fullmatch(rb"[0-9A-Fa-f]+", line.split(b";")[0].strip()):
+            digits = line.split(b";")[0].strip(b" \t").lstrip(b"0")
+            if len(digits) > 8 and _HEX_RE.fullmatch(digits):
                 raise _body_too_large(self.max_body)
             raise ProtocolError(400, "bad request: malformed chunk size")
         size = int(match.group(1), 16)
@@ -462,8 +507,20 @@ class Parser:
         return True
 
 
+def _field(line: bytes) -> Optional[tuple[bytes, bytes]]:
+    """A field line's name and value (OWS stripped), or None if it is malformed."""
+    match = _FIELD_NAME_RE.match(line)
+    if match is None or _FIELD_VALUE_BAD_RE.search(line, match.end()):
+        return None
+    return match.group(1), line[match.end() :].strip(b" \t")
+
+
 def _tokens(value: str) -> set[str]:
     return {token.strip() for token in value.split(",")}
+
+
+def _uri_too_long(limit: int) -> ProtocolError:
+    return ProtocolError(414, f"URI too long: the limit is {limit} bytes (limits.uri)")
 
 
 def _header_too_large(limit: int) -> ProtocolError:

@@ -97,7 +97,8 @@ class Manager:
         self.pins: dict[str, gpio.Pin] = {}
         self.by_number: dict[int, gpio.Pin] = {}
         self.pwm: dict[int, SoftPwm] = {}
-        self.pulses: dict[int, Any] = {}  # gpio -> timer ending a pulse
+        # gpio -> (timer ending the pulse, its Pending, its request, the level to restore)
+        self.pulses: dict[int, tuple[Any, Pending, http.Request, int]] = {}
         self.watches: dict[int, list[Watch]] = {}
         self.sampled: dict[int, int] = {}  # last value seen by the sampler
         self.sampler: Any = None
@@ -305,6 +306,8 @@ class Manager:
             if request.method == "POST":
                 return self._ok(request, {"pins": self._batch(request)})
             return self._ok(request, {"pins": {n: self._state(p) for n, p in self.pins.items()}})
+        if "/" in name:
+            raise fail(404, "not-found", f"no such resource: /?gpio/{name}; pins are /?gpio/NAME")
         pin = self._pin(name)
         self._allow(request, PIN_METHODS)
         if request.method in ("GET", "HEAD"):
@@ -342,7 +345,11 @@ class Manager:
         state = {"gpio": pin.gpio, "mode": pin.mode, "value": self.backend.read(pin.gpio)}
         driver = self.pwm.get(pin.gpio)
         if driver is not None:
-            state["pwm"] = {"frequency": driver.frequency, "duty": driver.duty}
+            state["pwm"] = {
+                "frequency": driver.frequency,
+                "duty": driver.duty,
+                "running": driver.running,
+            }
         return state
 
     def _body_value(self, request: http.Request) -> Any:
@@ -392,9 +399,19 @@ class Manager:
         self._notify(pin.gpio, value)
 
     def _stop_activity(self, number: int) -> None:
-        timer = self.pulses.pop(number, None)
-        if timer is not None:
+        pulse = self.pulses.pop(number, None)
+        if pulse is not None:
+            # Cut short (a write, safe values): its request is still answered, with the
+            # state after the write that cut it, once that write has finished.
+            timer, pending, request, _ = pulse
             timer.cancel()
+            pin = self.by_number[number]
+
+            def answer() -> None:
+                reply = {**self._state(pin), "interrupted": True}
+                pending.resolve(self._cors(request, self._ok(request, reply)))
+
+            self.loop.call_soon(answer)
         driver = self.pwm.get(number)
         if driver is not None:
             driver.stop()
@@ -408,7 +425,8 @@ class Manager:
             raise fail(
                 400, "bad-value", f"a pulse lasts more than 0 and at most {MAX_PULSE:g} seconds"
             )
-        level = self.backend.read(pin.gpio)
+        active = self.pulses.get(pin.gpio)  # a pulse during a pulse: same level to restore
+        level = active[3] if active is not None else self.backend.read(pin.gpio)
         self._set(pin, 1 - level)
         pending = Pending()
 
@@ -416,9 +434,10 @@ class Manager:
             self.pulses.pop(pin.gpio, None)
             self.backend.write(pin.gpio, level)
             self._notify(pin.gpio, level)
-            pending.resolve(self._ok(request, self._state(pin)))
+            pending.resolve(self._cors(request, self._ok(request, self._state(pin))))
 
-        self.pulses[pin.gpio] = self.loop.call_later(seconds, end)
+        timer = self.loop.call_later(seconds, end)
+        self.pulses[pin.gpio] = (timer, pending, request, level)
         return pending
 
     def _start_pwm(self, request: http.Request, pin: gpio.Pin, setting: Any) -> http.Response:
@@ -508,7 +527,10 @@ class Manager:
     def _end_watch(self, watch: Watch, timed_out: bool) -> None:
         self._drop_watch(watch)
         reply = {**self._state(watch.pin), "timeout": timed_out}
-        watch.pending.resolve(self._cors(watch.request, self._ok(watch.request, reply)))
+        response = self._cors(watch.request, self._ok(watch.request, reply))
+        # Resolving runs the requests queued behind the long-poll: not in the middle of
+        # the request whose write woke it (a batch, a pulse), but once it has finished.
+        self.loop.call_soon(lambda: watch.pending.resolve(response))
 
     def _drop_watch(self, watch: Watch) -> None:
         watch.timer.cancel()
@@ -551,17 +573,29 @@ class Manager:
             self.lease.acquire(request.session, self.loop.now)
         result = action.function(request)
         if isinstance(result, Pending):
-            result.convert = lambda value: self._cors(request, self._reply(request, value))
+            result.convert = lambda value: self._late_reply(request, value)
             return result
         return self._reply(request, result)
+
+    def _late_reply(self, request: http.Request, value: Any) -> http.Response:
+        """What a pending action resolved with; a value that cannot be sent is a JSON 500."""
+        try:
+            return self._cors(request, self._reply(request, value))
+        except Exception:
+            log.exception("bad reply value for %s %s", request.method, request.target)
+            message = "the handler's reply cannot be sent; see the server log"
+            failed = {"error": "handler-failed", "message": message}
+            return self._cors(request, json_response(500, failed, request.session))
 
     def _reply(self, request: http.Request, value: Any) -> http.Response:
         """What an action returned, as a dynamic reply."""
         session = request.session
         if isinstance(value, http.Response):
+            # A copy: the app may return the same Response to every client, and each
+            # reply carries its own session (and CORS headers).
             present = {name.lower() for name, _ in value.headers}
-            value.headers += [h for h in _dynamic(session) if h[0].lower() not in present]
-            return value
+            extra = [h for h in _dynamic(session) if h[0].lower() not in present]
+            return http.Response(value.status, [*value.headers, *extra], value.body, value.file)
         if isinstance(value, (bytes, bytearray)):
             return http.Response(
                 200,
@@ -571,6 +605,16 @@ class Manager:
         if value is None:
             return http.Response(204, _dynamic(session))
         return json_response(200, value, session)
+
+    def stop(self) -> None:
+        """The server is stopping: answer the long-polls and end the pulses now, so that
+        their connections can finish instead of waiting out the stop's grace period."""
+        for watches in list(self.watches.values()):
+            for watch in list(watches):
+                self._end_watch(watch, True)
+        for timer, *_ in list(self.pulses.values()):
+            timer.cancel()
+            timer.callback()
 
     def close(self) -> None:
         """The server stops: outputs go to their safe values, the board is released."""

@@ -14,6 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
+from gpio import GpioError
 from httap import http
 from httap.config import Config, ListenAddress
 from httap.connection import Connection, Pending
@@ -63,7 +64,10 @@ class Server:
         self.config = config
         self.loop = loop or Loop()
         self.static = StaticFiles(config.documents, config.index, config.mime, config.headers)
-        self.manager = Manager(self)
+        try:
+            self.manager = Manager(self)
+        except GpioError as err:
+            raise StartupError(f"cannot set up the GPIO pins: {err}") from None
         self.listeners: list[Listener] = []
         self.connections: set[Connection] = set()
         self.stopping = False
@@ -229,6 +233,7 @@ class Server:
             self.loop.unregister(listener.sock)
             listener.sock.close()
         self.listeners.clear()
+        self.manager.stop()
         for connection in list(self.connections):
             connection.shutdown()
         if not self.connections:
