@@ -56,6 +56,12 @@ _HEX_RE = re.compile(rb"[0-9A-Fa-f]+")
 _ABSOLUTE_RE = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
 
 MAX_CHUNK_LINE = 1024
+# Heads already parsed, by their exact bytes: parsing is a pure function of those bytes,
+# so a head seen before gets the same verdict without the work (clients repeat their
+# heads: a polling page, a browser fetching assets). Bounded; cleared when full.
+MEMO_ENTRIES = 256
+MEMO_HEAD = 2048
+_memo: dict[bytes, tuple[str, str, str, dict[str, str], bool]] = {}
 
 
 class ProtocolError(Exception):
@@ -246,6 +252,8 @@ class Parser:
         self.max_uri = max_uri
         self.max_header = max_header
         self.max_body = max_body
+        # A remembered head this small is within every head limit of this parser.
+        self._memo_limit = min(max_uri, max_header, MEMO_HEAD)
         self._buf = b""
         self._pos = 0
         self.state = HEAD
@@ -295,6 +303,24 @@ class Parser:
             return None
         head = buf[pos:end]
         self._pos = end + 4
+        known = _memo.get(head)
+        if known is not None and len(head) <= self._memo_limit:
+            method, target, version, headers, keep_alive = known
+            return self._framing(Request(method, target, version, headers.copy(), keep_alive))
+        request = self._parse_head(head)
+        if len(head) <= MEMO_HEAD:
+            if len(_memo) >= MEMO_ENTRIES:
+                _memo.clear()
+            _memo[head] = (
+                request.method,
+                request.target,
+                request.version,
+                request.headers.copy(),
+                request.keep_alive,
+            )
+        return self._framing(request)
+
+    def _parse_head(self, head: bytes) -> Request:
         if b"\n" in head and head.count(b"\n") != head.count(b"\r\n"):
             raise ProtocolError(400, "bad request: a line ends with a bare LF, not CRLF")
         if b"\r" in head and head.count(b"\r") != head.count(b"\r\n"):
@@ -311,7 +337,7 @@ class Parser:
             self._fields(request, head[line_end + 2 :].split(b"\r\n"))
         elif request.version == "HTTP/1.1":
             raise ProtocolError(400, "bad request: HTTP/1.1 requires a Host header")
-        return self._framing(request)
+        return request
 
     def _check_partial_head(self, buf: bytes, pos: int) -> None:
         size = len(buf) - pos

@@ -1162,3 +1162,41 @@ def test_mutations_agree_with_h11_where_both_accept(case: tuple[bytes, list[byte
     mine, h11s = ours(whole), theirs(whole)
     if mine[0] == "accept" and h11s[0] == "accept" and mine[2].startswith("/"):
         assert mine == h11s
+
+
+# -- the memo of heads already parsed ---------------------------------------------------
+
+
+def test_a_remembered_head_still_meets_a_stricter_parsers_limits():
+    """A head parsed under generous limits is not waved through by a parser with
+    smaller ones: the memo only serves heads within every limit of the parser asking."""
+    head = b"GET /" + b"a" * 300 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    generous = http.Parser(max_uri=2048)
+    generous.feed(head)
+    assert generous.next_request().target == "/" + "a" * 300
+    strict = http.Parser(max_uri=100)
+    strict.feed(head)
+    with pytest.raises(http.ProtocolError) as refused:
+        strict.next_request()
+    assert refused.value.status == 414
+
+
+def test_a_handler_changing_its_headers_does_not_change_the_next_parse():
+    head = b"GET /m HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n"
+    parser = http.Parser()
+    parser.feed(head + head)
+    first = parser.next_request()
+    first.headers["accept"] = "changed"
+    first.headers["x-added"] = "1"
+    second = parser.next_request()
+    assert second.headers == {"host": "x", "accept": "*/*"}
+    assert second is not first and second.headers is not first.headers
+
+
+def test_a_remembered_head_keeps_its_framing_and_keep_alive():
+    head = b"POST /m HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\n"
+    parser = http.Parser()
+    parser.feed(head + b"abc" + head + b"xyz")
+    first, second = parser.next_request(), parser.next_request()
+    assert (first.body, second.body) == (b"abc", b"xyz")
+    assert first.keep_alive and second.keep_alive
