@@ -27,6 +27,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix httap gpio tests bench
 	$(VENV)/bin/ruff format httap gpio tests bench
 
+# bench/run.py installs what is missing: nginx-light and wrk (apt-get), the peers (bench/.venv).
 bench: $(STAMP)
 	$(PY) bench/run.py $(if $(QUICK),--quick)
 
