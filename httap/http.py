@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from email.utils import formatdate
 from http import HTTPStatus
 from typing import Optional
 
@@ -202,6 +201,58 @@ def encode_head(status: int, headers: list[tuple[str, str]], length: int) -> byt
     )
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTH_NUMBER = {name: number for number, name in enumerate(_MONTHS, 1)}
+# The three forms RFC 9110 (5.6.7) tells a recipient to accept.
+_IMF_FIXDATE = re.compile(r"[A-Z][a-z]{2}, (\d\d) ([A-Z][a-z]{2}) (\d{4}) (\d\d):(\d\d):(\d\d) GMT")
+_RFC850_DATE = re.compile(
+    r"[A-Z][a-z]{5,8}, (\d\d)-([A-Z][a-z]{2})-(\d\d) (\d\d):(\d\d):(\d\d) GMT"
+)
+_ASCTIME_DATE = re.compile(r"[A-Z][a-z]{2} ([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d) (\d{4})")
+
+
+def http_date(seconds: float) -> str:
+    """IMF-fixdate, as `Sun, 06 Nov 1994 08:49:37 GMT` (what email.utils gives, lighter)."""
+    t = time.gmtime(seconds)
+    return (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d}"
+        f" {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
+
+
+def parse_http_date(text: str) -> Optional[int]:
+    """Seconds since the epoch of an HTTP date in any of its three forms, else None."""
+    text = text.strip()
+    match = _IMF_FIXDATE.fullmatch(text)
+    if match:
+        day, month, year, hour, minute, second = match.groups()
+    elif (match := _RFC850_DATE.fullmatch(text)) is not None:
+        day, month, year, hour, minute, second = match.groups()
+        year = str(1900 + int(year) if int(year) >= 70 else 2000 + int(year))
+    elif (match := _ASCTIME_DATE.fullmatch(text)) is not None:
+        month, day, hour, minute, second, year = match.groups()
+    else:
+        return None
+    number = _MONTH_NUMBER.get(month)
+    day_, hour_, minute_, second_ = int(day), int(hour), int(minute), int(second)
+    if number is None or not (1 <= day_ <= 31 and hour_ < 24 and minute_ < 60 and second_ < 61):
+        return None
+    return (
+        _days_since_epoch(int(year), number, day_) * 86400 + hour_ * 3600 + minute_ * 60 + second_
+    )
+
+
+def _days_since_epoch(year: int, month: int, day: int) -> int:
+    """Days from 1970-01-01 to a date of the proleptic Gregorian calendar."""
+    year -= month <= 2
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468
+
+
 _date_second = -1
 _date_line = b""
 
@@ -212,7 +263,7 @@ def date_line() -> bytes:
     now = int(time.time())
     if now != _date_second:
         _date_second = now
-        _date_line = b"Date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+        _date_line = b"Date: " + http_date(now).encode() + b"\r\n"
     return _date_line
 
 

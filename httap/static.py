@@ -23,14 +23,12 @@ import os
 import re
 import stat
 from collections.abc import Mapping
-from datetime import timezone
-from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
 from time import monotonic
 from typing import Optional
 from urllib.parse import quote, unquote_to_bytes
 
-from httap.http import FileBody, Request, Response, error_response
+from httap.http import FileBody, Request, Response, error_response, http_date, parse_http_date
 
 SMALL_FILE = 256 * 1024  # files up to this size are kept in memory...
 CACHE_BYTES = 32 * 1024 * 1024  # ...while all of them together fit in this budget
@@ -262,7 +260,7 @@ class StaticFiles:
             info = os.fstat(file.fileno())
             data = file.read() if in_memory else None
         etag = f'"{info.st_mtime_ns:x}-{info.st_size:x}{"-" + coding if coding else ""}"'
-        validators = [("ETag", etag), ("Last-Modified", formatdate(info.st_mtime, usegmt=True))]
+        validators = [("ETag", etag), ("Last-Modified", http_date(info.st_mtime))]
         validators += vary
         # Ranges apply to the identity file only, so only its 200 advertises them.
         encoding = [("Content-Encoding", coding)] if coding else [("Accept-Ranges", "bytes")]
@@ -350,15 +348,7 @@ def _if_range_holds(rep: _Representation, value: Optional[str]) -> bool:
 
 def _http_date(value: Optional[str]) -> Optional[int]:
     """Seconds since the epoch, or None when absent or unparseable."""
-    if value is None:
-        return None
-    try:
-        moment = parsedate_to_datetime(value)
-        if moment.tzinfo is None:  # "-0000": UTC without a stated zone
-            moment = moment.replace(tzinfo=timezone.utc)
-        return int(moment.timestamp())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
+    return None if value is None else parse_http_date(value)
 
 
 def _parse_range(value: str) -> Optional[tuple[Optional[int], Optional[int]]]:

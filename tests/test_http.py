@@ -1200,3 +1200,38 @@ def test_a_remembered_head_keeps_its_framing_and_keep_alive():
     first, second = parser.next_request(), parser.next_request()
     assert (first.body, second.body) == (b"abc", b"xyz")
     assert first.keep_alive and second.keep_alive
+
+
+# -- HTTP dates (our own, lighter than email.utils, which is the oracle here) ----------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=253402300799))
+def test_http_date_matches_email_utils_and_parses_back(seconds):
+    from email.utils import formatdate
+
+    assert http.http_date(seconds) == formatdate(seconds, usegmt=True)
+    assert http.parse_http_date(http.http_date(seconds)) == seconds
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"],
+)
+def test_the_three_date_forms_of_rfc_9110(text):
+    assert http.parse_http_date(text) == 784111777
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "yesterday",
+        "Sun, 06 Foo 1994 08:49:37 GMT",
+        "Sun, 32 Nov 1994 08:49:37 GMT",
+        "Sun, 06 Nov 1994 25:49:37 GMT",
+        "Sun, 06 Nov 1994 08:49:37 +0000",
+    ],
+)
+def test_unparseable_dates_are_none(text):
+    assert http.parse_http_date(text) is None

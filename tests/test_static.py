@@ -351,7 +351,8 @@ def test_if_modified_since(site: Path, files: StaticFiles) -> None:
 
     assert status(formatdate(mtime, usegmt=True)) == 304
     assert status(formatdate(mtime + 3600, usegmt=True)) == 304
-    assert status(formatdate(mtime, localtime=True)) == 304  # any zone
+    # A numeric zone is not an HTTP-date: RFC 9110 13.1.3 says to ignore the field then.
+    assert status(formatdate(mtime, localtime=True).rsplit(" ", 1)[0] + " +0000") == 200
     assert status(formatdate(mtime - 1, usegmt=True)) == 200
     assert status("not a date") == 200
     assert status("") == 200
