@@ -181,24 +181,29 @@ class Response:
         return self._head
 
 
+_STATUS_LINES = {
+    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() + SERVER_HEADER
+    for status in HTTPStatus
+}
+_sendable_names: set[str] = set()  # header names already checked to be tokens
+
+
 def encode_head(status: int, headers: list[tuple[str, str]], length: int) -> bytes:
     """The status line and header block, without Date, Connection and the blank line."""
-    try:
-        reason = HTTPStatus(status).phrase
-    except ValueError:
-        reason = "Unknown"
+    first = _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode() + SERVER_HEADER
     lines = []
     for name, value in headers:
-        if "\r" in value or "\n" in value or not _METHOD_RE.fullmatch(name.encode()):
-            raise ValueError(f"header {name!r} cannot be sent as it is")
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"header {name!r} has a CR or LF in its value")
+        if name not in _sendable_names:
+            if not _METHOD_RE.fullmatch(name.encode()):
+                raise ValueError(f"header name {name!r} is not a token")
+            if len(_sendable_names) < 1024:
+                _sendable_names.add(name)
         lines.append(f"{name}: {value}\r\n")
     if status >= 200 and status not in (204, 304):
         lines.append(f"Content-Length: {length}\r\n")
-    return (
-        f"HTTP/1.1 {status} {reason}\r\n".encode()
-        + SERVER_HEADER
-        + "".join(lines).encode("latin-1")
-    )
+    return first + "".join(lines).encode("latin-1")
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

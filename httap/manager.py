@@ -40,13 +40,14 @@ MAX_PULSE = 60.0
 MAX_PWM_FREQUENCY = 10_000.0
 
 Reply = Union[http.Response, Pending]
+_to_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def json_response(
     status: int, value: Any, session: Optional[Session], headers: tuple = ()
 ) -> http.Response:
     """A dynamic reply: the JSON body and the headers every dynamic reply carries."""
-    body = json.dumps(value, separators=(",", ":")).encode()
+    body = _to_json(value).encode()
     return http.Response(
         status, [("Content-Type", "application/json"), *_dynamic(session), *headers], body
     )
@@ -156,10 +157,10 @@ class Manager:
         try:
             path, _, query = request.target[2:].partition("&")
             try:
-                request.path = unquote(path, errors="strict")
+                request.path = unquote(path, errors="strict") if "%" in path else path
             except UnicodeDecodeError:
                 raise fail(400, "bad-path", "the path is not valid UTF-8 once decoded") from None
-            request.params = dict(parse_qsl(query, keep_blank_values=True))
+            request.params = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
             if request.method == "OPTIONS":
                 return self._cors(request, self._preflight(request))
             reply = self._dispatch(request, idle)
