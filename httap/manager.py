@@ -142,10 +142,11 @@ class Manager:
 
     def _apply_safe_values(self) -> None:
         """The driver went away: every output with a `safe` value goes to it."""
-        for pin in self.pins.values():
-            if pin.safe is not None:
-                self._set(pin, pin.safe)
-        log.info("safe values applied")
+        safe = [pin for pin in self.pins.values() if pin.safe is not None]
+        for pin in safe:
+            self._set(pin, pin.safe)
+        if safe:
+            log.info("safe values applied: %s", ", ".join(f"{p.name}={p.safe}" for p in safe))
 
     # -- dispatch ----------------------------------------------------------------
 
