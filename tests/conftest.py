@@ -18,6 +18,7 @@ from httap import config
 from httap.server import Server
 
 ROOT = Path(__file__).resolve().parent.parent
+HELLO = b"hello, world\n"
 
 
 def open_fds() -> int:
@@ -75,6 +76,16 @@ def make_server():
     yield start
     for running in started:
         running.stop()
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    """A small documents directory: an index page and hello.txt."""
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_bytes(b"<h1>home</h1>\n")
+    (www / "hello.txt").write_bytes(HELLO)
+    return www
 
 
 @pytest.fixture

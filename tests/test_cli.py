@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 from client import Client
-from conftest import ROOT, wait_for
+from conftest import HELLO, ROOT, wait_for
 
 from httap import __version__
 
-HELLO = b"hello, world\n"
 LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
 # The environment without the variables under test, so the caller's shell cannot leak in.
 CLEAN_ENV = {key: value for key, value in os.environ.items() if not key.startswith("HTTAP_")}
@@ -32,15 +31,6 @@ def clean_environment(monkeypatch):
     for key in list(os.environ):
         if key.startswith("HTTAP_"):
             monkeypatch.delenv(key)
-
-
-@pytest.fixture
-def docs(tmp_path: Path) -> Path:
-    www = tmp_path / "www"
-    www.mkdir()
-    (www / "index.html").write_bytes(b"<h1>home</h1>\n")
-    (www / "hello.txt").write_bytes(HELLO)
-    return www
 
 
 def httap(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 20):

@@ -7,23 +7,12 @@ import os
 import select
 import socket
 import time
-from pathlib import Path
 
 import pytest
 from client import Client
-from conftest import open_fds, wait_for
+from conftest import HELLO, open_fds, wait_for
 
-HELLO = b"hello, world\n"
 POST = b"POST / HTTP/1.1\r\nHost: t\r\n"
-
-
-@pytest.fixture
-def docs(tmp_path: Path) -> Path:
-    www = tmp_path / "www"
-    www.mkdir()
-    (www / "index.html").write_bytes(b"<h1>home</h1>\n")
-    (www / "hello.txt").write_bytes(HELLO)
-    return www
 
 
 @pytest.fixture
