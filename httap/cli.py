@@ -9,8 +9,10 @@ import signal
 import sys
 from typing import Optional
 
-from httap import __version__, config
+from httap import __version__, config, privileges
 from httap.server import Server, StartupError
+
+log = logging.getLogger("httap.cli")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,13 +58,20 @@ def serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Looked up before anything is opened: a wrong name fails at once, with /etc in sight.
+    identity = privileges.resolve(settings.user, settings.group, settings.chroot)
     server = Server(settings)
     # Before the start-up line: whoever waits for it may signal at once.
     for signum in (signal.SIGINT, signal.SIGTERM):
         server.loop.add_signal_handler(signum, server.stop)
     try:
         urls = server.listen()
-    except StartupError:
+        log.info("listening on %s", ", ".join(urls))
+        # Sockets bound and devices open: nothing more needs root, so give it up.
+        privileges.drop(identity, settings.documents if settings.chroot else None)
+        if settings.chroot:
+            server.serve_documents_from("/")
+    except (StartupError, privileges.PrivilegeError):
         server.close()  # release what Server() opened (the GPIO backend among others)
         raise
     print(
@@ -88,7 +97,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except config.ConfigError as err:
         print(f"httap: {err}", file=sys.stderr)
         return 2
-    except StartupError as err:
+    except (StartupError, privileges.PrivilegeError) as err:
         print(f"httap: {err}", file=sys.stderr)
         return 1
 

@@ -446,6 +446,7 @@ class Config:
     log: LogConfig = field(metadata={"section": LogConfig})
     user: Optional[str] = setting(optional(text(r"[^\s:]+", "a user name")), None)
     group: Optional[str] = setting(optional(text(r"[^\s:]+", "a group name")), None)
+    chroot: bool = setting(one_of(True, False), False)  # confine to `documents` once started
     source: Optional[str] = None
 
 

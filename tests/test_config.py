@@ -67,6 +67,7 @@ def test_defaults(in_empty_dir):
     assert (settings.gpio.backend, settings.gpio.sample_interval) == ("auto", 0.001)
     assert dict(settings.gpio.pins) == {} and dict(settings.serial) == {}
     assert settings.app is None and settings.user is None and settings.group is None
+    assert settings.chroot is False
     assert settings.log.level == "info"
 
 
@@ -337,8 +338,9 @@ def test_file_errors_start_with_the_path_as_given(tmp_path, monkeypatch):
         ),
         (
             "{zzz: 1}",
-            "zzz: unknown key; allowed keys at the top level: app, cors, documents, gpio, group,"
-            " headers, id, index, limits, listen, log, mime, serial, session, timeouts, user",
+            "zzz: unknown key; allowed keys at the top level: app, chroot, cors, documents, gpio,"
+            " group, headers, id, index, limits, listen, log, mime, serial, session, timeouts,"
+            " user",
         ),
         (
             "{gpio: {pins: {led: {gpio: 17, mdoe: 'out'}}}}",
@@ -505,6 +507,9 @@ def test_unknown_keys(tmp_path, text, message):
             "{serial: {s: {port: 'loop://', parity: 'X'}}}",
             'serial.s.parity: found "X", expected one of "N", "E", "O", "M", "S"',
         ),
+        # privileges
+        ("{chroot: 'yes'}", 'chroot: found "yes" (a string), expected true or false'),
+        ("{chroot: 1}", "chroot: found 1 (a number), expected true or false"),
     ],
 )
 def test_bad_values(tmp_path, text, message):

@@ -1,0 +1,230 @@
+"""Dropping root and chroot: real server processes started as root, checked through /proc;
+the order of the steps and the refusals when not root, with `os` faked in-process."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+from client import Client
+from test_cli import CLEAN_ENV, HELLO, httap
+
+from httap import privileges
+
+NOBODY = pwd.getpwnam("nobody")
+as_root = pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="dropping privileges and chroot need root: run the suite as root, as CI does",
+)
+
+
+@pytest.fixture
+def docs():
+    """A documents directory that nobody can read: pytest's tmp_path is private to root."""
+    top = Path(tempfile.mkdtemp(prefix="httap-docs-"))
+    top.chmod(0o755)
+    www = top / "www"
+    www.mkdir(mode=0o755)
+    (www / "index.html").write_bytes(b"<h1>home</h1>\n")
+    (www / "hello.txt").write_bytes(HELLO)
+    (www / "passwd").symlink_to("/etc/passwd")
+    yield www
+    shutil.rmtree(top)
+
+
+def serve(spawn, docs: Path, settings: str = "{}", env: dict | None = None):
+    web = docs.parent / "web.json5"
+    web.write_text(settings)
+    return spawn(
+        "serve",
+        "--config",
+        str(web),
+        "--listen",
+        "http://127.0.0.1:0",
+        "--documents",
+        str(docs),
+        "--gpio",
+        "sim",
+        env={**CLEAN_ENV, **(env or {})},
+    )
+
+
+def fetch(process, target: str):
+    client = Client(socket.create_connection((process.host, process.port), timeout=5))
+    try:
+        return client.get(target)
+    finally:
+        client.close()
+
+
+def ids(process) -> dict[str, list[int]]:
+    """The Uid, Gid and Groups lines of the process's /proc status, as numbers."""
+    status = Path(f"/proc/{process.proc.pid}/status").read_text().splitlines()
+    fields = dict(line.split(":", 1) for line in status)
+    return {key: [int(each) for each in fields[key].split()] for key in ("Uid", "Gid", "Groups")}
+
+
+def stop(process) -> str:
+    """SIGTERM, a clean exit, and the log the process wrote."""
+    process.signal(signal.SIGTERM)
+    assert process.wait() == 0
+    log = process.proc.stderr.read()
+    assert "Traceback" not in log
+    return log
+
+
+@as_root
+def test_drops_to_the_user_and_group_of_the_environment_and_still_serves(spawn, docs):
+    process = serve(spawn, docs, env={"HTTAP_USER": "nobody", "HTTAP_GROUP": "nogroup"})
+    assert ids(process) == {
+        "Uid": [NOBODY.pw_uid] * 4,  # real, effective, saved, filesystem
+        "Gid": [NOBODY.pw_gid] * 4,
+        "Groups": os.getgrouplist("nobody", NOBODY.pw_gid),
+    }
+    reply = fetch(process, "/hello.txt")
+    assert (reply.status, reply.body) == (200, HELLO)
+    assert fetch(process, "/?gpio").status == 200
+    log = stop(process)
+    listening = log.index("INFO httap.cli: listening on http://127.0.0.1:")
+    dropped = log.index(
+        "INFO httap.privileges: dropped privileges to user nobody"
+        f" (uid {NOBODY.pw_uid}), group nogroup (gid {NOBODY.pw_gid})"
+    )
+    assert listening < dropped
+    assert "chroot" not in log
+
+
+@as_root
+def test_chroot_confines_the_server_to_its_documents(spawn, docs):
+    process = serve(spawn, docs, '{user: "nobody", group: "nogroup", chroot: true}')
+    assert os.readlink(f"/proc/{process.proc.pid}/root") == str(docs)
+    assert ids(process)["Uid"] == [NOBODY.pw_uid] * 4
+    reply = fetch(process, "/hello.txt")
+    assert (reply.status, reply.body) == (200, HELLO)
+    assert fetch(process, "/").body == b"<h1>home</h1>\n"
+    for target in ("/passwd", "/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/etc/passwd"):
+        reply = fetch(process, target)
+        assert reply.status in (400, 403, 404), target
+        assert b"root:" not in reply.body, target
+    log = stop(process)
+    steps = [
+        "INFO httap.cli: listening on",
+        f"INFO httap.privileges: chroot to {docs}",
+        "INFO httap.privileges: dropped privileges to user nobody",
+    ]
+    assert [log.index(step) for step in steps] == sorted(log.index(step) for step in steps)
+
+
+@as_root
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ('{user: "no-such-user"}', 'cannot drop privileges: there is no user "no-such-user"'),
+        (
+            '{user: "nobody", group: "no-such-group"}',
+            'cannot drop privileges: there is no group "no-such-group"',
+        ),
+        ('{group: "nogroup"}', 'group "nogroup" needs a user: set `user` (HTTAP_USER) too'),
+        ('{user: "root"}', 'cannot drop privileges to user "root": it is root (uid 0)'),
+    ],
+)
+def test_a_drop_that_cannot_work_is_one_clear_line(docs, settings, message):
+    web = docs.parent / "web.json5"
+    web.write_text(settings)
+    done = httap(
+        "serve", "--config", str(web), "--listen", "http://127.0.0.1:0", "--documents", str(docs)
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert "Traceback" not in done.stderr
+    assert done.stderr == f"httap: {message}\n"
+
+
+# -- in-process, with `os` faked ------------------------------------------------------
+
+
+class FakeOs:
+    """Records the privilege calls; setuid(0) fails once the uid has been dropped."""
+
+    def __init__(self, monkeypatch, euid: int = 0) -> None:
+        self.calls: list[tuple] = []
+        self.uid = euid
+        monkeypatch.setattr(os, "geteuid", lambda: self.uid)
+        for name in ("chroot", "chdir", "setgroups", "setgid"):
+            monkeypatch.setattr(os, name, self._recorder(name))
+        monkeypatch.setattr(os, "setuid", self.setuid)
+
+    def _recorder(self, name: str):
+        return lambda *args: self.calls.append((name, *args))
+
+    def setuid(self, uid: int) -> None:
+        if self.uid != 0:
+            raise PermissionError(1, "Operation not permitted")
+        self.calls.append(("setuid", uid))
+        self.uid = uid
+
+
+NOBODY_IDENTITY = privileges.Identity("nobody", 65534, "nogroup", 65534, (65534, 20))
+
+
+def test_the_steps_run_in_the_only_order_that_works(monkeypatch):
+    fake = FakeOs(monkeypatch)
+    privileges.drop(NOBODY_IDENTITY, "/srv/www")
+    assert fake.calls == [
+        ("chroot", "/srv/www"),
+        ("chdir", "/"),
+        ("setgroups", (65534, 20)),
+        ("setgid", 65534),
+        ("setuid", 65534),
+    ]
+
+
+def test_a_drop_that_could_be_undone_is_refused(monkeypatch):
+    monkeypatch.setattr(os, "setgroups", lambda groups: None)
+    monkeypatch.setattr(os, "setgid", lambda gid: None)
+    monkeypatch.setattr(os, "setuid", lambda uid: None)  # root is never given up
+    with pytest.raises(privileges.PrivilegeError, match="root can be taken back"):
+        privileges.drop(NOBODY_IDENTITY)
+
+
+def test_the_group_defaults_to_the_users_own(monkeypatch):
+    FakeOs(monkeypatch)
+    identity = privileges.resolve("nobody", None, chroot=False)
+    assert (identity.uid, identity.gid) == (NOBODY.pw_uid, NOBODY.pw_gid)
+    assert identity.groups == tuple(os.getgrouplist("nobody", NOBODY.pw_gid))
+
+
+@pytest.mark.parametrize(
+    ("user", "chroot", "message"),
+    [
+        (
+            "nobody",
+            False,
+            'cannot drop privileges to user "nobody": httap is not running as root (uid 1000);'
+            " start it as root or remove `user`",
+        ),
+        (
+            None,
+            True,
+            "cannot chroot: httap is not running as root (uid 1000);"
+            " start it as root or remove `chroot`",
+        ),
+    ],
+)
+def test_without_root_there_is_nothing_to_drop(monkeypatch, user, chroot, message):
+    FakeOs(monkeypatch, euid=1000)
+    with pytest.raises(privileges.PrivilegeError) as refusal:
+        privileges.resolve(user, None, chroot)
+    assert str(refusal.value) == message
+
+
+def test_nothing_to_drop_is_not_an_error(monkeypatch):
+    fake = FakeOs(monkeypatch, euid=1000)
+    assert privileges.resolve(None, None, chroot=False) is None
+    privileges.drop(None)
+    assert fake.calls == []
