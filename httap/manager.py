@@ -2,8 +2,9 @@
 
 A dynamic target is `/?PATH[&PARAMS]`: PATH is percent-decoded and split on `/`,
 PARAMS is form-encoded. The first segment picks the handler: "" (discovery), `ping…`,
-`gpio`, `stats`, or a registered user action. Every reply is JSON (unless it is raw
-bytes) with the headers PROTOCOL.md requires; errors are `{"error", "message"}`.
+`gpio`, `serial`, `stats`, `loop`, or a registered user action. Every reply is JSON
+(unless it is raw bytes) with the headers PROTOCOL.md requires; errors are
+`{"error", "message"}`.
 
 A handler that must wait (long-poll, pulse, a user's pending reply) returns a `Pending`;
 its connection holds back its later requests until the reply is resolved, and other
@@ -22,6 +23,8 @@ import gpio
 from gpio.pwm import SoftPwm
 from httap import __version__, http
 from httap.connection import Pending
+from httap.loop import MODES
+from httap.serialport import Job, SerialPort
 from httap.session import Busy, Lease, Session
 
 if TYPE_CHECKING:
@@ -32,10 +35,12 @@ log = logging.getLogger("httap.manager")
 
 HTTAP_VERSION = "1.0"
 NO_CACHE = [("Cache-Control", "no-cache, no-store, must-revalidate"), ("Expires", "0")]
-STANDARD = ("gpio", "serial", "stats")
+STANDARD = ("gpio", "loop", "serial", "stats")
 PIN_METHODS = "GET, HEAD, POST, PUT"
 READ_METHODS = "GET, HEAD"
 MAX_WAIT = 3600.0
+SERIAL_PARAMS = {"wait", "until", "count"}
+EXPOSED = "HTTaP-Session, Retry-After, HTTaP-Serial-Timeout, HTTaP-Serial-Dropped"
 MAX_PULSE = 60.0
 MAX_PWM_FREQUENCY = 10_000.0
 
@@ -200,9 +205,13 @@ class Manager:
             return self._ok(request, {"Remain": remain, "Timeout": timeout})
         if first == "gpio":
             return self._gpio(request, path[5:])
+        if first == "serial":
+            return self._serial(request, path[7:])
         if first == "stats":
             self._allow(request, READ_METHODS)
             return self._ok(request, self._stats())
+        if path == "loop":
+            return self._ok(request, {"mode": self._loop_mode(request)})
         action = self.actions.get(path)
         if action is not None:
             return self._action(request, action)
@@ -238,11 +247,29 @@ class Manager:
 
     def _stats(self) -> dict:
         return {
-            "iterations": self.loop.iterations,
+            **self.loop.stats(),
             "requests": self.requests,
             "connections": {"open": len(self.server.connections), "accepted": self.accepted},
             "uptime": round(self.loop.clock() - self.loop.started, 3),
         }
+
+    def _loop_mode(self, request: http.Request) -> str:
+        """GET reads the loop's mode; POST `{"mode": "spin"}` sets it.
+
+        Setting it needs the lease, like a pin write: spinning changes how the hardware
+        is timed (and what the device's CPU does).
+        """
+        self._allow(request, "GET, HEAD, POST")
+        if request.method == "POST":
+            body = request.json()
+            mode = body.get("mode") if isinstance(body, dict) else None
+            if mode not in MODES:
+                raise fail(
+                    400, "bad-value", 'the body must be {"mode": "sleep"} or {"mode": "spin"}'
+                )
+            self.lease.acquire(request.session, self.loop.now)
+            self.loop.mode = mode
+        return self.loop.mode
 
     def _busy(self, busy: Busy, session: Session, now: float) -> http.Response:
         timeout = self.config.timeouts.inactivity
@@ -272,7 +299,7 @@ class Manager:
         if self._origin_allowed(origin):
             response.headers += [
                 ("Access-Control-Allow-Origin", origin),
-                ("Access-Control-Expose-Headers", "HTTaP-Session, Retry-After"),
+                ("Access-Control-Expose-Headers", EXPOSED),
                 ("Vary", "Origin"),
             ]
         return response
@@ -545,6 +572,94 @@ class Manager:
         if not self.watches and self.sampler is not None:
             self.sampler.cancel()
             self.sampler = None
+
+    # -- serial ports ------------------------------------------------------------
+
+    def _serial(self, request: http.Request, name: str) -> Reply:
+        """`GET` reads received bytes; `POST` writes the body, then reads a reply if it
+        names `until`, `count` or `wait`. The port's mechanics are in serialport.py."""
+        port = self.server.serial.get(name)
+        if port is None:
+            names = ", ".join(sorted(self.server.serial)) or "none are configured"
+            raise fail(
+                404,
+                "not-found",
+                f"no serial port {name!r}; the ports are: {names} (serial.NAME in web.json5)",
+            )
+        self._allow(request, "GET, POST")
+        job = self._serial_job(request, port)
+        if request.method == "POST":
+            self.lease.acquire(request.session, self.loop.now)
+        pending = Pending()
+        pending.convert = lambda done: self._cors(request, self._serial_reply(request, port, done))
+        pending.on_cancel(lambda: port.cancel(job))
+        port.submit(job, pending.resolve)
+        return pending
+
+    def _serial_job(self, request: http.Request, port: SerialPort) -> Job:
+        params = request.params
+        unknown = set(params) - SERIAL_PARAMS
+        if unknown:
+            raise fail(
+                400, "bad-param", f"unknown parameter {min(unknown)!r}; use wait, until, count"
+            )
+        until = None
+        if "until" in params:
+            # Bytes, not text: decoded again as Latin-1 so that %FF is the byte 0xFF.
+            query = request.target.partition("&")[2]
+            raw = dict(parse_qsl(query, keep_blank_values=True, encoding="latin-1"))
+            until = raw["until"].encode("latin-1")
+            if not until:
+                raise fail(400, "bad-value", "until is one or more bytes, e.g. until=%0A")
+        count = None
+        if "count" in params:
+            count = params["count"]
+            if not count.isdigit() or not 0 < int(count) <= port.config.buffer:
+                raise fail(
+                    400,
+                    "bad-value",
+                    f"count is a whole number of bytes from 1 to {port.config.buffer}"
+                    f" (serial.{port.name}.buffer)",
+                )
+            count = int(count)
+        wait = port.config.timeout or 0.0
+        if "wait" in params:
+            try:
+                wait = float(params["wait"])
+            except ValueError:
+                wait = math.nan
+            if not 0 <= wait <= MAX_WAIT:
+                raise fail(400, "bad-value", f"wait is from 0 to {MAX_WAIT:g} seconds")
+        if request.method == "GET":
+            return Job(b"", True, until, count, wait)
+        return Job(request.body, bool(params), until, count, wait)
+
+    def _serial_reply(self, request: http.Request, port: SerialPort, job: Job) -> http.Response:
+        session = request.session
+        if job.error is not None:
+            written = f" ({job.written} of {len(job.data)} bytes were written)" if job.data else ""
+            return json_response(
+                503,
+                {
+                    "error": "port-unavailable",
+                    "message": f"serial port {port.name} ({port.url}) is unavailable:"
+                    f" {job.error}{written}; the server keeps trying to open it",
+                },
+                session,
+                (("Retry-After", str(math.ceil(port.delay))),),
+            )
+        if not job.reads:
+            return json_response(200, {"written": job.written}, session)
+        return http.Response(
+            200,
+            [
+                ("Content-Type", "application/octet-stream"),
+                *_dynamic(session),
+                ("HTTaP-Serial-Timeout", "1" if job.timed_out else "0"),
+                ("HTTaP-Serial-Dropped", str(job.dropped)),
+            ],
+            job.received,
+        )
 
     # -- user actions ------------------------------------------------------------
 

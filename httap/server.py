@@ -18,8 +18,9 @@ from gpio import GpioError
 from httap import http
 from httap.config import Config, ListenAddress
 from httap.connection import Connection, Pending
-from httap.loop import READ, Handle, Loop
+from httap.loop import READ, Handle, Loop, Periodic
 from httap.manager import Manager
+from httap.serialport import SerialPort
 from httap.static import StaticFiles
 
 log = logging.getLogger("httap.server")
@@ -63,7 +64,7 @@ class Server:
     def __init__(self, config: Config, loop: Optional[Loop] = None) -> None:
         self.config = config
         self.loop = loop or Loop()
-        self.static = StaticFiles(config.documents, config.index, config.mime, config.headers)
+        self.serve_documents_from(config.documents)
         try:
             self.manager = Manager(self)
         except GpioError as err:
@@ -72,8 +73,14 @@ class Server:
         self.connections: set[Connection] = set()
         self.stopping = False
         self._paused = False
+        # The serial ports: the app may repoint one (`url`) in setup, then they open.
+        self.serial = {
+            name: SerialPort(name, settings, self.loop) for name, settings in config.serial.items()
+        }
         if config.app:
             self.load_app(config.app)
+        for port in self.serial.values():
+            port.start()
 
     # -- the public API for applications -----------------------------------------
 
@@ -110,8 +117,11 @@ class Server:
                 f"cannot load the app {where}: {type(err).__name__}: {err}"
             ) from None
 
-    def every(self, interval: float, callback: Callable[[], Any]) -> Handle:
-        return self.loop.every(interval, callback)
+    def every(
+        self, interval: float, callback: Callable[[], Any], name: Optional[str] = None
+    ) -> Periodic:
+        """A periodic task on absolute deadlines; `name` labels it in `GET /?stats`."""
+        return self.loop.every(interval, callback, name)
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> Handle:
         return self.loop.call_later(delay, callback)
@@ -121,6 +131,23 @@ class Server:
 
     def idle(self, callback: Callable[[], Any]) -> Handle:
         return self.loop.idle(callback)
+
+    @property
+    def mode(self) -> str:
+        """The loop's mode: "sleep" (the default) or "spin" (never waits: 100% CPU)."""
+        return self.loop.mode
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        self.loop.mode = mode
+
+    def serve_documents_from(self, root: str) -> None:
+        """Serve the static files under `root`: "/" once chroot has made it the documents.
+
+        A fresh StaticFiles, since every path the old one resolved or cached is gone.
+        """
+        config = self.config
+        self.static = StaticFiles(root, config.index, config.mime, config.headers)
 
     # -- listening and accepting -------------------------------------------------
 
@@ -234,6 +261,8 @@ class Server:
             listener.sock.close()
         self.listeners.clear()
         self.manager.stop()
+        for port in self.serial.values():
+            port.stop()
         for connection in list(self.connections):
             connection.shutdown()
         if not self.connections:
@@ -248,4 +277,6 @@ class Server:
         for connection in list(self.connections):
             connection.abort()
         self.manager.close()
+        for port in self.serial.values():
+            port.close()
         self.loop.close()

@@ -441,7 +441,8 @@ def test_on_close_runs_on_inactivity(make_server, app, connect):
 
 
 @pytest.mark.parametrize(
-    "name", ["gpio", "gpio/x", "ping", "ping42", "stats", "stats/more", "serial/x", "", "/"]
+    "name",
+    ["gpio", "gpio/x", "ping", "ping42", "stats", "stats/more", "serial/x", "loop", "", "/"],
 )
 def test_shadowing_the_vocabulary_is_refused(running, name):
     def register():
