@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run example test lint format bench clean
 
 $(STAMP): pyproject.toml requirements-test.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,16 +16,21 @@ $(STAMP): pyproject.toml requirements-test.txt
 run: $(STAMP)
 	$(PY) -m httap serve --listen http://127.0.0.1:8080 --gpio sim
 
+# make example NAME=blink (or buzzer, car, simon): one example on the simulated board.
+NAME ?= blink
+example: $(STAMP)
+	$(PY) -m httap serve --config examples/$(NAME)/web.json5
+
 test: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check httap gpio tests bench
-	$(VENV)/bin/ruff format --check httap gpio tests bench
+	$(VENV)/bin/ruff check httap gpio tests bench examples
+	$(VENV)/bin/ruff format --check httap gpio tests bench examples
 
 format: $(STAMP)
-	$(VENV)/bin/ruff check --fix httap gpio tests bench
-	$(VENV)/bin/ruff format httap gpio tests bench
+	$(VENV)/bin/ruff check --fix httap gpio tests bench examples
+	$(VENV)/bin/ruff format httap gpio tests bench examples
 
 # bench/run.py installs what is missing: nginx-light and wrk (apt-get), the peers (bench/.venv).
 bench: $(STAMP)
