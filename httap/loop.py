@@ -29,6 +29,8 @@ from typing import Any, Callable, Optional
 
 log = logging.getLogger("httap.loop")
 
+FD_SETSIZE = 1024  # select() watches descriptors below this number only
+SELECT_CONNECTIONS = 900  # above this many connections, poll() replaces select()
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
 MODES = ("sleep", "spin")
@@ -114,6 +116,23 @@ class Loop:
     Objects registered with `register` get `on_event(mask)` when their file is ready.
     `spin` is the mode as a flag, for the hot path: set it through `mode`.
     """
+
+    @staticmethod
+    def selector_for(connections: int) -> selectors.BaseSelector:
+        """select() for its microsecond timeouts, unless the server may hold more sockets
+        than select() can watch: then poll(), whose timeouts are whole milliseconds."""
+        if connections <= SELECT_CONNECTIONS:
+            return selectors.SelectSelector()
+        log.info(
+            "limits.connections is over %d: using poll(), timers keep whole milliseconds",
+            SELECT_CONNECTIONS,
+        )
+        return selectors.PollSelector()
+
+    @property
+    def fd_limit(self) -> Optional[int]:
+        """Descriptors from this number up cannot be watched (None: no such limit)."""
+        return FD_SETSIZE if isinstance(self.selector, selectors.SelectSelector) else None
 
     def __init__(self, selector: Optional[selectors.BaseSelector] = None) -> None:
         self.selector = selector or selectors.SelectSelector()

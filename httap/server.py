@@ -63,7 +63,7 @@ class Server:
 
     def __init__(self, config: Config, loop: Optional[Loop] = None) -> None:
         self.config = config
-        self.loop = loop or Loop()
+        self.loop = loop or Loop(Loop.selector_for(config.limits.connections))
         self.serve_documents_from(config.documents)
         try:
             self.manager = Manager(self)
@@ -193,6 +193,10 @@ class Server:
 
     def accepted(self, sock: socket.socket, client: tuple) -> None:
         sock.setblocking(False)
+        fd_limit = self.loop.fd_limit
+        if fd_limit is not None and sock.fileno() >= fd_limit:
+            self._unwatchable(sock)
+            return
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connection = Connection(self, sock, client)
         full = len(self.connections) >= self.config.limits.connections
@@ -207,6 +211,25 @@ class Server:
             )
         else:
             self.manager.connection_opened(connection)
+
+    def _unwatchable(self, sock: socket.socket) -> None:
+        """A descriptor too high for select(): answer 503 as far as the socket takes it
+        without waiting, and close; registering it would stop the whole loop."""
+        log.warning(
+            "descriptor %d is beyond select(); refusing a connection (lower"
+            " limits.connections or the files open at once)",
+            sock.fileno(),
+        )
+        reply = http.error_response(
+            503, "service unavailable: too many descriptors open; try again shortly"
+        )
+        try:
+            sock.send(
+                reply.head_bytes() + http.date_line() + http.CLOSE_LINE + b"\r\n" + reply.body
+            )
+        except OSError:
+            pass
+        sock.close()
 
     def pause_accepting(self, err: OSError) -> None:
         """Out of descriptors: stop accepting for a moment instead of spinning on the error."""

@@ -4,7 +4,9 @@ meanwhile, and no descriptor left behind."""
 from __future__ import annotations
 
 import os
+import resource
 import select
+import selectors
 import socket
 import time
 
@@ -438,3 +440,46 @@ def test_idle_server_uses_no_cpu(start):
     for client in [*clients, partial, body, lingering]:
         client.close()
     no_leak(base)
+
+
+# -- descriptors beyond select() ------------------------------------------------------------
+
+
+def test_a_socket_beyond_select_is_refused_and_the_loop_goes_on(server):
+    """select() cannot watch descriptor 1024 or above: such a connection is refused with
+    503 (or closed), and the loop keeps serving; it must never stop on it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 1200:
+        pytest.skip(f"the hard descriptor limit ({hard}) is below what this test needs")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    fillers = []
+    try:
+        while len(os.listdir("/proc/self/fd")) < 1030:
+            fillers.append(os.open(os.devnull, os.O_RDONLY))
+        client = Client(server.connect())
+        client.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        try:
+            reply = client.read()
+        except (ConnectionError, OSError):
+            reply = None
+        assert reply is None or reply.status == 503
+        client.close()
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    other = Client(server.connect())
+    assert other.get("/hello.txt").status == 200
+    other.close()
+    assert server.thread.is_alive()
+
+
+def test_many_connections_switch_to_poll(make_server, docs):
+    assert isinstance(
+        make_server(documents=str(docs)).server.loop.selector, selectors.SelectSelector
+    )
+    wide = make_server(documents=str(docs), limits__connections=2000)
+    assert isinstance(wide.server.loop.selector, selectors.PollSelector)
+    client = Client(wide.connect())
+    assert client.get("/hello.txt").status == 200
+    client.close()
