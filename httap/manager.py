@@ -470,6 +470,10 @@ class Manager:
         return pending
 
     def _start_pwm(self, request: http.Request, pin: gpio.Pin, setting: Any) -> http.Response:
+        self._apply_pwm(pin, setting)
+        return self._ok(request, self._state(pin))
+
+    def _apply_pwm(self, pin: gpio.Pin, setting: Any) -> None:
         driver = self.pwm.get(pin.gpio)
         if driver is None:
             raise fail(409, "mode-conflict", f'pin {pin.name} is {pin.mode}: PWM needs mode "pwm"')
@@ -487,7 +491,36 @@ class Manager:
             raise fail(400, "bad-value", "pwm duty is from 0 to 1")
         self._stop_activity(pin.gpio)
         driver.start(float(frequency), float(duty))
-        return self._ok(request, self._state(pin))
+
+    # -- the pins for applications ------------------------------------------------
+    # The same checks and effects as the requests: a write ends a pulse or PWM on the pin
+    # and wakes its long-polls. Errors are HTTPErrors, so inside an action they become
+    # the fitting reply (403 undeclared, 409 wrong mode, 400 bad value).
+
+    def pin(self, name: str) -> gpio.Pin:
+        """A declared pin, by name or GPIO number."""
+        return self._pin(str(name))
+
+    def state(self, name: str) -> dict:
+        """What `GET /?gpio/NAME` answers: gpio, mode, value (and pwm)."""
+        return self._state(self.pin(name))
+
+    def write(self, name: str, value: Any) -> None:
+        """Drive an output to 0 or 1 (true and false too)."""
+        pin = self.pin(name)
+        self._writable(pin)
+        self._set(pin, self._level(value, pin))
+
+    def set_pwm(
+        self, name: str, frequency: Optional[float] = None, duty: Optional[float] = None
+    ) -> None:
+        """Start (or change) the bit-banged wave of a "pwm" pin; None keeps a setting."""
+        setting = {
+            key: value
+            for key, value in (("frequency", frequency), ("duty", duty))
+            if value is not None
+        }
+        self._apply_pwm(self.pin(name), setting)
 
     def _batch(self, request: http.Request) -> dict:
         """`POST /?gpio {"a": 1, "b": 0}`: checked whole, then applied in order in this tick."""

@@ -88,6 +88,29 @@ class Server:
         """Decorator: `@server.action("car/forward", methods=("POST",))` serves `/?car/forward`."""
         return self.manager.action(name, methods)
 
+    def pin(self, name: str) -> Any:
+        """A declared pin (`gpio.Pin`), by name or GPIO number."""
+        return self.manager.pin(name)
+
+    def state(self, name: str) -> dict:
+        """A declared pin's state, as `GET /?gpio/NAME` gives it."""
+        return self.manager.state(name)
+
+    def read(self, name: str) -> int:
+        """A declared pin's level."""
+        return self.state(name)["value"]
+
+    def write(self, name: str, value: Any) -> None:
+        """Drive a declared output as a request would (ends its pulse or PWM, wakes
+        its long-polls). Use this rather than `server.gpio.write`, which bypasses that."""
+        self.manager.write(name, value)
+
+    def pwm(
+        self, name: str, frequency: Optional[float] = None, duty: Optional[float] = None
+    ) -> None:
+        """Start or change the wave of a declared "pwm" pin."""
+        self.manager.set_pwm(name, frequency, duty)
+
     @property
     def gpio(self) -> Any:
         """The GPIO backend (a `gpio.Backend`; the simulated board where there is no GPIO)."""

@@ -527,3 +527,66 @@ def test_a_good_app_starts_from_the_cli(spawn, app):
         assert reply.status == 200 and reply.json()["moving"] == "forward"
     finally:
         client.close()
+
+
+# -- the pin API for applications ----------------------------------------------------------
+
+PIN_APP = """
+def setup(server):
+    @server.action("pins/set", methods=("POST",))
+    def set_pin(request):
+        command = request.json()
+        server.write(command["name"], command["value"])
+        return server.state(command["name"])
+
+    @server.action("pins/wave", methods=("POST",))
+    def wave(request):
+        server.pwm("buzzer", **request.json())
+        return server.state("buzzer")
+
+    @server.action("pins/read")
+    def read(request):
+        pin = server.pin(request.params["name"])
+        return {"gpio": pin.gpio, "value": server.read(pin.name)}
+"""
+
+PIN_APP_PINS = {
+    **PINS,
+    "button": {"gpio": 4, "mode": "in", "pull": "up"},
+    "buzzer": {"gpio": 18, "mode": "pwm"},
+}
+
+
+@pytest.fixture
+def pin_app(make_server, tmp_path):
+    path = tmp_path / "pins.py"
+    path.write_text(PIN_APP)
+    return make_server(app=str(path), gpio__backend="sim", gpio__pins=PIN_APP_PINS)
+
+
+def test_an_app_write_goes_through_the_manager_and_wakes_long_polls(pin_app, connect):
+    waiter = connect(pin_app)
+    waiter.send(encode("GET", "/?gpio/lamp&wait=5&value=0"))
+    time.sleep(0.1)
+    reply = call(connect(pin_app), "POST", "/?pins/set", '{"name": "lamp", "value": true}')
+    assert reply.status == 200 and reply.json()["value"] == 1
+    woken = waiter.read().json()
+    assert woken["value"] == 1 and woken["timeout"] is False
+    assert pin_app.call(lambda: pin_app.server.gpio.read(LAMP)) == 1
+
+
+def test_app_pin_mistakes_become_the_fitting_errors(pin_app, connect):
+    client = connect(pin_app)
+    assert call(client, "POST", "/?pins/set", '{"name": "button", "value": 1}').status == 409
+    assert call(client, "POST", "/?pins/set", '{"name": "nope", "value": 1}').status == 403
+    assert call(client, "POST", "/?pins/set", '{"name": "lamp", "value": 5}').status == 400
+    assert call(client, "POST", "/?pins/wave", '{"duty": 2}').status == 400
+    assert call(client, "POST", "/?pins/set", '{"name": "lamp", "value": 0}').status == 200
+
+
+def test_app_pwm_read_and_pin(pin_app, connect):
+    client = connect(pin_app)
+    state = call(client, "POST", "/?pins/wave", '{"frequency": 50, "duty": 0.5}').json()
+    assert state["pwm"] == {"frequency": 50.0, "duty": 0.5, "running": True}
+    assert call(client, "GET", "/?pins/read&name=button").json() == {"gpio": 4, "value": 1}
+    assert call(client, "GET", "/?pins/read&name=17").json() == {"gpio": 17, "value": 0}

@@ -15,24 +15,20 @@ SIDES = ("left", "right")
 
 
 def setup(server):
-    pins = server.config.gpio.pins
     dead_man = None
 
     def motor(side, speed):
         """Direction pins first, then the speed: the PWM duty is |speed|."""
-        server.gpio.write(pins[f"{side}_forward"].gpio, 1 if speed > 0 else 0)
-        server.gpio.write(pins[f"{side}_back"].gpio, 1 if speed < 0 else 0)
-        pwm = server.manager.pwm[pins[f"{side}_speed"].gpio]
-        pwm.start(pwm.frequency, abs(speed))
+        server.write(f"{side}_forward", 1 if speed > 0 else 0)
+        server.write(f"{side}_back", 1 if speed < 0 else 0)
+        server.pwm(f"{side}_speed", duty=abs(speed))
 
     def speed(side):
         """Read back from the pins, so that it shows the safe values too once applied."""
-        forward = server.gpio.read(pins[f"{side}_forward"].gpio)
-        back = server.gpio.read(pins[f"{side}_back"].gpio)
-        number = pins[f"{side}_speed"].gpio
-        pwm = server.manager.pwm[number]
-        duty = pwm.duty if pwm.running else server.gpio.read(number)  # 0 and 1 are levels
-        return (forward - back) * duty
+        direction = server.read(f"{side}_forward") - server.read(f"{side}_back")
+        state = server.state(f"{side}_speed")
+        duty = state["pwm"]["duty"] if state["pwm"]["running"] else state["value"]
+        return direction * duty
 
     def disarm():
         nonlocal dead_man
