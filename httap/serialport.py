@@ -23,8 +23,6 @@ import os
 from collections import deque
 from typing import Any, Callable, Optional
 
-import serial
-
 from httap.config import SerialConfig
 from httap.loop import READ, WRITE, Handle, Loop
 
@@ -101,7 +99,7 @@ class SerialPort:
         self.config = config
         self.url = config.port
         self.loop = loop
-        self.device: Optional[serial.SerialBase] = None
+        self.device: Optional[Any] = None  # a pyserial port
         self.fd = -1
         self.events = 0
         self.received = bytearray()
@@ -124,6 +122,8 @@ class SerialPort:
 
     def _open(self) -> Optional[str]:
         """Open and register the device; the reason it failed, or None."""
+        import serial  # here, not at the top: a server without ports never loads pyserial
+
         settings = self.config
         try:
             device = serial.serial_for_url(
@@ -135,11 +135,11 @@ class SerialPort:
                 timeout=0,
                 write_timeout=0,
             )
-        except (serial.SerialException, OSError, ValueError) as err:
+        except (OSError, ValueError) as err:  # SerialException is an OSError
             return f"cannot open {self.url}: {err}"
         try:
             fd = device.fileno()
-        except (AttributeError, OSError, serial.SerialException):
+        except (AttributeError, OSError):
             device.close()
             return f"{self.url} has no file descriptor for the loop to watch"
         os.set_blocking(fd, False)
@@ -182,7 +182,7 @@ class SerialPort:
         self.loop.unregister(self.fd)
         try:
             self.device.close()
-        except (OSError, serial.SerialException):
+        except OSError:  # pyserial's SerialException is one
             pass  # it is gone already
         self.device, self.fd, self.events = None, -1, 0
 
