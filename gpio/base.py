@@ -8,16 +8,17 @@ number; names come from the configuration.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 MODES = ("in", "out", "pwm")
 PULLS = ("up", "down", "off")
 
 
-@dataclass(frozen=True)
-class Pin:
-    """One declared pin: its name, BCM number, mode and the values the server keeps."""
+class Pin(NamedTuple):
+    """One declared pin: its name, BCM number, mode and the values the server keeps.
+
+    A NamedTuple, not a dataclass: `dataclasses` costs about 1 MiB of memory to import.
+    """
 
     name: str
     gpio: int

@@ -1,8 +1,10 @@
 """web.json5 + HTTAP_* environment + command-line flags -> one validated, frozen Config.
 
 Rules of this file:
-- The dataclasses below are the schema: each setting is declared once, with its
-  checker and its default (`setting`), or as a nested object (a "section" field).
+- The classes below are the schema: each setting is declared once, as its field's
+  default: with its checker and its default (`setting`), or as a nested object of
+  fixed keys (`section`). They are NamedTuples, not dataclasses: importing
+  `dataclasses` loads `inspect` and `ast`, about 1 MiB of memory on a small board.
 - Each source (file, environment, flags) is matched against the schema on its own, so
   every value keeps where it came from; flags win over the environment, which wins
   over the file, which wins over the defaults. Then every value, defaults included,
@@ -19,11 +21,10 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, is_dataclass, replace
 from functools import reduce
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import json5
 
@@ -62,8 +63,7 @@ def _describe(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-@dataclass(frozen=True)
-class Where:
+class Where(NamedTuple):
     """Where a value came from, so that its error sends the user straight to it."""
 
     source: str  # a file path, an environment variable, "command line" or "defaults"
@@ -73,10 +73,10 @@ class Where:
 
     def child(self, name: str) -> Where:
         name = name if _PLAIN_KEY.fullmatch(name) else json.dumps(name)
-        return replace(self, key=f"{self.key}.{name}" if self.key else name)
+        return self._replace(key=f"{self.key}.{name}" if self.key else name)
 
     def item(self, index: int) -> Where:
-        return replace(self, key=f"{self.key}[{index}]")
+        return self._replace(key=f"{self.key}[{index}]")
 
     def error(self, message: str) -> ConfigError:
         place = self.source if self.env or not self.key else f"{self.source}: {self.key}"
@@ -219,13 +219,26 @@ def existing(kind: str) -> Checker:
 _REQUIRED = object()
 
 
-def setting(check: Checker, default: Any = _REQUIRED) -> Any:
-    """Declare a config key: its checker and its raw default (a function for a computed one).
+class _Setting(NamedTuple):
+    """How a schema field is read: a value passed to `check`, or a `section` of fixed keys.
 
-    A key holding an object of fixed keys, merged key by key across sources, is declared
-    as `field(metadata={"section": ItsClass})` instead.
+    It is the field's NamedTuple default, so that each key is declared once, in place;
+    schema objects are built only by `load`, with every field given.
     """
-    return field(metadata={"check": check, "default": default})
+
+    check: Optional[Checker] = None
+    default: Any = _REQUIRED
+    section: Optional[type] = None
+
+
+def setting(check: Checker, default: Any = _REQUIRED) -> Any:
+    """Declare a config key: its checker and its raw default (a function for a computed one)."""
+    return _Setting(check, default)
+
+
+def section(cls: type) -> Any:
+    """Declare a key holding an object of fixed keys, merged key by key across sources."""
+    return _Setting(section=cls)
 
 
 def default_documents() -> str:
@@ -255,8 +268,7 @@ _LISTEN_RE = re.compile(
 _SCHEMES = ("http",)
 
 
-@dataclass(frozen=True)
-class ListenAddress:
+class ListenAddress(NamedTuple):
     """One address to listen on, from a URL like http://HOST:PORT."""
 
     scheme: str
@@ -296,23 +308,20 @@ def _listen_address(value: Any, where: Where) -> ListenAddress:
     return ListenAddress(scheme, host, port)
 
 
-@dataclass(frozen=True)
-class Cors:
+class Cors(NamedTuple):
     origins: tuple[str, ...] = setting(
         list_of(text(_ORIGIN, '"*" or an origin like "http://host:port"'), "a list of origins"),
         [],
     )
 
 
-@dataclass(frozen=True)
-class Timeouts:
+class Timeouts(NamedTuple):
     parse: float = setting(number(0.1, 3600), 5)
     inactivity: float = setting(number(3, 200), 15)
     request: float = setting(number(0.1, 3600), 30)
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(NamedTuple):
     connections: int = setting(number(1, 100_000, "a number of connections", integer=True), 256)
     header: int = setting(size(256, 1 << 20), 8192)
     body: int = setting(size(0, 1 << 30), 1 << 20)
@@ -322,13 +331,11 @@ class Limits:
     )
 
 
-@dataclass(frozen=True)
-class Session:
+class Session(NamedTuple):
     exclusive: str = setting(one_of("client", "connection", "off"), "client")
 
 
-@dataclass(frozen=True)
-class PinConfig:
+class PinConfig(NamedTuple):
     """One named pin; `initial`/`safe` None leave the level alone."""
 
     gpio: int = setting(number(0, 53, "a BCM GPIO number", integer=True))
@@ -354,7 +361,7 @@ _PIN_MODES = {
 def _pin(value: Any, where: Where) -> PinConfig:
     pin = _record(PinConfig, value, where)
     for key, modes in _PIN_MODES.items():
-        if pin.mode not in modes and getattr(pin, key) != _keys(PinConfig)[key].metadata["default"]:
+        if pin.mode not in modes and getattr(pin, key) != _keys(PinConfig)[key].default:
             raise where.child(key).error(
                 f"only for mode {_alternatives(modes)}; this pin's mode is {json.dumps(pin.mode)}"
             )
@@ -376,15 +383,13 @@ def _pins(value: Any, where: Where) -> Mapping[str, PinConfig]:
     return pins
 
 
-@dataclass(frozen=True)
-class GpioConfig:
+class GpioConfig(NamedTuple):
     backend: str = setting(one_of("auto", "sim", "rpi", "gpiod"), "auto")
     sample_interval: float = setting(number(0.0001, 1), 0.001)
     pins: Mapping[str, PinConfig] = setting(_pins, {})
 
 
-@dataclass(frozen=True)
-class SerialConfig:
+class SerialConfig(NamedTuple):
     """One named serial port, with pyserial's settings; `buffer` is how many bytes are kept."""
 
     port: str = setting(text(noun="a device path or pyserial URL"))
@@ -400,13 +405,11 @@ def _serial_port(value: Any, where: Where) -> SerialConfig:
     return _record(SerialConfig, value, where)
 
 
-@dataclass(frozen=True)
-class LogConfig:
+class LogConfig(NamedTuple):
     level: str = setting(one_of("debug", "info", "warning", "error"), "info")
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     """Everything the server runs with. `source` is the file read, None for defaults only."""
 
     id: str = setting(text(), "httap")
@@ -434,16 +437,16 @@ class Config:
         ),
         {},
     )
-    cors: Cors = field(metadata={"section": Cors})
-    timeouts: Timeouts = field(metadata={"section": Timeouts})
-    limits: Limits = field(metadata={"section": Limits})
-    session: Session = field(metadata={"section": Session})
-    gpio: GpioConfig = field(metadata={"section": GpioConfig})
+    cors: Cors = section(Cors)
+    timeouts: Timeouts = section(Timeouts)
+    limits: Limits = section(Limits)
+    session: Session = section(Session)
+    gpio: GpioConfig = section(GpioConfig)
     serial: Mapping[str, SerialConfig] = setting(
         dict_of(_NAME, f"serial port names of {_NAME_NOUN}", _serial_port), {}
     )
     app: Optional[str] = setting(optional(existing("file")), None)
-    log: LogConfig = field(metadata={"section": LogConfig})
+    log: LogConfig = section(LogConfig)
     user: Optional[str] = setting(optional(text(r"[^\s:]+", "a user name")), None)
     group: Optional[str] = setting(optional(text(r"[^\s:]+", "a group name")), None)
     chroot: bool = setting(one_of(True, False), False)  # confine to `documents` once started
@@ -454,9 +457,9 @@ class Config:
 # Matching sources against the schema.
 
 
-def _keys(cls: type) -> dict:
-    """The config keys of a schema class: its fields with a checker or a section."""
-    return {each.name: each for each in fields(cls) if each.metadata}
+def _keys(cls: type) -> dict[str, _Setting]:
+    """The config keys of a schema class, in order: the fields `setting` or `section` declare."""
+    return {name: each for name, each in cls._field_defaults.items() if isinstance(each, _Setting)}
 
 
 def _given(cls: type, raw: Any, where: Where) -> dict:
@@ -469,7 +472,7 @@ def _given(cls: type, raw: Any, where: Where) -> dict:
     for name, value in raw.items():
         if name not in keys:
             raise _unknown_key(where, str(name), sorted(keys))
-        inner = keys[name].metadata.get("section")
+        inner = keys[name].section
         at = where.child(name)
         tree[name] = _given(inner, value, at) if inner else (value, at)
     return tree
@@ -497,19 +500,18 @@ def _build(cls: type, given: dict, where: Where) -> Any:
     """Check every value where it came from, fill in defaults (checked too), and freeze."""
     values = {}
     for name, declared in _keys(cls).items():
-        inner = declared.metadata.get("section")
-        if inner:
-            values[name] = _build(inner, given.get(name, {}), where.child(name))
+        if declared.section:
+            values[name] = _build(declared.section, given.get(name, {}), where.child(name))
             continue
         if name in given:
             value, at = given[name]
         else:
-            value, at = declared.metadata["default"], where.child(name)
+            value, at = declared.default, where.child(name)
             if value is _REQUIRED:
                 raise where.error(f'missing key "{name}"')
             if callable(value):
                 value = value()
-        values[name] = declared.metadata["check"](value, at)
+        values[name] = declared.check(value, at)
     return cls(**values)
 
 
@@ -616,9 +618,9 @@ def load(
     if env.get("HTTAP_TCPPORT"):
         port = _port(_number_text(env["HTTAP_TCPPORT"]), Where("HTTAP_TCPPORT", cwd, env=True))
         if "listen" not in flags:
-            listen = tuple(replace(address, port=port) for address in listen)
+            listen = tuple(address._replace(port=port) for address in listen)
     source = str(file.absolute()) if file is not None else None
-    return replace(config, listen=listen, source=source)
+    return config._replace(listen=listen, source=source)
 
 
 def to_dict(config: Config) -> dict:
@@ -629,7 +631,7 @@ def to_dict(config: Config) -> dict:
 def _plain(value: Any) -> Any:
     if isinstance(value, ListenAddress):
         return value.url
-    if is_dataclass(value):
+    if hasattr(value, "_fields"):  # a schema object (a NamedTuple), not a list
         return {name: _plain(getattr(value, name)) for name in _keys(type(value))}
     if isinstance(value, Mapping):
         return {key: _plain(each) for key, each in value.items()}

@@ -20,8 +20,7 @@ import grp
 import logging
 import os
 import pwd
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 log = logging.getLogger("httap.privileges")
 
@@ -30,8 +29,7 @@ class PrivilegeError(Exception):
     """Privileges cannot be dropped as configured; str() is the whole one-line message."""
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     """Who the server becomes: a user, its group and its supplementary groups."""
 
     user: str
