@@ -15,7 +15,6 @@ Rules of this file:
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import json
 import os
@@ -25,8 +24,6 @@ from functools import reduce
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple, Optional
-
-import json5
 
 __all__ = [
     "Config",
@@ -481,6 +478,8 @@ def _given(cls: type, raw: Any, where: Where) -> dict:
 def _unknown_key(parent: Where, name: str, allowed: list[str]) -> ConfigError:
     scope = f"in {parent.key}" if parent.key else "at the top level"
     message = f"unknown key; allowed keys {scope}: {', '.join(allowed)}"
+    import difflib  # only when there is an error to explain
+
     close = difflib.get_close_matches(name, allowed, n=1)
     if close:
         message += f'; did you mean "{close[0]}"?'
@@ -577,6 +576,8 @@ def _read(path: Path) -> Any:
         raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
     if not content.strip():
         raise ConfigError(f"{path}: the file is empty; write {{}} for all the defaults")
+    import json5  # only when there is a file: a server on the defaults never loads it
+
     try:
         return json5.loads(content, allow_duplicate_keys=False)
     except ValueError as err:
