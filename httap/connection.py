@@ -237,11 +237,15 @@ class Connection:
             log.exception("handler failed for %r", request)
             reply = http.error_response(500, "internal server error: the handler failed")
         if isinstance(reply, Pending):
-            if not reply.resolved:
+            if reply._connection is not None or (reply.done and not reply.resolved):
+                log.error("a Pending was returned twice or after it was cancelled: %r", request)
+                reply = http.error_response(500, "internal server error: a reply used twice")
+            elif not reply.resolved:
                 self.pending = (request, reply)
                 reply._connection = self
                 return
-            reply = reply.response()
+            else:
+                reply = reply.response()
         self._emit(request, reply)
 
     def _resolved(self, response: http.Response) -> None:
@@ -260,6 +264,15 @@ class Connection:
 
     def _emit(self, request: http.Request, response: http.Response) -> None:
         """Queue `response` to `request`'s head and body, in order."""
+        try:
+            response.head_bytes()  # encoded once and kept; a bad header fails here
+            if not isinstance(response.body, bytes):
+                raise TypeError(f"the body is {type(response.body).__name__}, not bytes")
+        except (AttributeError, TypeError, ValueError, UnicodeEncodeError):
+            log.exception("cannot send the reply to %r", request)
+            response = http.error_response(
+                500, "internal server error: a reply that cannot be sent as it is"
+            )
         limit = self.server.config.limits.requests
         keep_alive = (
             request.keep_alive
@@ -276,9 +289,14 @@ class Connection:
         file = response.file
         if file is not None and request.method != "HEAD":
             try:
-                fd = os.open(file.path, os.O_RDONLY)
-            except OSError:
-                response = http.error_response(404, "not found: the file has just gone")
+                fd = os.open(file.path, os.O_RDONLY | os.O_NONBLOCK)
+            except OSError as err:
+                if err.errno in (errno.EMFILE, errno.ENFILE):
+                    response = http.error_response(
+                        503, "service unavailable: too many files open; try again shortly"
+                    )
+                else:
+                    response = http.error_response(404, "not found: the file has just gone")
                 file = None
             else:
                 self.file = [fd, file.offset, file.length]
@@ -421,9 +439,7 @@ class Connection:
                 self._arm(now + timeouts.parse)
             elif state == BODY:
                 self._arm(now + timeouts.request)
-            elif state == IDLE:
-                self._arm(now + timeouts.inactivity)
-            else:
+            else:  # IDLE, BUSY, CLOSING: no progress for this long closes the connection
                 self._arm(now + timeouts.inactivity)
         events = WRITE if writing else 0
         if not self.eof and (

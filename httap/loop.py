@@ -158,6 +158,13 @@ class Loop:
     # -- registration ------------------------------------------------------------
 
     def register(self, fileobj: Any, events: int, handler: Any) -> None:
+        """Watch `fileobj`; ValueError for a descriptor the selector cannot watch, which
+        would otherwise make every later select() fail."""
+        limit = self.fd_limit
+        if limit is not None:
+            fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+            if fd >= limit:
+                raise ValueError(f"descriptor {fd} is beyond select()'s {limit}")
         self.selector.register(fileobj, events, handler)
 
     def modify(self, fileobj: Any, events: int, handler: Any) -> None:
@@ -336,7 +343,10 @@ class Loop:
         log.exception("event handler %r failed", handler)
         abort = getattr(handler, "abort", None)
         if abort is not None:
-            abort()
+            try:
+                abort()
+            except Exception:
+                log.exception("aborting %r failed too", handler)
 
     def close(self) -> None:
         if self._signal_handlers:

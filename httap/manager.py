@@ -148,8 +148,11 @@ class Manager:
     def _apply_safe_values(self) -> None:
         """The driver went away: every output with a `safe` value goes to it."""
         safe = [pin for pin in self.pins.values() if pin.safe is not None]
-        for pin in safe:
-            self._set(pin, pin.safe)
+        for pin in safe:  # one pin failing must not leave the others running
+            try:
+                self._set(pin, pin.safe)
+            except gpio.GpioError as err:
+                log.error("cannot set %s to its safe value %d: %s", pin.name, pin.safe, err)
         if safe:
             log.info("safe values applied: %s", ", ".join(f"{p.name}={p.safe}" for p in safe))
 
@@ -169,6 +172,8 @@ class Manager:
             request.params = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
             if request.method == "OPTIONS":
                 return self._cors(request, self._preflight(request))
+            if request.method not in ("GET", "HEAD"):
+                self._check_origin(request)
             reply = self._dispatch(request, idle)
         except http.HTTPError as err:
             reply = json_response(
@@ -177,7 +182,7 @@ class Manager:
         except Busy as busy:
             reply = self._busy(busy, session, now)
         except gpio.GpioError as err:
-            reply = json_response(500, {"error": "gpio-error", "message": str(err)}, session)
+            reply = self._gpio_failure(request, err)
         except Exception:
             log.exception("handler failed for %s %s", request.method, request.target)
             reply = json_response(
@@ -210,12 +215,19 @@ class Manager:
         if first == "stats":
             self._allow(request, READ_METHODS)
             return self._ok(request, self._stats())
-        if path == "loop":
+        if first == "loop":
+            if path != "loop":
+                raise fail(404, "not-found", f"no such resource: /?{path}; the loop is /?loop")
             return self._ok(request, {"mode": self._loop_mode(request)})
         action = self.actions.get(path)
         if action is not None:
             return self._action(request, action)
         raise fail(404, "not-found", f"no such resource: /?{path}; GET /? lists the services")
+
+    @staticmethod
+    def _gpio_failure(request: http.Request, err: gpio.GpioError) -> http.Response:
+        log.error("GPIO failure for %s %s: %s", request.method, request.target, err)
+        return json_response(500, {"error": "gpio-error", "message": str(err)}, request.session)
 
     @staticmethod
     def _allow(request: http.Request, allowed: str) -> None:
@@ -293,6 +305,21 @@ class Manager:
     def _origin_allowed(self, origin: Optional[str]) -> bool:
         origins = self.config.cors.origins
         return origin is not None and ("*" in origins or origin in origins)
+
+    def _check_origin(self, request: http.Request) -> None:
+        """A browser names the page behind every write (`Origin`). A page from elsewhere
+        may not drive the device, not even with a "simple" request that skips the CORS
+        preflight; clients without a browser send no Origin and are not concerned."""
+        origin = request.headers.get("origin")
+        if origin is None or self._origin_allowed(origin):
+            return
+        if origin.partition("://")[2] == request.headers.get("host"):
+            return  # the page this server served
+        raise fail(
+            403,
+            "origin-not-allowed",
+            f"a page from {origin} may not drive this device; add it to cors.origins",
+        )
 
     def _cors(self, request: http.Request, response: http.Response) -> http.Response:
         origin = request.headers.get("origin")
@@ -461,9 +488,13 @@ class Manager:
 
         def end() -> None:
             self.pulses.pop(pin.gpio, None)
-            self.backend.write(pin.gpio, level)
-            self._notify(pin.gpio, level)
-            pending.resolve(self._cors(request, self._ok(request, self._state(pin))))
+            try:
+                self.backend.write(pin.gpio, level)
+                self._notify(pin.gpio, level)
+                reply = self._ok(request, self._state(pin))
+            except gpio.GpioError as err:
+                reply = self._gpio_failure(request, err)
+            pending.resolve(self._cors(request, reply))
 
         timer = self.loop.call_later(seconds, end)
         self.pulses[pin.gpio] = (timer, pending, request, level)
@@ -575,7 +606,12 @@ class Manager:
     def _sample(self) -> None:
         """Find input changes by reading the watched pins (every gpio.sample_interval)."""
         for number in list(self.watches):
-            value = self.backend.read(number)
+            try:
+                value = self.backend.read(number)
+            except gpio.GpioError as err:  # answer its long-polls now, not every tick
+                for watch in list(self.watches.get(number, ())):
+                    self._end_watch(watch, False, err)
+                continue
             if value != self.sampled.get(number):
                 self._notify(number, value)
 
@@ -586,10 +622,17 @@ class Manager:
             if watch.value != value:
                 self._end_watch(watch, False)
 
-    def _end_watch(self, watch: Watch, timed_out: bool) -> None:
+    def _end_watch(
+        self, watch: Watch, timed_out: bool, error: Optional[gpio.GpioError] = None
+    ) -> None:
         self._drop_watch(watch)
-        reply = {**self._state(watch.pin), "timeout": timed_out}
-        response = self._cors(watch.request, self._ok(watch.request, reply))
+        try:
+            if error is not None:
+                raise error
+            reply = self._ok(watch.request, {**self._state(watch.pin), "timeout": timed_out})
+        except gpio.GpioError as err:
+            reply = self._gpio_failure(watch.request, err)
+        response = self._cors(watch.request, reply)
         # Resolving runs the requests queued behind the long-poll: not in the middle of
         # the request whose write woke it (a batch, a pulse), but once it has finished.
         self.loop.call_soon(lambda: watch.pending.resolve(response))

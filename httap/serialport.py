@@ -143,9 +143,13 @@ class SerialPort:
             device.close()
             return f"{self.url} has no file descriptor for the loop to watch"
         os.set_blocking(fd, False)
+        try:
+            self.loop.register(fd, READ, self)
+        except ValueError as err:  # e.g. a descriptor beyond select()
+            device.close()
+            return f"{self.url} cannot be watched by the loop: {err}"
         self.device, self.fd, self.delay = device, fd, RETRY_FIRST
         self.events = READ
-        self.loop.register(fd, READ, self)
         log.info("serial %s: open on %s at %d baud", self.name, self.url, settings.baudrate)
         return None
 
@@ -174,6 +178,8 @@ class SerialPort:
         self.reading.clear()
         for job in jobs:
             self._finish(job, reason)
+        if self.retry is not None:  # one retry at a time, or the device opens twice
+            self.retry.cancel()
         self.retry = self.loop.call_later(self.delay, self._retry)
 
     def _close_device(self) -> None:

@@ -220,7 +220,11 @@ class Server:
         if fd_limit is not None and sock.fileno() >= fd_limit:
             self._unwatchable(sock)
             return
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # reset by the client already
+            sock.close()
+            return
         connection = Connection(self, sock, client)
         full = len(self.connections) >= self.config.limits.connections
         self.connections.add(connection)
@@ -302,19 +306,20 @@ class Server:
             self.loop.stop()
             return
         self.stopping = True
+        self.loop.call_later(grace, self.loop.stop)  # first, so that nothing below can undo it
         for listener in self.listeners:
             self.loop.unregister(listener.sock)
             listener.sock.close()
         self.listeners.clear()
-        self.manager.stop()
-        for port in self.serial.values():
-            port.stop()
+        for step in (self.manager.stop, *(port.stop for port in self.serial.values())):
+            try:
+                step()
+            except Exception:
+                log.exception("stopping: %r failed", step)
         for connection in list(self.connections):
             connection.shutdown()
         if not self.connections:
             self.loop.stop()
-        else:
-            self.loop.call_later(grace, self.loop.stop)
 
     def close(self) -> None:
         for listener in self.listeners:

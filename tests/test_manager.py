@@ -857,6 +857,30 @@ def test_cors_unlisted_origin(start, connect):
     assert "access-control-allow-origin" not in reply.headers
 
 
+@pytest.mark.parametrize("body", ["1", '{"value": 1}'])
+def test_a_page_from_elsewhere_cannot_drive_a_pin(start, connect, body):
+    """A "simple" cross-site POST (text/plain, no preflight) still carries Origin: a page
+    from another site must not drive the device, and the connection stays usable."""
+    running = start(cors__origins=["http://app.example"])
+    client = connect(running)
+    reply = call(client, "POST", "/?gpio/led", body, headers="Origin: http://evil.example\r\n")
+    check_error(reply, 403, "origin-not-allowed", "evil.example", "cors.origins")
+    batch = call(client, "POST", "/?gpio", '{"led": 1}', headers="Origin: null\r\n")
+    check_error(batch, 403, "origin-not-allowed")
+    assert values(running, LED) == [0]
+    assert call(client, "GET", "/?gpio/led").json()["value"] == 0
+
+
+@pytest.mark.parametrize(
+    "origin", ["", "Origin: http://app.example\r\n", "Origin: http://test\r\n"]
+)
+def test_writes_from_no_browser_an_allowed_origin_or_this_server_pass(start, connect, origin):
+    running = start(cors__origins=["http://app.example"])
+    reply = call(connect(running), "POST", "/?gpio/led", "1", headers=origin)  # Host: test
+    assert reply.status == 200, reply.body
+    assert read_pin(running, LED) == 1
+
+
 # -- GET never changes hardware state --------------------------------------------------
 
 
