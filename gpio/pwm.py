@@ -49,12 +49,14 @@ class SoftPwm:
         return self._handle is not None
 
     def _rise(self) -> None:
+        self._handle = None  # if the board fails below, the wave has stopped: say so
         period = 1.0 / self.frequency
         cycle_start = self._start + self._cycle * period
         self.backend.write(self.gpio, 1)
         self._handle = self.call_at(cycle_start + self.duty * period, self._fall)
 
     def _fall(self) -> None:
+        self._handle = None
         self.backend.write(self.gpio, 0)
         self._cycle += 1
         period = 1.0 / self.frequency

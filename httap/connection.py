@@ -444,7 +444,7 @@ class Connection:
         events = WRITE if writing else 0
         if not self.eof and (
             state in (IDLE, HEAD, BODY)
-            or (self.pending is not None and self.parser.buffered < HIGH_WATER)
+            or ((self.pending is not None or self.scheduled) and self.parser.buffered < HIGH_WATER)
         ):
             events |= READ
         if events != self.events:

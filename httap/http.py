@@ -359,8 +359,8 @@ class Parser:
             return None
         head = buf[pos:end]
         self._pos = end + 4
-        known = _memo.get(head)
-        if known is not None and len(head) <= self._memo_limit:
+        known = _memo.get(head) if len(head) <= self._memo_limit else None
+        if known is not None:
             method, target, version, headers, keep_alive = known
             return self._framing(Request(method, target, version, headers.copy(), keep_alive))
         request = self._parse_head(head)

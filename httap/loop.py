@@ -29,6 +29,7 @@ from typing import Any, Callable, Optional
 
 log = logging.getLogger("httap.loop")
 
+SWEEP_MIN = 1024  # timers in the heap before cancelled ones are first swept out
 FD_SETSIZE = 1024  # select() watches descriptors below this number only
 SELECT_CONNECTIONS = 900  # above this many connections, poll() replaces select()
 READ = selectors.EVENT_READ
@@ -141,6 +142,7 @@ class Loop:
         self.iterations = 0
         self.spin = False
         self._timers: list[Handle] = []
+        self._sweep_at = SWEEP_MIN
         self._soon: deque[Callable[[], Any]] = deque()
         self._idle: list[Handle] = []
         self.tasks: list[Periodic] = []  # the live periodic tasks, for the stats
@@ -181,7 +183,7 @@ class Loop:
     def call_at(self, when: float, callback: Callable[[], Any]) -> Handle:
         """Run `callback` once at monotonic time `when`."""
         handle = Handle(when, callback)
-        heapq.heappush(self._timers, handle)
+        self._push(handle)
         return handle
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> Handle:
@@ -200,8 +202,19 @@ class Loop:
         if name is None:
             name = getattr(callback, "__qualname__", repr(callback))
         handle = Periodic(time.monotonic() + interval, callback, interval, name, self.tasks)
-        heapq.heappush(self._timers, handle)
+        self._push(handle)
         return handle
+
+    def _push(self, handle: Handle) -> None:
+        """Schedule a handle. A cancelled timer stays in the heap until its time comes, so
+        when the heap has doubled since it was last swept, the cancelled ones are dropped:
+        connections that come and go cannot grow it without bound (amortised O(1))."""
+        timers = self._timers
+        if len(timers) >= self._sweep_at:
+            timers[:] = [each for each in timers if not each.cancelled]
+            heapq.heapify(timers)
+            self._sweep_at = max(SWEEP_MIN, 2 * len(timers))
+        heapq.heappush(timers, handle)
 
     def idle(self, callback: Callable[[], Any]) -> Handle:
         """Run `callback` on every iteration of the loop."""

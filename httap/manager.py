@@ -666,6 +666,8 @@ class Manager:
         job = self._serial_job(request, port)
         if request.method == "POST":
             self.lease.acquire(request.session, self.loop.now)
+        else:  # a read takes bytes from the port: not from under the holder's feet
+            self.lease.check(request.session, self.loop.now)
         pending = Pending()
         pending.convert = lambda done: self._cors(request, self._serial_reply(request, port, done))
         pending.on_cancel(lambda: port.cancel(job))

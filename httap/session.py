@@ -82,6 +82,12 @@ class Lease:
         elif not self._same_holder(holder, session):
             raise Busy(self._describe(holder), now - self.since)
 
+    def check(self, session: Session, now: float) -> None:
+        """Busy if someone else holds the hardware; unlike `acquire`, takes nothing."""
+        holder = self.holder
+        if self.mode != "off" and holder is not None and not self._same_holder(holder, session):
+            raise Busy(self._describe(holder), now - self.since)
+
     def _same_holder(self, holder: Session, session: Session) -> bool:
         if self.mode == "connection":
             return holder is session

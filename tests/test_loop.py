@@ -202,3 +202,17 @@ def test_due_timers_run_before_the_requests_of_the_same_wake_up(make_server):
     assert client.read().status == 200
     assert order == ["timer", "request"]
     client.close()
+
+
+def test_cancelled_timers_do_not_pile_up_in_the_heap():
+    """Connections arm and cancel a timer each; their coming and going must not grow the
+    heap without bound while the timers' deadlines are still far away."""
+    loop = Loop()
+    try:
+        kept = loop.call_later(60, lambda: None)
+        for _ in range(50_000):
+            loop.call_later(60, lambda: None).cancel()
+        assert len(loop._timers) < 5_000
+        assert kept in loop._timers and not kept.cancelled
+    finally:
+        loop.close()

@@ -242,8 +242,22 @@ def test_writes_need_the_lease(make_server, devices, clients):
     assert call(clients(running), "POST", "/?serial/dev", b"x").status == 200
     other = clients(running, source="127.0.0.2")
     check_error(call(other, "POST", "/?serial/dev", b"y"), 503, "busy")
-    check_bytes(call(other, "GET", "/?serial/dev"), b"", timeout="1")  # reads stay open
     assert device.expect(1) == b"x"
+
+
+def test_only_the_holder_reads_while_it_holds_the_hardware(make_server, devices, clients):
+    """A read takes the bytes off the port: another client must not take the holder's
+    reply. With nobody holding, anyone reads (without taking the hardware)."""
+    device = devices()
+    running = start(make_server, device.path)
+    other = clients(running, source="127.0.0.2")
+    check_bytes(call(other, "GET", "/?serial/dev"), b"", timeout="1")  # nobody holds it
+    holder = clients(running)
+    assert call(holder, "POST", "/?serial/dev", b"*IDN?\n").status == 200
+    device.send(b"reply\n")
+    check_error(call(other, "GET", "/?serial/dev&wait=1"), 503, "busy")
+    check_bytes(call(holder, "GET", "/?serial/dev&until=%0A&wait=5"), b"reply\n")
+    assert call(other, "GET", "/?gpio").status == 200  # other reads stay open
 
 
 def test_unplug_and_replug(make_server, devices, clients, tmp_path):
