@@ -1,4 +1,5 @@
-# httap: `make run` serves the browser app with the simulated board; `make test` runs the suite.
+# httap: `make run` serves the browser app with the simulated board; `make test` runs the suite
+# (its browser tests use Debian's chromium, installed here with apt-get when it is missing).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -7,6 +8,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: run example test lint format bench clean
 
 $(STAMP): pyproject.toml requirements-test.txt
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-test.txt

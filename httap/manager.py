@@ -253,6 +253,7 @@ class Manager:
             "ID": self.config.id,
             "Server": f"httap/{__version__}",
             "Services": services,
+            "Serial": sorted(self.config.serial),
             "Timeout": self.config.timeouts.inactivity,
             "Session": session.id,
         }
@@ -600,7 +601,9 @@ class Manager:
         self.watches.setdefault(pin.gpio, []).append(watch)
         self.sampled.setdefault(pin.gpio, current)
         if self.sampler is None:
-            self.sampler = self.loop.every(self.config.gpio.sample_interval, self._sample)
+            self.sampler = self.loop.every(
+                self.config.gpio.sample_interval, self._sample, name="gpio sampling"
+            )
         return pending
 
     def _sample(self) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Union
 
 from gpio import GpioError
 from httap import http
-from httap.config import Config, ListenAddress
+from httap.config import Config, ListenAddress, default_documents
 from httap.connection import Connection, Pending
 from httap.loop import READ, Handle, Loop, Periodic
 from httap.manager import Manager
@@ -28,6 +28,7 @@ log = logging.getLogger("httap.server")
 ACCEPTS_PER_TURN = 32
 ACCEPT_PAUSE = 0.25  # seconds to stop accepting when the process is out of descriptors
 STOP_GRACE = 10.0  # seconds that responses in flight get to finish on a graceful stop
+LIBRARY = "/httap.js"  # the client library: served from the app when documents lack it
 
 Reply = Union[http.Response, Pending]
 
@@ -65,6 +66,7 @@ class Server:
         self.config = config
         self.loop = loop or Loop(Loop.selector_for(config.limits.connections))
         self.serve_documents_from(config.documents)
+        self.library = StaticFiles(default_documents(), config.index, config.mime, config.headers)
         try:
             self.manager = Manager(self)
         except GpioError as err:
@@ -286,7 +288,10 @@ class Server:
     def route(self, request: http.Request) -> Reply:
         if request.target.startswith("/?"):
             return self.manager.handle(request)
-        return self.static.handle(request)
+        response = self.static.handle(request)
+        if response.status == 404 and request.target.partition("?")[0] == LIBRARY:
+            return self.library.handle(request)  # every page can import /httap.js
+        return response
 
     # -- running and stopping ----------------------------------------------------
 

@@ -19,6 +19,8 @@ def test_the_simulated_instrument_answers_through_the_bridge(spawn):
     with socket.create_connection((process.host, process.port), timeout=5) as sock:
         client = Client(sock)
         assert b"<title>httap: scpi</title>" in client.get("/").body
+        discovery = client.get("/?").json()
+        assert "serial" in discovery["Services"] and discovery["Serial"] == ["scpi"]
         identity = call(client, "POST", TRANSACTION, b"*IDN?\n")
         assert identity.status == 200
         assert identity.headers["httap-serial-timeout"] == "0"

@@ -49,6 +49,19 @@ def test_the_one_command_serves_the_page(spawn, name):
     assert b"<title>httap: " in page.body
 
 
+@pytest.mark.parametrize("name", ["blink", "buzzer", "car", "simon", "scpi"])
+def test_each_page_gets_the_library_from_its_own_server(make_server, name):
+    """The page imports /httap.js, which the server serves from its own static/ (the
+    example has no copy)."""
+    running = start(make_server, name)
+    client = Client(running.connect())
+    assert b'import { HTTaP } from "/httap.js";' in client.get("/").body
+    library = client.get("/httap.js")
+    assert library.status == 200
+    assert library.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert library.body == (ROOT / "static" / "httap.js").read_bytes()
+
+
 # -- blink -----------------------------------------------------------------------------
 
 

@@ -151,6 +151,7 @@ def test_discovery_lists_the_services_and_the_session(start, connect, tmp_path):
     assert info["ID"] == "bench-7"
     assert {"files", "gpio", "car/forward", "explode"} <= set(info["Services"])
     assert "serial" not in info["Services"]  # none configured
+    assert info["Serial"] == []
     assert info["Timeout"] == 15
     assert info["Session"] == int(reply.headers["httap-session"])
     head = call(client, "HEAD", "/?")

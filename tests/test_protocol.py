@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.client import Client, Reply
+from tests.conftest import ROOT
 
 HELLO = b"hello, world\n"
 RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
@@ -916,3 +917,21 @@ def test_file_deleted_or_truncated_after_it_was_cached(server):
     other = connect(server)
     check_file_reply(other.get("/hello.txt"), HELLO)
     other.close()
+
+
+# -- the client library is everywhere ------------------------------------------------------
+
+
+def test_every_documents_directory_serves_the_client_library(server):
+    """Pages of any documents directory (an example's, yours) can `import "/httap.js"`:
+    when the directory has no httap.js, the server's own is served."""
+    library = ROOT / "static" / "httap.js"
+    if not library.exists():
+        pytest.fail("static/httap.js is missing")
+    client = connect(server)
+    reply = client.get("/httap.js?v=2")
+    assert reply.status == 200
+    assert reply.headers["content-type"].startswith("text/javascript")
+    assert reply.body == library.read_bytes()
+    assert client.get("/other.js").status == 404  # only that one file
+    client.close()
