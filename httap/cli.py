@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--app", metavar="FILE", help="Python file whose setup(server) registers actions"
     )
+    serve.add_argument(
+        "--trace",
+        action="store_true",
+        default=None,  # not given: the config decides
+        help="log each request head and response head (log.trace)",
+    )
     return parser
 
 
@@ -47,6 +53,7 @@ def _overrides(args: argparse.Namespace) -> dict:
         "documents": args.documents,
         "gpio.backend": args.gpio,
         "app": args.app,
+        "log.trace": args.trace,
     }
     return {key: value for key, value in flags.items() if value is not None}
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from functools import reduce
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Union
 
 __all__ = [
     "Config",
@@ -402,8 +402,27 @@ def _serial_port(value: Any, where: Where) -> SerialConfig:
     return _record(SerialConfig, value, where)
 
 
+_ACCESS_NOUN = "true, false or the path of a file (in an existing directory) to append to"
+
+
+def _access_log(value: Any, where: Where) -> Union[bool, str]:
+    """false (off), true (to stderr) or a file path: absolute, and resolved against its source."""
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        raise where.invalid(value, _ACCESS_NOUN, wrong_type=True)
+    if not value or "\x00" in value:
+        raise where.invalid(value, _ACCESS_NOUN)
+    path = (where.base / Path(value).expanduser()).resolve()
+    if not path.parent.is_dir() or path.is_dir():
+        raise where.fail(f"{json.dumps(value)} ({path})", _ACCESS_NOUN)
+    return str(path)
+
+
 class LogConfig(NamedTuple):
     level: str = setting(one_of("debug", "info", "warning", "error"), "info")
+    access: Union[bool, str] = setting(_access_log, False)  # False, True or a file path
+    trace: bool = setting(one_of(True, False), False)  # request and response heads
 
 
 class Config(NamedTuple):

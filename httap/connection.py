@@ -145,6 +145,7 @@ class Connection:
         self.scheduled = False  # _process queued for the next turn
         self.deadline = 0.0
         self.timer: Optional[Handle] = None
+        self.started = 0.0  # when the running request started, for the access log
 
     def start(self) -> None:
         self.loop.register(self.sock, READ, self)
@@ -231,6 +232,8 @@ class Connection:
         self.requests += 1
         request.client = self.client
         request.session = self.session
+        if self.server.logs is not None:
+            self.started = self.server.logs.request(self, request)
         try:
             reply = self.server.route(request)
         except Exception:
@@ -312,14 +315,19 @@ class Connection:
             self.out.append(head)
             self.out.append(body)
             self.out_size += len(head) + len(body)
+        if self.server.logs is not None:
+            sent = 0 if request.method == "HEAD" else response.length
+            self.server.logs.response(self, request, response.status, head, sent, self.started)
 
     def _answer_error(self, status: int, message: str) -> None:
         """Answer a protocol error or a timeout, then close."""
         self.closing = True
-        head = http.error_response(status, message)
-        data = head.head_bytes() + http.date_line() + http.CLOSE_LINE + b"\r\n" + head.body
-        self.out.append(data)
-        self.out_size += len(data)
+        response = http.error_response(status, message)
+        head = response.head_bytes() + http.date_line() + http.CLOSE_LINE + b"\r\n"
+        self.out.append(head + response.body)
+        self.out_size += len(head) + len(response.body)
+        if self.server.logs is not None:
+            self.server.logs.response(self, None, status, head, len(response.body), None)
 
     def _continue_if_expected(self) -> None:
         partial = self.parser.partial

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from httap.server import Server
 
 log = logging.getLogger("httap.manager")
+audit = logging.getLogger("httap.audit")
 
 HTTAP_VERSION = "1.0"
 NO_CACHE = [("Cache-Control", "no-cache, no-store, must-revalidate"), ("Expires", "0")]
@@ -108,6 +109,8 @@ class Manager:
         self.watches: dict[int, list[Watch]] = {}
         self.sampled: dict[int, int] = {}  # last value seen by the sampler
         self.sampler: Any = None
+        # The request being handled: an app's write made during it is audited as its own.
+        self.current: Optional[http.Request] = None
         for name, spec in self.config.gpio.pins.items():
             self._setup_pin(
                 gpio.Pin(
@@ -150,11 +153,9 @@ class Manager:
         safe = [pin for pin in self.pins.values() if pin.safe is not None]
         for pin in safe:  # one pin failing must not leave the others running
             try:
-                self._set(pin, pin.safe)
+                self._set(pin, pin.safe, None, "safe value")
             except gpio.GpioError as err:
                 log.error("cannot set %s to its safe value %d: %s", pin.name, pin.safe, err)
-        if safe:
-            log.info("safe values applied: %s", ", ".join(f"{p.name}={p.safe}" for p in safe))
 
     # -- dispatch ----------------------------------------------------------------
 
@@ -163,6 +164,7 @@ class Manager:
         session: Session = request.session
         now = self.loop.now
         idle, session.last_active = now - session.last_active, now
+        self.current = request
         try:
             path, _, query = request.target[2:].partition("&")
             try:
@@ -193,6 +195,8 @@ class Manager:
                 },
                 session,
             )
+        finally:
+            self.current = None
         if isinstance(reply, Pending):
             return reply
         return self._cors(request, reply)
@@ -433,7 +437,7 @@ class Manager:
     def _write(self, request: http.Request, pin: gpio.Pin, command: dict) -> Reply:
         ((kind, argument),) = command.items()
         if kind == "value":
-            self._set(pin, self._level(argument, pin))
+            self._set(pin, self._level(argument, pin), request)
             return self._ok(request, self._state(pin))
         if kind == "pulse":
             return self._pulse(request, pin, argument)
@@ -449,11 +453,28 @@ class Manager:
             f"pin {pin.name}: a value is 0, 1, true or false, not {json.dumps(value)}",
         )
 
-    def _set(self, pin: gpio.Pin, value: int) -> None:
-        """Drive an output: ends any pulse or PWM on it, and wakes its long-polls."""
+    def _set(
+        self, pin: gpio.Pin, value: int, cause: Optional[http.Request], note: str = ""
+    ) -> None:
+        """Drive an output: ends any pulse or PWM on it, wakes its long-polls, and is
+        audited with `cause`, the request behind it (None: the server's own doing)."""
+        old = self.backend.read(pin.gpio)
         self._stop_activity(pin.gpio)
         self.backend.write(pin.gpio, value)
         self._notify(pin.gpio, value)
+        self._audit(pin, old, value, cause, note)
+
+    @staticmethod
+    def _audit(pin: gpio.Pin, old: Any, new: Any, cause: Optional[http.Request], note: str) -> None:
+        """One line per hardware change, always: it answers "who set this pin"."""
+        if cause is None:
+            session = client = "-"
+            why = note
+        else:
+            session = getattr(cause.session, "id", "-")
+            client = cause.client[0] if cause.client else "-"
+            why = f"{cause.method} {cause.target}" + (f", {note}" if note else "")
+        audit.info("s=%s %s %s %s -> %s (%s)", session, client, pin.name, old, new, why)
 
     def _stop_activity(self, number: int) -> None:
         pulse = self.pulses.pop(number, None)
@@ -484,14 +505,13 @@ class Manager:
             )
         active = self.pulses.get(pin.gpio)  # a pulse during a pulse: same level to restore
         level = active[3] if active is not None else self.backend.read(pin.gpio)
-        self._set(pin, 1 - level)
+        self._set(pin, 1 - level, request, f"pulse {seconds:g} s")
         pending = Pending()
 
         def end() -> None:
             self.pulses.pop(pin.gpio, None)
             try:
-                self.backend.write(pin.gpio, level)
-                self._notify(pin.gpio, level)
+                self._set(pin, level, request, "pulse end")
                 reply = self._ok(request, self._state(pin))
             except gpio.GpioError as err:
                 reply = self._gpio_failure(request, err)
@@ -502,10 +522,12 @@ class Manager:
         return pending
 
     def _start_pwm(self, request: http.Request, pin: gpio.Pin, setting: Any) -> http.Response:
-        self._apply_pwm(pin, setting)
+        self._apply_pwm(pin, setting, request)
         return self._ok(request, self._state(pin))
 
-    def _apply_pwm(self, pin: gpio.Pin, setting: Any) -> None:
+    def _apply_pwm(
+        self, pin: gpio.Pin, setting: Any, cause: Optional[http.Request], note: str = ""
+    ) -> None:
         driver = self.pwm.get(pin.gpio)
         if driver is None:
             raise fail(409, "mode-conflict", f'pin {pin.name} is {pin.mode}: PWM needs mode "pwm"')
@@ -521,8 +543,10 @@ class Manager:
             )
         if not _number(duty) or not 0 <= duty <= 1:
             raise fail(400, "bad-value", "pwm duty is from 0 to 1")
+        old = _wave(driver) if driver.running else self.backend.read(pin.gpio)
         self._stop_activity(pin.gpio)
         driver.start(float(frequency), float(duty))
+        self._audit(pin, old, _wave(driver), cause, note)
 
     # -- the pins for applications ------------------------------------------------
     # The same checks and effects as the requests: a write ends a pulse or PWM on the pin
@@ -541,7 +565,7 @@ class Manager:
         """Drive an output to 0 or 1 (true and false too)."""
         pin = self.pin(name)
         self._writable(pin)
-        self._set(pin, self._level(value, pin))
+        self._set(pin, self._level(value, pin), self.current, "app")
 
     def set_pwm(
         self, name: str, frequency: Optional[float] = None, duty: Optional[float] = None
@@ -552,7 +576,7 @@ class Manager:
             for key, value in (("frequency", frequency), ("duty", duty))
             if value is not None
         }
-        self._apply_pwm(self.pin(name), setting)
+        self._apply_pwm(self.pin(name), setting, self.current, "app")
 
     def _batch(self, request: http.Request) -> dict:
         """`POST /?gpio {"a": 1, "b": 0}`: checked whole, then applied in order in this tick."""
@@ -575,7 +599,7 @@ class Manager:
             plan.append((pin, self._level(value, pin)))
         self.lease.acquire(request.session, self.loop.now)
         for pin, level in plan:
-            self._set(pin, level)
+            self._set(pin, level, request)
         return {pin.name: self._state(pin) for pin, _ in plan}
 
     # -- long-polls --------------------------------------------------------------
@@ -820,6 +844,10 @@ class Manager:
             self._stop_activity(number)
         self._apply_safe_values()
         self.backend.close()
+
+
+def _wave(driver: SoftPwm) -> str:
+    return f"pwm {driver.duty:g} at {driver.frequency:g} Hz"
 
 
 def _number(value: Any) -> bool:

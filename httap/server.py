@@ -18,6 +18,7 @@ from gpio import GpioError
 from httap import http
 from httap.config import Config, ListenAddress, default_documents
 from httap.connection import Connection, Pending
+from httap.logs import Logs
 from httap.loop import READ, Handle, Loop, Periodic
 from httap.manager import Manager
 from httap.serialport import SerialPort
@@ -64,6 +65,11 @@ class Server:
 
     def __init__(self, config: Config, loop: Optional[Loop] = None) -> None:
         self.config = config
+        try:
+            self.logs = Logs.open(config.log)
+        except OSError as err:
+            message = f"cannot open the access log {config.log.access}: {err.strerror}"
+            raise StartupError(message) from None
         self.loop = loop or Loop(Loop.selector_for(config.limits.connections))
         self.serve_documents_from(config.documents)
         self.library = StaticFiles(default_documents(), config.index, config.mime, config.headers)
@@ -335,4 +341,6 @@ class Server:
         self.manager.close()
         for port in self.serial.values():
             port.close()
+        if self.logs is not None:
+            self.logs.close()
         self.loop.close()

@@ -1,0 +1,94 @@
+"""The access log and the trace: what each request asked and what it was answered.
+
+Both are off by default, and then the server holds no `Logs` at all: a connection's
+only cost is one `is None` check per request and per response. (The audit of hardware
+changes is always on; it is written where the changes are made, in manager.py.)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from httap.config import LogConfig
+
+if TYPE_CHECKING:
+    from httap import http
+    from httap.connection import Connection
+
+access_log = logging.getLogger("httap.access")
+trace_log = logging.getLogger("httap.trace")
+
+
+def _session(connection: Connection) -> Any:
+    return connection.session.id if connection.session is not None else "-"
+
+
+class Logs:
+    """Writes the access lines (to `httap.access` or to a file) and the traced heads."""
+
+    def __init__(self, config: LogConfig) -> None:
+        self.trace = config.trace
+        self.file = None
+        self.access: Optional[Callable[[str], Any]] = None
+        if isinstance(config.access, str):
+            # Opened at start-up, before privileges are dropped: the file may be root's.
+            self.file = open(config.access, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+            self.access = lambda line: self.file.write(line + "\n")
+        elif config.access:
+            self.access = access_log.info
+            access_log.setLevel(logging.INFO)  # asked for: shown whatever log.level says
+        if self.trace:
+            trace_log.setLevel(logging.INFO)
+
+    @classmethod
+    def open(cls, config: LogConfig) -> Optional[Logs]:
+        """The logs the configuration asks for; None when it asks for none."""
+        return cls(config) if config.access or config.trace else None
+
+    def request(self, connection: Connection, request: http.Request) -> float:
+        """A request is about to run: trace its head; return when it started."""
+        if self.trace:
+            lines = [f"{request.method} {request.target} {request.version}"]
+            lines += [f"{name}: {value}" for name, value in request.headers.items()]
+            trace_log.info(_block(f"s={_session(connection)} >", lines))
+        return time.perf_counter()
+
+    def response(
+        self,
+        connection: Connection,
+        request: Optional[http.Request],
+        status: int,
+        head: bytes,
+        sent: int,
+        started: Optional[float],
+    ) -> None:
+        """A response is queued. `request` None is a protocol error answered before any
+        request could be read; `sent` is the body's length, `started` None if unknown."""
+        session = _session(connection)
+        if self.trace:
+            lines = head.decode("latin-1").split("\r\n")[:-2]  # the head ends with a blank line
+            trace_log.info(_block(f"s={session} <", lines))
+        if self.access is None:
+            return
+        if request is None:
+            line = '"-"'
+        else:
+            target = request.target.replace("\\", "\\\\").replace('"', '\\"')
+            line = f'"{request.method} {target} {request.version}"'
+        now = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime())
+        duration = "-" if started is None else f"{time.perf_counter() - started:.6f}"
+        self.access(
+            f"{connection.client[0]} - - [{now}] {line} {status} {sent or '-'}"
+            f" s={session} {duration}"
+        )
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def _block(prefix: str, lines: list[str]) -> str:
+    """One log record for a whole head, each line prefixed so that grep finds them all."""
+    return "\n".join(f"{prefix} {line}" for line in lines)
