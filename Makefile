@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run example test lint format bench clean
+.PHONY: run example test soak lint format bench clean
 
 $(STAMP): pyproject.toml requirements-test.txt
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
@@ -25,6 +25,10 @@ example: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# make soak MINUTES=2: httap under mixed load (not part of `make test`); fails if it leaks.
+soak: $(STAMP)
+	$(PY) bench/soak.py $(if $(MINUTES),--minutes $(MINUTES))
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check httap gpio tests bench examples

@@ -12,7 +12,7 @@ from typing import Callable
 
 from gpio.base import Backend, GpioError, Pin
 
-HISTORY_LIMIT = 100_000  # per pin; the oldest half is dropped beyond it
+HISTORY_LIMIT = 20_000  # per pin (about 2 MB); the oldest half is dropped beyond it
 
 
 class SimPin:

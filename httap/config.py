@@ -34,6 +34,7 @@ __all__ = [
     "ListenAddress",
     "LogConfig",
     "PinConfig",
+    "Redirect",
     "SerialConfig",
     "Session",
     "Timeouts",
@@ -419,6 +420,50 @@ def _access_log(value: Any, where: Where) -> Union[bool, str]:
     return str(path)
 
 
+class Redirect(NamedTuple):
+    """One `redirect` entry. `source` ("from") is a path, or a prefix when it ends with
+    "*"; then what the star matched is appended to `target` ("to") without its "*"."""
+
+    source: str
+    target: str
+    status: int
+
+
+_REDIRECT_KEYS = ("from", "to", "status")
+_REDIRECT_PATH = r"/[^\x00-\x20\x7f-\U0010ffff?#*]*"  # printable ASCII; no query, no star
+_REDIRECT_URL = re.compile(
+    rf"(?P<origin>https?://(?:{_HOST})(?::[0-9]{{1,5}})?)?(?P<path>{_REDIRECT_PATH})?(?P<star>\*?)"
+)
+_REDIRECT_TO_NOUN = 'a path like "/new" or a URL like "https://host/new"'
+_redirect_from = text(rf"{_REDIRECT_PATH}\*?", 'a path like "/old", or a prefix like "/docs/*"')
+_redirect_status = one_of(301, 302, 303, 307, 308)
+
+
+def _redirect(value: Any, where: Where) -> Redirect:
+    """Checked by hand rather than as a schema class: "from" cannot name a field."""
+    if not isinstance(value, Mapping):
+        raise where.invalid(value, 'an object like {from: "/old", to: "/new"}', wrong_type=True)
+    for name in value:
+        if name not in _REDIRECT_KEYS:
+            raise _unknown_key(where, str(name), list(_REDIRECT_KEYS))
+    for name in ("from", "to"):
+        if name not in value:
+            raise where.error(f'missing key "{name}"')
+    source = _redirect_from(value["from"], where.child("from"))
+    target, at = value["to"], where.child("to")
+    if not isinstance(target, str):
+        raise at.invalid(target, _REDIRECT_TO_NOUN, wrong_type=True)
+    match = _REDIRECT_URL.fullmatch(target)
+    if not match or not (match["origin"] or match["path"]):
+        raise at.invalid(target, _REDIRECT_TO_NOUN)
+    if match["star"] and not source.endswith("*"):
+        raise at.error('ends with "*", but "from" is not a prefix ending with "*"')
+    if not match["path"]:  # "https://host": the rest of a prefix goes after a "/"
+        target = match["origin"] + "/" + match["star"]
+    status = _redirect_status(value.get("status", 302), where.child("status"))
+    return Redirect(source, target, status)
+
+
 class LogConfig(NamedTuple):
     level: str = setting(one_of("debug", "info", "warning", "error"), "info")
     access: Union[bool, str] = setting(_access_log, False)  # False, True or a file path
@@ -460,6 +505,9 @@ class Config(NamedTuple):
     gpio: GpioConfig = section(GpioConfig)
     serial: Mapping[str, SerialConfig] = setting(
         dict_of(_NAME, f"serial port names of {_NAME_NOUN}", _serial_port), {}
+    )
+    redirect: tuple[Redirect, ...] = setting(
+        list_of(_redirect, 'a list of objects like {from: "/old", to: "/new"}'), []
     )
     app: Optional[str] = setting(optional(existing("file")), None)
     log: LogConfig = section(LogConfig)
@@ -651,6 +699,8 @@ def to_dict(config: Config) -> dict:
 def _plain(value: Any) -> Any:
     if isinstance(value, ListenAddress):
         return value.url
+    if isinstance(value, Redirect):
+        return dict(zip(_REDIRECT_KEYS, value))
     if hasattr(value, "_fields"):  # a schema object (a NamedTuple), not a list
         return {name: _plain(getattr(value, name)) for name in _keys(type(value))}
     if isinstance(value, Mapping):

@@ -39,6 +39,10 @@ WINDOW = 1000  # the runs of a periodic task whose lateness the stats summarise
 RATE_SPAN = 1.0  # seconds: iterations per second are counted over at least this long
 
 
+def _cancelled() -> None:
+    """What a cancelled handle holds instead of its callback."""
+
+
 class Handle:
     """A scheduled callback; `cancel()` stops it. Periodic handles keep absolute deadlines."""
 
@@ -51,7 +55,10 @@ class Handle:
         self.cancelled = False
 
     def cancel(self) -> None:
+        """Never run it. The callback is dropped at once: a cancelled timer waits in the
+        heap until its time, and must not keep its owner (a closed connection) alive."""
         self.cancelled = True
+        self.callback = _cancelled
 
     def __lt__(self, other: Handle) -> bool:
         return self.when < other.when

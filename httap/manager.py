@@ -835,8 +835,9 @@ class Manager:
             for watch in list(watches):
                 self._end_watch(watch, True)
         for timer, *_ in list(self.pulses.values()):
+            end = timer.callback  # cancelling drops it
             timer.cancel()
-            timer.callback()
+            end()
 
     def close(self) -> None:
         """The server stops: outputs go to their safe values, the board is released."""

@@ -1,7 +1,7 @@
 """The server: listening sockets, accepted connections, the router and the public API.
 
-The router is one line: a target that starts with `/?` goes to the HTTaP manager,
-everything else to the static files.
+The router is short: a target that starts with `/?` goes to the HTTaP manager, a
+configured redirect answers its paths, everything else goes to the static files.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Union
 
 from gpio import GpioError
 from httap import http
-from httap.config import Config, ListenAddress, default_documents
+from httap.config import Config, ListenAddress, Redirect, default_documents
 from httap.connection import Connection, Pending
 from httap.logs import Logs
 from httap.loop import READ, Handle, Loop, Periodic
@@ -77,6 +77,7 @@ class Server:
             self.manager = Manager(self)
         except GpioError as err:
             raise StartupError(f"cannot set up the GPIO pins: {err}") from None
+        self.redirects = config.redirect
         self.listeners: list[Listener] = []
         self.connections: set[Connection] = set()
         self.stopping = False
@@ -294,6 +295,10 @@ class Server:
     def route(self, request: http.Request) -> Reply:
         if request.target.startswith("/?"):
             return self.manager.handle(request)
+        if self.redirects:
+            moved = _redirect(self.redirects, request.target)
+            if moved is not None:
+                return moved
         response = self.static.handle(request)
         if response.status == 404 and request.target.partition("?")[0] == LIBRARY:
             return self.library.handle(request)  # every page can import /httap.js
@@ -344,3 +349,27 @@ class Server:
         if self.logs is not None:
             self.logs.close()
         self.loop.close()
+
+
+def _redirect(rules: tuple[Redirect, ...], target: str) -> Optional[http.Response]:
+    """The first rule whose `source` matches the target's path, as a response with its
+    `Location`; the query string is kept. Paths are compared as sent (percent-encoded)."""
+    path, mark, query = target.partition("#")[0].partition("?")
+    for rule in rules:
+        if rule.source.endswith("*"):
+            prefix = rule.source[:-1]
+            if not path.startswith(prefix):
+                continue
+            base, rest = rule.target.rstrip("*"), path[len(prefix) :]
+            if base.endswith("/"):  # "/" + "/evil.com" would name another host
+                rest = rest.lstrip("/")
+            location = base + rest
+        elif path == rule.source:
+            location = rule.target
+        else:
+            continue
+        location += mark + query
+        response = http.error_response(rule.status, f"redirect to {location}")
+        response.headers.append(("Location", location))
+        return response
+    return None

@@ -338,8 +338,8 @@ def test_file_errors_start_with_the_path_as_given(tmp_path, monkeypatch):
         (
             "{zzz: 1}",
             "zzz: unknown key; allowed keys at the top level: app, chroot, cors, documents, gpio,"
-            " group, headers, id, index, limits, listen, log, mime, serial, session, timeouts,"
-            " user",
+            " group, headers, id, index, limits, listen, log, mime, redirect, serial, session,"
+            " timeouts, user",
         ),
         (
             "{gpio: {pins: {led: {gpio: 17, mdoe: 'out'}}}}",

@@ -3,12 +3,14 @@ meanwhile, and no descriptor left behind."""
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import select
 import selectors
 import socket
 import time
+import weakref
 
 import pytest
 from client import Client
@@ -483,3 +485,18 @@ def test_many_connections_switch_to_poll(make_server, docs):
     client = Client(wide.connect())
     assert client.get("/hello.txt").status == 200
     client.close()
+
+
+def test_a_closed_connection_is_freed_at_once(server):
+    """Its timer stays in the loop's heap until the old deadline; it must not keep the
+    connection (and its buffers) alive until then."""
+    client = Client(server.connect())
+    client.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n" * 3 + b"GET /hel")  # a partial head
+    client.read()
+    refs = server.call(lambda: [weakref.ref(each) for each in server.server.connections])
+    assert refs
+    client.close()
+    assert wait_for(lambda: not server.call(lambda: len(server.server.connections)))
+    assert wait_for(
+        lambda: server.call(lambda: (gc.collect(), [r() for r in refs])[1]) == [None] * len(refs)
+    )

@@ -1,0 +1,113 @@
+"""`redirect` in web.json5: real sockets for the replies, real files for the config errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from httap import config
+from httap.config import ConfigError
+from tests.client import Client
+from tests.conftest import HELLO
+
+RULES = [
+    {"from": "/old", "to": "/hello.txt", "status": 301},
+    {"from": "/docs/*", "to": "/manual/*"},
+    {"from": "/away/*", "to": "https://example.org"},
+    {"from": "/root/*", "to": "/"},
+]
+
+
+@pytest.fixture
+def client(make_server, docs):
+    running = make_server(documents=str(docs), redirect=RULES)
+    with running.connect() as sock:
+        yield Client(sock)
+
+
+@pytest.mark.parametrize(
+    ("target", "status", "location"),
+    [
+        ("/old", 301, "/hello.txt"),
+        ("/old?v=2&x", 301, "/hello.txt?v=2&x"),
+        ("/docs/a/b.html", 302, "/manual/a/b.html"),
+        ("/docs/", 302, "/manual/"),
+        ("/docs/page?q=1", 302, "/manual/page?q=1"),
+        ("/away/x/y?z", 302, "https://example.org/x/y?z"),
+        ("/root//evil.example", 302, "/evil.example"),  # never "//evil.example"
+    ],
+)
+def test_a_matching_path_is_redirected(client, target, status, location):
+    reply = client.get(target)
+    assert (reply.status, reply.headers["location"]) == (status, location)
+    assert reply.headers["content-type"].startswith("text/plain")
+    assert reply.body == f"redirect to {location}\n".encode()
+
+
+def test_other_paths_and_the_dynamic_domain_are_not_redirected(client):
+    assert client.get("/old/more").status == 404  # exact, not a prefix
+    assert client.get("/docs").status == 404  # the prefix is "/docs/"
+    assert client.get("/hello.txt").body == HELLO
+
+
+def test_everything_but_the_dynamic_domain_to_https(make_server, docs):
+    running = make_server(documents=str(docs), redirect=[{"from": "/*", "to": "https://pi/*"}])
+    with running.connect() as sock:
+        client = Client(sock)
+        reply = client.get("/hello.txt")
+        assert (reply.status, reply.headers["location"]) == (302, "https://pi/hello.txt")
+        assert client.get("/").headers["location"] == "https://pi/"
+        assert client.get("/?gpio").status == 200  # `/?` targets are never redirected
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_each_status(make_server, docs, status):
+    running = make_server(
+        documents=str(docs), redirect=[{"from": "/a", "to": "/b", "status": status}]
+    )
+    with running.connect() as sock:
+        reply = Client(sock).get("/a")
+    assert (reply.status, reply.headers["location"]) == (status, "/b")
+
+
+def test_no_redirects_by_default():
+    assert config.load(None, env={}, overrides={"documents": "."}).redirect == ()
+
+
+def test_to_dict_gives_the_keys_back(tmp_path: Path):
+    path = tmp_path / "web.json5"
+    path.write_text('{redirect: [{from: "/*", to: "https://host"}]}')
+    loaded = config.load(str(path), env={})
+    assert config.to_dict(loaded)["redirect"] == [
+        {"from": "/*", "to": "https://host/", "status": 302}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("5", "redirect[0]: found 5 (a number), expected an object like"),
+        ('{from: "/a"}', 'redirect[0]: missing key "to"'),
+        ('{from: "/a", to: "/b", code: 301}', "redirect[0].code: unknown key; allowed keys"),
+        ('{from: "a", to: "/b"}', 'redirect[0].from: found "a", expected a path like "/old"'),
+        ('{from: "/a?b", to: "/b"}', 'redirect[0].from: found "/a?b", expected a path'),
+        ('{from: "/a*b", to: "/b"}', 'redirect[0].from: found "/a*b", expected a path'),
+        ('{from: "/a", to: "ftp://h/"}', 'redirect[0].to: found "ftp://h/", expected a path'),
+        ('{from: "/a", to: ""}', 'redirect[0].to: found "", expected a path'),
+        ('{from: "/a", to: "/b c"}', 'redirect[0].to: found "/b c", expected a path'),
+        ('{from: "/a", to: "/b/*"}', 'redirect[0].to: ends with "*", but "from" is not a prefix'),
+        (
+            '{from: "/a", to: "/b", status: 304}',
+            "redirect[0].status: found 304, expected one of 301",
+        ),
+        ('{from: "/a", to: "/b", status: "301"}', 'redirect[0].status: found "301" (a string)'),
+    ],
+)
+def test_config_errors_are_one_line(tmp_path: Path, entry, message):
+    path = tmp_path / "web.json5"
+    path.write_text(f"{{redirect: [{entry}]}}")
+    with pytest.raises(ConfigError) as info:
+        config.load(str(path), env={})
+    assert str(info.value).startswith(f"{path}: {message}")
+    assert "\n" not in str(info.value)
