@@ -31,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -576,6 +578,29 @@ class Results:
 MAIN_STEPS = 1 + len(ENDPOINTS) + len(ENDPOINTS) * len(CONCURRENCY)
 
 
+def report_result(
+    progress: Progress, results: Results, name: str, label: str, text: str, other: float
+) -> None:
+    """A figure's progress line, and a note in RESULTS.md when other work disturbed it."""
+    if other >= OTHER_LIMIT:
+        text += f" [other processes: {other:.0%} of a CPU]"
+        results.note(name, f"{label}: other processes used {other:.0%} of a CPU", echo=False)
+    progress.result(text)
+
+
+@contextmanager
+def reported(progress: Progress, results: Results, name: str, label: str) -> Iterator[None]:
+    """One server's step: a failure is a progress line and a note, never the end of the run."""
+    try:
+        yield
+    except StartFailed as err:
+        progress.result("failed to start")
+        results.note(name, f"{label}: failed to start: {err}")
+    except Exception as err:
+        progress.result("failed")
+        results.note(name, f"{label}: {type(err).__name__}: {err}")
+
+
 def measure_server(
     spec: Spec, mode: Mode, progress: Progress, results: Results, workdir: Path
 ) -> None:
@@ -583,7 +608,7 @@ def measure_server(
     name = spec.name
     left = MAIN_STEPS
     wait_quiet(results, name)
-    try:
+    with reported(progress, results, name, "start"):
         progress.step(f"{name} start, RSS idle")
         left -= 1
         with Running(spec, workdir) as server:
@@ -599,19 +624,10 @@ def measure_server(
                 if not server.alive():
                     progress.result("server gone")
                     return
-                try:
+                with reported(progress, results, name, label):
                     watch = OtherWork(server)
                     text = action()
-                    other = watch.share()
-                    if other >= OTHER_LIMIT:
-                        text += f" [other processes: {other:.0%} of a CPU]"
-                    progress.result(text)
-                    if other >= OTHER_LIMIT:
-                        note = f"{label}: other processes used {other:.0%} of a CPU"
-                        results.note(name, note, echo=False)
-                except Exception as err:
-                    progress.result("failed")
-                    results.note(name, f"{label}: {type(err).__name__}: {err}")
+                    report_result(progress, results, name, label, text, watch.share())
 
             for endpoint, target in ENDPOINTS:
 
@@ -663,12 +679,6 @@ def measure_server(
                     measure(f"{target} c={connections}, {runs}", load)
             if not server.alive():
                 results.note(name, f"the server died: {server.log()}")
-    except StartFailed as err:
-        progress.result("failed to start")
-        results.note(name, f"failed to start: {err}")
-    except Exception as err:
-        progress.result("failed")
-        results.note(name, f"{type(err).__name__}: {err}")
     progress.skip(left, f"{name} not measured")
 
 
@@ -679,37 +689,25 @@ def measure_connections(
     name = spec.name
     wait_quiet(results, name)
     progress.step(f"{name} {mode.idle_conns:,} idle kept-alive connections, fresh start")
-    try:
-        with Running(spec, workdir, CONNS) as server:
-            watch = OtherWork(server)
+    label = "idle connections"
+    with reported(progress, results, name, label), Running(spec, workdir, CONNS) as server:
+        watch = OtherWork(server)
+        time.sleep(0.5)
+        for _, target in ENDPOINTS:  # whatever is loaded lazily is loaded now
+            client.open_idle(server.port, target, 1)[0].close()
+        time.sleep(0.3)
+        before = server.stats()[0]
+        sockets = client.open_idle(server.port, GPIO, mode.idle_conns)
+        try:
             time.sleep(0.5)
-            for _, target in ENDPOINTS:  # whatever is loaded lazily is loaded now
-                client.open_idle(server.port, target, 1)[0].close()
-            time.sleep(0.3)
-            before = server.stats()[0]
-            sockets = client.open_idle(server.port, GPIO, mode.idle_conns)
-            try:
-                time.sleep(0.5)
-                after = server.stats()[0]
-            finally:
-                for sock in sockets:
-                    sock.close()
-            per_conn = (after - before) / mode.idle_conns
-            results.set(name, "conn_kib", per_conn)
-            text = f"{before / 1024:.1f} -> {after / 1024:.1f} MiB, {per_conn:.2f} KiB each"
-            other = watch.share()
-            if other >= OTHER_LIMIT:
-                text += f" [other processes: {other:.0%} of a CPU]"
-            progress.result(text)
-            if other >= OTHER_LIMIT:
-                note = f"idle connections: other processes used {other:.0%} of a CPU"
-                results.note(name, note, echo=False)
-    except StartFailed as err:
-        progress.result("failed to start")
-        results.note(name, f"idle connections: failed to start: {err}")
-    except Exception as err:
-        progress.result("failed")
-        results.note(name, f"idle connections: {type(err).__name__}: {err}")
+            after = server.stats()[0]
+        finally:
+            for sock in sockets:
+                sock.close()
+        per_conn = (after - before) / mode.idle_conns
+        results.set(name, "conn_kib", per_conn)
+        text = f"{before / 1024:.1f} -> {after / 1024:.1f} MiB, {per_conn:.2f} KiB each"
+        report_result(progress, results, name, label, text, watch.share())
 
 
 def measure_lateness(
@@ -720,52 +718,40 @@ def measure_lateness(
     wait_quiet(results, name)
     runs = f"{mode.repeats} x {mode.duration} s" if mode.repeats > 1 else f"{mode.duration} s"
     progress.step(f"{name} 1 kHz task, idle {mode.idle_tick:g} s, then static c=10 {runs}")
-    try:
-        with Running(spec, workdir, TICK) as server:
-            path = spec.lateness_path
-            watch = OtherWork(server)
-            time.sleep(0.5)
-            get_json(server.port, path)  # start a new series
-            time.sleep(mode.idle_tick)
-            idle = get_json(server.port, path)
-            wrk(server.port, STATIC, 10, mode.warmup)
-            loaded = []
-            for _ in range(mode.repeats):
-                get_json(server.port, path)
-                got = wrk(server.port, STATIC, 10, mode.duration)
-                loaded.append({**get_json(server.port, path), "rps": got["rps"]})
-                if got["errors"]:
-                    results.note(name, f"1 kHz run: {got['errors']}")
-            other = watch.share()
-            loaded.sort(key=lambda run: run["p99_us"])
-            median = loaded[len(loaded) // 2]
-            for key in ("p50", "p99", "max"):
-                results.set(name, f"late_{key}", median[f"{key}_us"])
-            results.set(name, "late_missed", median["missed"])
-            results.set(name, "late_idle_p99", idle["p99_us"])
-            results.set(name, "late_idle_max", idle["max_us"])
-            text = (
-                f"idle p99 {idle['p99_us']:.0f} µs; loaded ({median['rps']:,.0f} req/s)"
-                f" p50 {median['p50_us']:.0f}, p99 {median['p99_us']:.0f},"
-                f" max {median['max_us']:.0f} µs, {median['missed']} ticks missed"
-                f" of {median['ticks'] + median['missed']}"
-            )
-            if len(loaded) > 1:
-                spread = (loaded[0]["p99_us"], loaded[-1]["p99_us"])
-                results.spread.setdefault(name, {})["late_p99"] = spread
-                text += f" (median run by p99; p99 {spread[0]:,.0f} to {spread[1]:,.0f})"
-            if other >= OTHER_LIMIT:
-                text += f" [other processes: {other:.0%} of a CPU]"
-            progress.result(text)
-            if other >= OTHER_LIMIT:
-                note = f"1 kHz run: other processes used {other:.0%} of a CPU"
-                results.note(name, note, echo=False)
-    except StartFailed as err:
-        progress.result("failed to start")
-        results.note(name, f"1 kHz run failed to start: {err}")
-    except Exception as err:
-        progress.result("failed")
-        results.note(name, f"1 kHz run: {type(err).__name__}: {err}")
+    with reported(progress, results, name, "1 kHz run"), Running(spec, workdir, TICK) as server:
+        path = spec.lateness_path
+        watch = OtherWork(server)
+        time.sleep(0.5)
+        get_json(server.port, path)  # start a new series
+        time.sleep(mode.idle_tick)
+        idle = get_json(server.port, path)
+        wrk(server.port, STATIC, 10, mode.warmup)
+        loaded = []
+        for _ in range(mode.repeats):
+            get_json(server.port, path)
+            got = wrk(server.port, STATIC, 10, mode.duration)
+            loaded.append({**get_json(server.port, path), "rps": got["rps"]})
+            if got["errors"]:
+                results.note(name, f"1 kHz run: {got['errors']}")
+        other = watch.share()
+        loaded.sort(key=lambda run: run["p99_us"])
+        median = loaded[len(loaded) // 2]
+        for key in ("p50", "p99", "max"):
+            results.set(name, f"late_{key}", median[f"{key}_us"])
+        results.set(name, "late_missed", median["missed"])
+        results.set(name, "late_idle_p99", idle["p99_us"])
+        results.set(name, "late_idle_max", idle["max_us"])
+        text = (
+            f"idle p99 {idle['p99_us']:.0f} µs; loaded ({median['rps']:,.0f} req/s)"
+            f" p50 {median['p50_us']:.0f}, p99 {median['p99_us']:.0f},"
+            f" max {median['max_us']:.0f} µs, {median['missed']} ticks missed"
+            f" of {median['ticks'] + median['missed']}"
+        )
+        if len(loaded) > 1:
+            spread = (loaded[0]["p99_us"], loaded[-1]["p99_us"])
+            results.spread.setdefault(name, {})["late_p99"] = spread
+            text += f" (median run by p99; p99 {spread[0]:,.0f} to {spread[1]:,.0f})"
+        report_result(progress, results, name, "1 kHz run", text, other)
 
 
 # -- the report -------------------------------------------------------------------------
