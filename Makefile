@@ -5,10 +5,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run example test soak lint format bench clean
+TLS_DIR ?= .tls
+
+.PHONY: run run-tls example test soak lint format bench clean
 
 $(STAMP): pyproject.toml requirements-test.txt
-	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	command -v chromium >/dev/null && command -v openssl >/dev/null \
+		|| (apt-get update -qq && apt-get install -y -qq chromium openssl)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-test.txt
@@ -17,6 +20,19 @@ $(STAMP): pyproject.toml requirements-test.txt
 
 run: $(STAMP)
 	$(PY) -m httap serve --listen http://127.0.0.1:8080 --gpio sim
+
+# make run-tls: the same over https://127.0.0.1:8443, with a self-signed pair for trying it
+# (your browser will warn: the certificate is signed by nobody it knows).
+run-tls: $(STAMP) $(TLS_DIR)/cert.pem
+	$(PY) -m httap serve --listen https://127.0.0.1:8443 --gpio sim \
+		--tls-certificate $(TLS_DIR)/cert.pem --tls-key $(TLS_DIR)/key.pem
+
+$(TLS_DIR)/cert.pem:
+	mkdir -p $(TLS_DIR)
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 \
+		-subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+		-keyout $(TLS_DIR)/key.pem -out $@ 2>/dev/null
+	chmod 600 $(TLS_DIR)/key.pem
 
 # make example NAME=blink (or buzzer, car, simon): one example on the simulated board.
 NAME ?= blink
@@ -43,5 +59,5 @@ bench: $(STAMP)
 	$(PY) bench/run.py $(if $(QUICK),--quick)
 
 clean:
-	rm -rf $(VENV) bench/.venv build dist *.egg-info .pytest_cache .ruff_cache .hypothesis tests/artifacts
+	rm -rf $(VENV) .tls bench/.venv build dist *.egg-info .pytest_cache .ruff_cache .hypothesis tests/artifacts
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -31,8 +31,11 @@ def _parser() -> argparse.ArgumentParser:
         "--listen",
         metavar="URL",
         action="append",
-        help="http://HOST:PORT to listen on; repeat for more (replaces the config's)",
+        help="http://HOST:PORT or https://HOST:PORT to listen on; repeat for more"
+        " (replaces the config's)",
     )
+    serve.add_argument("--tls-certificate", metavar="FILE", help="PEM certificate chain (https)")
+    serve.add_argument("--tls-key", metavar="FILE", help="PEM private key (https)")
     serve.add_argument("--documents", metavar="DIR", help="directory of the static files")
     serve.add_argument("--gpio", metavar="BACKEND", help="auto, sim, rpi or gpiod")
     serve.add_argument(
@@ -54,6 +57,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         "gpio.backend": args.gpio,
         "app": args.app,
         "log.trace": args.trace,
+        "tls.certificate": args.tls_certificate,
+        "tls.key": args.tls_key,
     }
     return {key: value for key, value in flags.items() if value is not None}
 

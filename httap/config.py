@@ -38,6 +38,7 @@ __all__ = [
     "SerialConfig",
     "Session",
     "Timeouts",
+    "TlsConfig",
     "default_documents",
     "load",
     "to_dict",
@@ -263,7 +264,7 @@ _LISTEN_NOUN = 'a URL like "http://HOST:PORT" (HOST empty for every address, [IP
 _LISTEN_RE = re.compile(
     r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<host>\[[^\]]*\]|[A-Za-z0-9.-]*):(?P<port>[0-9]+)"
 )
-_SCHEMES = ("http",)
+_SCHEMES = ("http", "https")
 
 
 class ListenAddress(NamedTuple):
@@ -293,7 +294,7 @@ def _listen_address(value: Any, where: Where) -> ListenAddress:
         raise where.invalid(value, _LISTEN_NOUN)
     scheme, host = match["scheme"].lower(), match["host"]
     if scheme not in _SCHEMES:
-        raise where.invalid(value, f"the scheme {_alternatives(_SCHEMES)} (the only one supported)")
+        raise where.invalid(value, f"the scheme {_alternatives(_SCHEMES)}")
     if host.startswith("["):
         host = host[1:-1]
         try:
@@ -304,6 +305,14 @@ def _listen_address(value: Any, where: Where) -> ListenAddress:
     if port > 65535:
         raise where.invalid(value, f"{_PORT_NOUN} from 0 to 65535")
     return ListenAddress(scheme, host, port)
+
+
+class TlsConfig(NamedTuple):
+    """The certificate chain and key of every https:// address (PEM files)."""
+
+    certificate: Optional[str] = setting(optional(existing("file")), None)
+    key: Optional[str] = setting(optional(existing("file")), None)
+    minimum: str = setting(one_of("1.2", "1.3"), "1.2")
 
 
 class Cors(NamedTuple):
@@ -498,6 +507,7 @@ class Config(NamedTuple):
         ),
         {},
     )
+    tls: TlsConfig = section(TlsConfig)
     cors: Cors = section(Cors)
     timeouts: Timeouts = section(Timeouts)
     limits: Limits = section(Limits)
@@ -688,7 +698,24 @@ def load(
         if "listen" not in flags:
             listen = tuple(address._replace(port=port) for address in listen)
     source = str(file.absolute()) if file is not None else None
-    return config._replace(listen=listen, source=source)
+    config = config._replace(listen=listen, source=source)
+    _check_tls(config, file)
+    return config
+
+
+def _check_tls(config: Config, file: Optional[Path]) -> None:
+    """An https:// address needs both files; said where the user will look for them."""
+    secure = [address for address in config.listen if address.scheme == "https"]
+    if not secure or (config.tls.certificate and config.tls.key):
+        return
+    missing = " and ".join(
+        f"tls.{name}" for name in ("certificate", "key") if not getattr(config.tls, name)
+    )
+    place = str(file) if file is not None else "configuration"
+    raise ConfigError(
+        f"{place}: listen: {secure[0].url} needs {missing} (PEM files; `make run-tls`"
+        " shows how to make a self-signed pair)"
+    )
 
 
 def to_dict(config: Config) -> dict:

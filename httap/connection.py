@@ -6,6 +6,10 @@ Rules of this file:
 
       state     when                                       reads  deadline
       CLOSED    the socket is closed                        -      -
+      HANDSHAKE an https connection before its TLS session  yes    timeouts.parse from accept
+                is set up: the first byte tells TLS from
+                plain HTTP (answered 400), then the TLS
+                handshake runs; a failure closes silently
       LINGER    all is sent and our side is shut: input is  drops  LINGER seconds
                 read and dropped until the client closes,
                 so that its unread bytes do not turn our
@@ -36,6 +40,7 @@ import errno
 import logging
 import os
 import socket
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from httap import http
@@ -44,10 +49,12 @@ from httap.loop import READ, WRITE
 if TYPE_CHECKING:
     from httap.loop import Handle
     from httap.server import Server
+    from httap.tls import Secure
 
 log = logging.getLogger("httap.connection")
 
-IDLE, HEAD, BODY, BUSY, CLOSING, LINGER, CLOSED = (
+HANDSHAKE, IDLE, HEAD, BODY, BUSY, CLOSING, LINGER, CLOSED = (
+    "HANDSHAKE",
     "IDLE",
     "HEAD",
     "BODY",
@@ -123,13 +130,17 @@ class Pending:
 class Connection:
     """One accepted socket, from its first byte to its close."""
 
-    def __init__(self, server: Server, sock: socket.socket, client: tuple) -> None:
+    def __init__(
+        self, server: Server, sock: socket.socket, client: tuple, secure: Optional[Secure] = None
+    ) -> None:
         self.server = server
         self.loop = server.loop
-        self.sock = sock
+        self.sock: Any = sock  # a socket, or a tls.Stream once the handshake starts
         self.client = client
         self.session: Any = None
-        self.state = IDLE
+        self.secure = secure  # the listener's TLS set-up, until the handshake is done
+        self.tls = False  # the requests arrive over TLS
+        self.state = HANDSHAKE if secure is not None else IDLE
         self.events = READ
         limits = server.config.limits
         self.parser = http.Parser(limits.uri, limits.header, limits.body)
@@ -149,7 +160,9 @@ class Connection:
 
     def start(self) -> None:
         self.loop.register(self.sock, READ, self)
-        self._arm(self.loop.now + self.server.config.timeouts.inactivity)
+        timeouts = self.server.config.timeouts
+        wait = timeouts.parse if self.state == HANDSHAKE else timeouts.inactivity
+        self._arm(self.loop.now + wait)
 
     # -- events from the loop ----------------------------------------------------
 
@@ -157,6 +170,11 @@ class Connection:
         if self.state == LINGER:
             self._drop_input()
             return
+        if self.state == HANDSHAKE:
+            self._handshake()
+            if self.state != IDLE:
+                return
+            mask = READ  # the request may have come with the handshake's last flight
         if mask & READ:
             self._read()
         if mask & WRITE and self.state != CLOSED:
@@ -178,6 +196,43 @@ class Connection:
             self.abort()  # the client has gone: nobody waits for the pending reply
         else:
             self.eof = True
+
+    def _handshake(self) -> None:
+        """HANDSHAKE: tell TLS from plain HTTP by the first byte, then advance TLS."""
+        secure = self.secure
+        assert secure is not None
+        if not self.tls:
+            first = secure.sniff(self.sock)
+            if first == "wait":
+                return
+            if first != "tls":
+                self.secure = None
+                self.state = IDLE
+                if first == "gone":
+                    self.close()
+                else:
+                    self.refuse(400, "bad request: this port speaks HTTPS; use an https:// URL")
+                return
+            self.loop.unregister(self.sock)
+            self.sock = secure.wrap(self.sock)
+            self.tls = True
+            self.events = 0
+        try:
+            wanted = self.sock.handshake()
+        except OSError as err:  # ssl.SSLError is one: a client that failed the handshake
+            log.debug("TLS handshake with %s failed: %s", self.client, err)
+            self.close()
+            return
+        if wanted:
+            if not self.events:
+                self.loop.register(self.sock, wanted, self)
+            elif wanted != self.events:
+                self.loop.modify(self.sock, wanted, self)
+            self.events = wanted
+            return
+        self.secure = None
+        self.state = IDLE
+        self._arm(self.loop.now + self.server.config.timeouts.inactivity)
 
     def _drop_input(self) -> None:
         try:
@@ -232,6 +287,7 @@ class Connection:
         self.requests += 1
         request.client = self.client
         request.session = self.session
+        request.tls = self.tls
         if self.server.logs is not None:
             self.started = self.server.logs.request(self, request)
         try:
@@ -389,9 +445,10 @@ class Connection:
         assert file is not None
         fd, offset, remaining = file
         sock_fd = self.sock.fileno()
+        send = self.sock.send_file if self.tls else partial(os.sendfile, sock_fd)
         for _ in range(SENDFILE_SLICES_PER_TURN):
             try:
-                sent = os.sendfile(sock_fd, fd, offset, min(remaining, SENDFILE_SLICE))
+                sent = send(fd, offset, min(remaining, SENDFILE_SLICE))
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as err:
@@ -421,7 +478,7 @@ class Connection:
 
     def _settle(self) -> None:
         """Decide the state from the facts, and with it the deadline and the events."""
-        if self.state in (LINGER, CLOSED):
+        if self.state in (HANDSHAKE, LINGER, CLOSED):
             return
         timeouts = self.server.config.timeouts
         previous = self.state
@@ -515,7 +572,7 @@ class Connection:
 
     def shutdown(self) -> None:
         """The server is stopping: close now if nothing is in flight, else after it."""
-        if self.state in (IDLE, HEAD, BODY):
+        if self.state in (HANDSHAKE, IDLE, HEAD, BODY):
             self.close()
 
     def abort(self) -> None:

@@ -99,6 +99,7 @@ class Request:
         "path",
         "session",
         "target",
+        "tls",
         "version",
     )
 
@@ -114,6 +115,7 @@ class Request:
         self.expect_continue = False
         self.client: Optional[tuple] = None
         self.session = None
+        self.tls = False  # it came over an https:// listener
         self.params: Optional[dict[str, str]] = None
         self.path: Optional[str] = None
 

@@ -12,7 +12,7 @@ import logging
 import socket
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from gpio import GpioError
 from httap import http
@@ -23,6 +23,9 @@ from httap.loop import READ, Handle, Loop, Periodic
 from httap.manager import Manager
 from httap.serialport import SerialPort
 from httap.static import StaticFiles
+
+if TYPE_CHECKING:
+    from httap.tls import Secure
 
 log = logging.getLogger("httap.server")
 
@@ -41,10 +44,13 @@ class StartupError(Exception):
 class Listener:
     """A listening socket in the loop; accepts a bounded batch per wake-up."""
 
-    def __init__(self, server: Server, sock: socket.socket, url: str) -> None:
+    def __init__(
+        self, server: Server, sock: socket.socket, url: str, secure: Optional[Secure] = None
+    ) -> None:
         self.server = server
         self.sock = sock
         self.url = url
+        self.secure = secure  # the TLS set-up of an https:// listener
 
     def on_event(self, mask: int) -> None:
         for _ in range(ACCEPTS_PER_TURN):
@@ -57,7 +63,7 @@ class Listener:
                     self.server.pause_accepting(err)
                     return
                 continue  # ECONNABORTED and friends: that one client is gone
-            self.server.accepted(sock, client)
+            self.server.accepted(sock, client, self.secure)
 
 
 class Server:
@@ -78,6 +84,7 @@ class Server:
         except GpioError as err:
             raise StartupError(f"cannot set up the GPIO pins: {err}") from None
         self.redirects = config.redirect
+        self.secure = _secure(config)
         self.listeners: list[Listener] = []
         self.connections: set[Connection] = set()
         self.stopping = False
@@ -189,7 +196,8 @@ class Server:
             sock = self._bind(address)
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
-            listener = Listener(self, sock, f"{address.scheme}://{shown}:{port}")
+            secure = self.secure if address.scheme == "https" else None
+            listener = Listener(self, sock, f"{address.scheme}://{shown}:{port}", secure)
             self.listeners.append(listener)
             self.loop.register(sock, READ, listener)
         return [listener.url for listener in self.listeners]
@@ -223,19 +231,22 @@ class Server:
             raise StartupError(f"cannot listen on {address.url}: {reason}") from None
         return sock
 
-    def accepted(self, sock: socket.socket, client: tuple) -> None:
+    def accepted(self, sock: socket.socket, client: tuple, secure: Optional[Secure] = None) -> None:
         sock.setblocking(False)
         fd_limit = self.loop.fd_limit
         if fd_limit is not None and sock.fileno() >= fd_limit:
-            self._unwatchable(sock)
+            self._unwatchable(sock, secure)
             return
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:  # reset by the client already
             sock.close()
             return
-        connection = Connection(self, sock, client)
         full = len(self.connections) >= self.config.limits.connections
+        if full and secure is not None:
+            sock.close()  # a plain-text 503 means nothing to a TLS client
+            return
+        connection = Connection(self, sock, client, secure)
         self.connections.add(connection)
         connection.start()
         if full:
@@ -248,7 +259,7 @@ class Server:
         else:
             self.manager.connection_opened(connection)
 
-    def _unwatchable(self, sock: socket.socket) -> None:
+    def _unwatchable(self, sock: socket.socket, secure: Optional[Secure]) -> None:
         """A descriptor too high for select(): answer 503 as far as the socket takes it
         without waiting, and close; registering it would stop the whole loop."""
         log.warning(
@@ -256,6 +267,9 @@ class Server:
             " limits.connections or the files open at once)",
             sock.fileno(),
         )
+        if secure is not None:
+            sock.close()
+            return
         reply = http.error_response(
             503, "service unavailable: too many descriptors open; try again shortly"
         )
@@ -349,6 +363,18 @@ class Server:
         if self.logs is not None:
             self.logs.close()
         self.loop.close()
+
+
+def _secure(config: Config) -> Optional[Secure]:
+    """The TLS set-up, made only when an https:// address is configured (see tls.py)."""
+    if not any(address.scheme == "https" for address in config.listen):
+        return None
+    from httap.tls import Secure, TlsSetupError
+
+    try:
+        return Secure(config.tls)
+    except TlsSetupError as err:
+        raise StartupError(f"cannot set up TLS: {err}") from None
 
 
 def _redirect(rules: tuple[Redirect, ...], target: str) -> Optional[http.Response]:

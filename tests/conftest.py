@@ -34,7 +34,7 @@ class RunningServer:
         self.config = config.load(config_file, env={}, overrides=settings)
         self.server = Server(self.config)
         url = self.server.listen()[0]
-        self.host, port = re.match(r"http://\[?([^\]]+)\]?:(\d+)", url).groups()
+        self.host, port = re.match(r"https?://\[?([^\]]+)\]?:(\d+)", url).groups()
         self.port = int(port)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -78,6 +78,19 @@ def make_server():
         running.stop()
 
 
+@pytest.fixture(scope="session")
+def tls_pair(tmp_path_factory) -> tuple[str, str]:
+    """A self-signed certificate for localhost and 127.0.0.1, and its key, made the way
+    `make run-tls` makes them."""
+    where = tmp_path_factory.mktemp("tls")
+    subprocess.run(
+        ["make", "-s", "-f", str(ROOT / "Makefile"), f"TLS_DIR={where}", f"{where}/cert.pem"],
+        check=True,
+        capture_output=True,
+    )
+    return str(where / "cert.pem"), str(where / "key.pem")
+
+
 @pytest.fixture
 def docs(tmp_path: Path) -> Path:
     """A small documents directory: an index page and hello.txt."""
@@ -113,7 +126,7 @@ class Process:
             text=True,
         )
         self.banner = self.proc.stdout.readline()
-        match = re.search(r"http://\[?([0-9.:a-f]+)\]?:(\d+)", self.banner)
+        match = re.search(r"https?://\[?([0-9.:a-f]+)\]?:(\d+)", self.banner)
         if not match:
             self.proc.kill()
             raise AssertionError(f"no start-up line: {self.banner!r} {self.proc.stderr.read()}")

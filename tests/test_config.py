@@ -339,7 +339,7 @@ def test_file_errors_start_with_the_path_as_given(tmp_path, monkeypatch):
             "{zzz: 1}",
             "zzz: unknown key; allowed keys at the top level: app, chroot, cors, documents, gpio,"
             " group, headers, id, index, limits, listen, log, mime, redirect, serial, session,"
-            " timeouts, user",
+            " timeouts, tls, user",
         ),
         (
             "{gpio: {pins: {led: {gpio: 17, mdoe: 'out'}}}}",
@@ -408,8 +408,22 @@ def test_unknown_keys(tmp_path, text, message):
         ),
         # listen URLs
         (
-            "{listen: ['https://:443']}",
-            'listen[0]: found "https://:443", expected the scheme "http" (the only one supported)',
+            "{listen: ['ftp://:21']}",
+            'listen[0]: found "ftp://:21", expected the scheme "http" or "https"',
+        ),
+        (
+            "{listen: ['http://:80', 'https://:443']}",
+            "listen: https://:443 needs tls.certificate and tls.key (PEM files;"
+            " `make run-tls` shows how to make a self-signed pair)",
+        ),
+        (
+            "{listen: ['https://:443'], tls: {certificate: 'web.json5'}}",
+            "listen: https://:443 needs tls.key (PEM files;"
+            " `make run-tls` shows how to make a self-signed pair)",
+        ),
+        (
+            "{tls: {minimum: '1.1'}}",
+            'tls.minimum: found "1.1", expected "1.2" or "1.3"',
         ),
         (
             "{listen: ['http://:1', 'http://:70000']}",
