@@ -1,8 +1,10 @@
-"""The `httap` command: `serve` runs the server, `check` validates a configuration."""
+"""The `httap` command: `serve` runs the server, `check` validates a configuration,
+`passwd` makes a password hash for `auth.users`."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import signal
@@ -23,6 +25,19 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the server")
     check = commands.add_parser("check", help="validate a configuration, print effective values")
+    passwd = commands.add_parser(
+        "passwd",
+        help="print a password hash for auth.users (asks twice; or reads one line from a pipe)",
+    )
+    passwd.add_argument("name", nargs="?", help="the user, to print the web.json5 entry")
+    passwd.add_argument(
+        "--cost",
+        type=int,
+        default=14,
+        choices=range(10, 21),
+        metavar="LN",
+        help="log2 of scrypt's N, 10 to 20 (default 14: 16 MiB, tens of ms per check)",
+    )
     for sub in (serve, check):
         sub.add_argument(
             "--config", metavar="FILE", help="web.json5 (default: ./web.json5 if present)"
@@ -102,12 +117,45 @@ def check(args: argparse.Namespace) -> int:
     return 0
 
 
+class PasswordError(Exception):
+    """The password cannot be used: one line for the user."""
+
+
+def _read_password() -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != first:
+        raise PasswordError("the two passwords differ; nothing was written")
+    return first
+
+
+def passwd(args: argparse.Namespace) -> int:
+    from httap.auth import hash_password
+
+    password = _read_password()
+    if not password:
+        raise PasswordError("an empty password; nothing was written")
+    hashed = hash_password(password, args.cost)
+    print(hashed)
+    if args.name:
+        entry = json.dumps({"password": hashed, "role": "ROLE"})
+        print(f"in web.json5, under auth.users: {json.dumps(args.name)}: {entry}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"serve": serve, "check": check, "passwd": passwd}
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return serve(args) if args.command == "serve" else check(args)
+        return COMMANDS[args.command](args)
     except config.ConfigError as err:
         print(f"httap: {err}", file=sys.stderr)
+        return 2
+    except PasswordError as err:
+        print(f"httap passwd: {err}", file=sys.stderr)
         return 2
     except (StartupError, privileges.PrivilegeError) as err:
         print(f"httap: {err}", file=sys.stderr)

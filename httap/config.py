@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, Optional, Union
 
 __all__ = [
+    "AuthConfig",
     "Config",
     "ConfigError",
     "Cors",
@@ -35,10 +36,12 @@ __all__ = [
     "LogConfig",
     "PinConfig",
     "Redirect",
+    "Route",
     "SerialConfig",
     "Session",
     "Timeouts",
     "TlsConfig",
+    "User",
     "default_documents",
     "load",
     "to_dict",
@@ -315,6 +318,86 @@ class TlsConfig(NamedTuple):
     minimum: str = setting(one_of("1.2", "1.3"), "1.2")
 
 
+# `httap passwd` writes these: scrypt's cost (log2 N), block size and parallelism, then
+# the salt and the hash in base64 without padding (the PHC string format).
+SCRYPT_HASH = re.compile(
+    r"\$scrypt\$ln=(?P<ln>[0-9]{1,2}),r=(?P<r>[0-9]{1,2}),p=(?P<p>[0-9]{1,2})"
+    r"\$(?P<salt>[A-Za-z0-9+/]{11,})\$(?P<hash>[A-Za-z0-9+/]{43,})"
+)
+_HASH_NOUN = 'a hash made by `httap passwd` ("$scrypt$ln=...")'
+_ROLE_NOUN = 'a role name of letters, digits, "_" and "-"'
+_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+
+
+def _password_hash(value: Any, where: Where) -> str:
+    """A hash whose cost the loop can afford: scrypt blocks it while a password is checked."""
+    if not isinstance(value, str):
+        raise where.invalid(value, _HASH_NOUN, wrong_type=True)
+    match = SCRYPT_HASH.fullmatch(value)
+    if not match:
+        raise where.fail("a value that is not such a hash", _HASH_NOUN)
+    if not (10 <= int(match["ln"]) <= 20 and 1 <= int(match["r"]) <= 32 and int(match["p"]) == 1):
+        raise where.fail(
+            f"the cost {match['ln']},{match['r']},{match['p']}",
+            "ln from 10 to 20, r from 1 to 32 and p 1 (`httap passwd --cost`)",
+        )
+    return value
+
+
+class User(NamedTuple):
+    password: str = setting(_password_hash)
+    role: str = setting(text(_NAME, _ROLE_NOUN))
+
+
+class Route(NamedTuple):
+    """The role that requests whose path starts with `match` need (None: open to all)."""
+
+    match: str = setting(text(r"/[^\x00-\x20\x7f]*", 'a path prefix like "/?gpio" or "/private/"'))
+    role: Optional[str] = setting(optional(text(_NAME, _ROLE_NOUN)), None)
+    methods: Optional[tuple[str, ...]] = setting(
+        optional(list_of(one_of(*_METHODS), "a list of methods", nonempty=True)), None
+    )
+
+
+class AuthConfig(NamedTuple):
+    realm: str = setting(
+        text(r'[^"\\\x00-\x1f\x7f]+', "a name without quotes or controls"), "httap"
+    )
+    users: Mapping[str, User] = setting(
+        dict_of(
+            r"[^:\x00-\x20\x7f]+",
+            "user names without colons, spaces or controls",
+            lambda value, where: _record(User, value, where),
+        ),
+        {},
+    )
+    roles: Mapping[str, tuple[str, ...]] = setting(
+        dict_of(_NAME, _ROLE_NOUN, list_of(text(_NAME, _ROLE_NOUN), "a list of role names")),
+        {},
+    )
+    routes: tuple[Route, ...] = setting(
+        list_of(
+            lambda value, where: _record(Route, value, where),
+            'a list of objects like {match: "/?gpio", role: "write"}',
+        ),
+        [],
+    )
+    plain_http: bool = setting(one_of(True, False), False)  # Basic over http:// too
+
+
+def abilities(roles: Mapping[str, tuple[str, ...]], role: str) -> frozenset[str]:
+    """A role and everything it includes, in Ioto's style: a role's list names abilities
+    and other roles, whose abilities it then has too."""
+    found: set[str] = set()
+    todo = [role]
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo.extend(roles.get(name, ()))
+    return frozenset(found)
+
+
 class Cors(NamedTuple):
     origins: tuple[str, ...] = setting(
         list_of(text(_ORIGIN, '"*" or an origin like "http://host:port"'), "a list of origins"),
@@ -524,6 +607,11 @@ class Config(NamedTuple):
     user: Optional[str] = setting(optional(text(r"[^\s:]+", "a user name")), None)
     group: Optional[str] = setting(optional(text(r"[^\s:]+", "a group name")), None)
     chroot: bool = setting(one_of(True, False), False)  # confine to `documents` once started
+    auth: AuthConfig = section(AuthConfig)
+    hosts: tuple[str, ...] = setting(
+        list_of(text(r"[A-Za-z0-9.-]+", 'a host name like "pi.local"'), "a list of host names"),
+        [],
+    )
     source: Optional[str] = None
 
 
@@ -699,11 +787,13 @@ def load(
             listen = tuple(address._replace(port=port) for address in listen)
     source = str(file.absolute()) if file is not None else None
     config = config._replace(listen=listen, source=source)
-    _check_tls(config, file)
+    place = str(file) if file is not None else "configuration"
+    _check_tls(config, place)
+    _check_auth(config, place)
     return config
 
 
-def _check_tls(config: Config, file: Optional[Path]) -> None:
+def _check_tls(config: Config, place: str) -> None:
     """An https:// address needs both files; said where the user will look for them."""
     secure = [address for address in config.listen if address.scheme == "https"]
     if not secure or (config.tls.certificate and config.tls.key):
@@ -711,11 +801,39 @@ def _check_tls(config: Config, file: Optional[Path]) -> None:
     missing = " and ".join(
         f"tls.{name}" for name in ("certificate", "key") if not getattr(config.tls, name)
     )
-    place = str(file) if file is not None else "configuration"
     raise ConfigError(
         f"{place}: listen: {secure[0].url} needs {missing} (PEM files; `make run-tls`"
         " shows how to make a self-signed pair)"
     )
+
+
+def _check_auth(config: Config, place: str) -> None:
+    """Settings that are each valid but together would lock everyone out, or ask for
+    passwords nobody could give."""
+    auth = config.auth
+    granted = set().union(*(abilities(auth.roles, user.role) for user in auth.users.values()))
+    guarded = False
+    for index, route in enumerate(auth.routes):
+        if route.role is None:
+            continue
+        guarded = True
+        if route.role not in granted:
+            raise ConfigError(
+                f"{place}: auth.routes[{index}].role: no user has the role"
+                f" {json.dumps(route.role)} (check auth.users and auth.roles)"
+            )
+    if auth.users and not guarded:
+        raise ConfigError(
+            f"{place}: auth.users: no auth.routes entry asks for a role, so no password would"
+            ' ever be asked for; add one like {match: "/?", role: "user"}'
+        )
+    secure = any(address.scheme == "https" for address in config.listen)
+    if guarded and not secure and not auth.plain_http:
+        raise ConfigError(
+            f"{place}: auth.routes: passwords are accepted only over https, and no listen"
+            " address is https://; add one (with tls.certificate and tls.key), or set"
+            " auth.plain_http to true on a network you trust"
+        )
 
 
 def to_dict(config: Config) -> dict:

@@ -76,13 +76,19 @@ class HTTPError(Exception):
     """Raised by a handler to answer `status` with a JSON error; the connection stays open."""
 
     def __init__(
-        self, status: int, code: str, message: str, headers: tuple[tuple[str, str], ...] = ()
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: tuple[tuple[str, str], ...] = (),
+        delay: float = 0.0,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers
+        self.delay = delay  # seconds to hold the reply back (a failed sign-in)
 
 
 class Request:
@@ -100,6 +106,7 @@ class Request:
         "session",
         "target",
         "tls",
+        "user",
         "version",
     )
 
@@ -116,6 +123,7 @@ class Request:
         self.client: Optional[tuple] = None
         self.session = None
         self.tls = False  # it came over an https:// listener
+        self.user: Optional[str] = None  # who signed in (auth), for the logs
         self.params: Optional[dict[str, str]] = None
         self.path: Optional[str] = None
 

@@ -78,9 +78,10 @@ class Logs:
             target = request.target.replace("\\", "\\\\").replace('"', '\\"')
             line = f'"{request.method} {target} {request.version}"'
         now = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime())
+        user = (request.user if request is not None else None) or "-"
         duration = "-" if started is None else f"{time.perf_counter() - started:.6f}"
         self.access(
-            f"{connection.client[0]} - - [{now}] {line} {status} {sent or '-'}"
+            f"{connection.client[0]} - {user} [{now}] {line} {status} {sent or '-'}"
             f" s={session} {duration}"
         )
 

@@ -473,6 +473,8 @@ class Manager:
         else:
             session = getattr(cause.session, "id", "-")
             client = cause.client[0] if cause.client else "-"
+            if cause.user is not None:
+                client += f" user={cause.user}"
             why = f"{cause.method} {cause.target}" + (f", {note}" if note else "")
         audit.info("s=%s %s %s %s -> %s (%s)", session, client, pin.name, old, new, why)
 

@@ -1,13 +1,16 @@
 """The server: listening sockets, accepted connections, the router and the public API.
 
-The router is short: a target that starts with `/?` goes to the HTTaP manager, a
-configured redirect answers its paths, everything else goes to the static files.
+The router is short. First the gates: a Host that `hosts` does not list is refused
+(DNS rebinding), a configured redirect answers its paths, and `auth` may refuse the
+request. Then a target that starts with `/?` goes to the HTTaP manager, everything
+else to the static files.
 """
 
 from __future__ import annotations
 
 import errno
 import importlib.util
+import ipaddress
 import logging
 import socket
 import traceback
@@ -20,11 +23,12 @@ from httap.config import Config, ListenAddress, Redirect, default_documents
 from httap.connection import Connection, Pending
 from httap.logs import Logs
 from httap.loop import READ, Handle, Loop, Periodic
-from httap.manager import Manager
+from httap.manager import Manager, json_response
 from httap.serialport import SerialPort
 from httap.static import StaticFiles
 
 if TYPE_CHECKING:
+    from httap.auth import Auth
     from httap.tls import Secure
 
 log = logging.getLogger("httap.server")
@@ -84,6 +88,12 @@ class Server:
         except GpioError as err:
             raise StartupError(f"cannot set up the GPIO pins: {err}") from None
         self.redirects = config.redirect
+        self.hosts = _allowed_hosts(config)
+        self.auth: Optional[Auth] = None
+        if any(route.role for route in config.auth.routes):
+            from httap.auth import Auth  # scrypt and friends, only when passwords are asked
+
+            self.auth = Auth(config.auth, lambda: self.loop.now)
         self.secure = _secure(config)
         self.listeners: list[Listener] = []
         self.connections: set[Connection] = set()
@@ -307,16 +317,43 @@ class Server:
     # -- requests ----------------------------------------------------------------
 
     def route(self, request: http.Request) -> Reply:
-        if request.target.startswith("/?"):
-            return self.manager.handle(request)
-        if self.redirects:
+        dynamic = request.target.startswith("/?")
+        if self.hosts is not None and not _host_allowed(self.hosts, request):
+            host = request.headers.get("host", "")
+            message = f"misdirected request: this server does not answer for the host {host!r}"
+            refusal = http.HTTPError(421, "misdirected", message + " (hosts)")
+            return self._refuse(request, dynamic, refusal)
+        if self.redirects and not dynamic:
             moved = _redirect(self.redirects, request.target)
             if moved is not None:
                 return moved
+        if self.auth is not None:
+            try:
+                self.auth.check(request)
+            except http.HTTPError as refusal:
+                return self._refuse(request, dynamic, refusal)
+        if dynamic:
+            return self.manager.handle(request)
         response = self.static.handle(request)
         if response.status == 404 and request.target.partition("?")[0] == LIBRARY:
             return self.library.handle(request)  # every page can import /httap.js
         return response
+
+    def _refuse(self, request: http.Request, dynamic: bool, refusal: http.HTTPError) -> Reply:
+        """A gate's refusal, in its domain's format: JSON for `/?`, a line of text for
+        files; held back `refusal.delay` seconds (a failed sign-in) without blocking."""
+        if dynamic:
+            body = {"error": refusal.code, "message": refusal.message}
+            response = json_response(refusal.status, body, request.session, refusal.headers)
+        else:
+            response = http.error_response(refusal.status, refusal.message)
+            response.headers.extend(refusal.headers)
+        if not refusal.delay:
+            return response
+        pending = Pending()
+        timer = self.loop.call_later(refusal.delay, lambda: pending.resolve(response))
+        pending.on_cancel(timer.cancel)
+        return pending
 
     # -- running and stopping ----------------------------------------------------
 
@@ -363,6 +400,34 @@ class Server:
         if self.logs is not None:
             self.logs.close()
         self.loop.close()
+
+
+def _allowed_hosts(config: Config) -> Optional[frozenset[str]]:
+    """The names a Host header may give, or None when any is fine (`hosts` empty)."""
+    if not config.hosts:
+        return None
+    return frozenset(name.lower().rstrip(".") for name in (*config.hosts, "localhost"))
+
+
+def _host_allowed(hosts: frozenset[str], request: http.Request) -> bool:
+    """A listed name, localhost, or an IP address: a page from another site can make
+    a browser send its own name here (DNS rebinding), never an address literal."""
+    host = request.headers.get("host")
+    if host is None:
+        return True  # HTTP/1.0 without Host: no browser sends that
+    host = host.strip().lower()
+    if host.startswith("["):
+        name = host[1 : host.find("]")] if "]" in host else host
+    else:
+        name = host.rpartition(":")[0] if ":" in host else host
+    name = name.rstrip(".")
+    if name in hosts:
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _secure(config: Config) -> Optional[Secure]:

@@ -337,9 +337,9 @@ def test_file_errors_start_with_the_path_as_given(tmp_path, monkeypatch):
         ),
         (
             "{zzz: 1}",
-            "zzz: unknown key; allowed keys at the top level: app, chroot, cors, documents, gpio,"
-            " group, headers, id, index, limits, listen, log, mime, redirect, serial, session,"
-            " timeouts, tls, user",
+            "zzz: unknown key; allowed keys at the top level: app, auth, chroot, cors, documents,"
+            " gpio, group, headers, hosts, id, index, limits, listen, log, mime, redirect, serial,"
+            " session, timeouts, tls, user",
         ),
         (
             "{gpio: {pins: {led: {gpio: 17, mdoe: 'out'}}}}",

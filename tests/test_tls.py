@@ -12,8 +12,9 @@ import sys
 import time
 
 import pytest
-from client import Client
-from conftest import open_fds, wait_for
+
+from tests.client import Client
+from tests.conftest import open_fds, wait_for
 
 GOOD_REQUEST = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n"
 

@@ -1,0 +1,266 @@
+"""Who may do what: HTTP Basic credentials checked against scrypt hashes, a role per
+path prefix in Ioto's style, and failed sign-ins slowed per address.
+
+Rules of this file:
+- The rule for a request is the first `auth.routes` entry whose `match` starts the
+  request's path and whose `methods` (if given) hold its method (HEAD counts as GET).
+  No such entry, or one without a role: the request is open to all. CORS preflights
+  are always open: browsers send them without credentials.
+- Paths are compared as the domains will read them: `/?` paths percent-decoded as the
+  manager decodes them; file paths decoded with empty and "." segments removed, as the
+  file system resolves them. So `/%3fgpio`, `//private` or `/./private` cannot slip
+  past a rule that `/?gpio` or `/private` would meet.
+- Passwords cross the network readable in Basic, so they are refused over plain HTTP
+  unless `auth.plain_http` says the network is trusted; a 403 says why, and no
+  challenge is sent there, so that browsers do not prompt for one.
+- Checking a password costs one scrypt run in the loop (tens of ms: the point of
+  scrypt). Good credentials are then cached, keyed by a keyed hash of the header, so
+  a browser's later requests cost a dictionary lookup. Bad ones cost the attacker: the
+  401 is held back longer after each failure from that address, attempts from it in
+  the meantime get 429 without any scrypt run. All addresses together get a burst of
+  BURST runs, then one per SPACING_FACTOR times a run's cost (503 meanwhile), so that
+  many addresses at once cannot take the loop's time either.
+- Replies follow RFC 9110: 401 with a `WWW-Authenticate` challenge for no, malformed
+  or wrong credentials; 403 for good credentials without the role (asking again would
+  not help); RFC 7617 for the Basic scheme (UTF-8 credentials).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import time
+from collections.abc import Mapping
+from typing import Callable, Optional
+from urllib.parse import unquote
+
+from httap import http
+from httap.config import SCRYPT_HASH, AuthConfig, abilities
+
+COST = 14  # log2 of scrypt's N for new hashes: 16 MiB and ~40 ms on a 2020s laptop core
+BLOCK_SIZE = 8
+SALT_BYTES = 16
+FIRST_DELAY = 1.0  # seconds the 401 waits after an address's first failure; doubles after
+MAX_DELAY = 30.0
+FORGET_AFTER = 900.0  # seconds after its last failure that an address starts afresh
+SPACING_FACTOR = 4  # past a burst, scrypt runs take at most a quarter of the loop's time
+BURST = 8  # scrypt runs allowed back to back before the spacing applies
+CACHE_SIZE = 256  # good credentials remembered
+CACHE_SECONDS = 900.0
+
+
+def hash_password(password: str, cost: int = COST) -> str:
+    """A new hash for `auth.users`, in the format `httap passwd` prints."""
+    salt = os.urandom(SALT_BYTES)
+    digest = _scrypt(password.encode(), salt, cost, BLOCK_SIZE)
+    return f"$scrypt$ln={cost},r={BLOCK_SIZE},p=1${_b64(salt)}${_b64(digest)}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    match = SCRYPT_HASH.fullmatch(stored)
+    if match is None:
+        return False
+    salt, expected = _unb64(match["salt"]), _unb64(match["hash"])
+    digest = _scrypt(password.encode(), salt, int(match["ln"]), int(match["r"]), len(expected))
+    return hmac.compare_digest(digest, expected)
+
+
+def _scrypt(password: bytes, salt: bytes, cost: int, block: int, length: int = 32) -> bytes:
+    n = 1 << cost
+    maxmem = 128 * block * (n + 2) + (1 << 20)
+    return hashlib.scrypt(password, salt=salt, n=n, r=block, p=1, maxmem=maxmem, dklen=length)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4))
+
+
+def subject(target: str) -> str:
+    """The path a rule is matched against: the target as its domain will read it."""
+    if target.startswith("/?"):
+        path = target[2:].partition("&")[0]
+        return "/?" + (unquote(path, errors="replace") if "%" in path else path)
+    path = target.partition("?")[0].partition("#")[0]
+    decoded = unquote(path, errors="replace") if "%" in path else path
+    segments = [part for part in decoded.split("/") if part not in ("", ".")]
+    trailing = "/" if decoded.endswith("/") and segments else ""
+    return "/" + "/".join(segments) + trailing
+
+
+class _Failures:
+    __slots__ = ("count", "last", "until")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last = 0.0  # when the latest failure was seen
+        self.until = 0.0  # no password from this address is checked before then
+
+
+class Auth:
+    """Decides, before any domain runs, whether a request may go on."""
+
+    def __init__(self, settings: AuthConfig, clock: Callable[[], float]) -> None:
+        self.routes = settings.routes
+        self.plain_http = settings.plain_http
+        self.users: Mapping[str, tuple[str, frozenset[str]]] = {
+            name: (user.password, abilities(settings.roles, user.role))
+            for name, user in settings.users.items()
+        }
+        self.challenge = (("WWW-Authenticate", f'Basic realm="{settings.realm}", charset="UTF-8"'),)
+        self.clock = clock
+        # Unknown names cost a check too, at the users' cost, so that timing does not tell them.
+        costs = [int(SCRYPT_HASH.fullmatch(stored)["ln"]) for stored, _ in self.users.values()]
+        self.decoy = hash_password(os.urandom(8).hex(), max(costs, default=COST))
+        self._key = os.urandom(32)
+        self._cache: dict[bytes, tuple[str, float]] = {}  # keyed hash of the header -> user
+        self._failures: dict[str, _Failures] = {}
+        self._tokens = float(BURST)  # scrypt runs allowed now, across all addresses
+        self._spacing = 0.0  # seconds per token: SPACING_FACTOR times the last run's cost
+        self._refilled = clock()
+        self.checks = 0  # scrypt runs, for /?stats and tests
+        self.refused = 0
+
+    def check(self, request: http.Request) -> None:
+        """Return when the request may go on (with `request.user` set if it signed in);
+        raise the HTTPError that refuses it otherwise."""
+        role = self._role_for(request)
+        if role is None:
+            return
+        try:
+            self._admit(request, role)
+        except http.HTTPError:
+            self.refused += 1
+            raise
+
+    def _role_for(self, request: http.Request) -> Optional[str]:
+        method = request.method
+        if method == "OPTIONS" and "access-control-request-method" in request.headers:
+            return None
+        if method == "HEAD":
+            method = "GET"
+        path = subject(request.target)
+        for route in self.routes:
+            if path.startswith(route.match) and (route.methods is None or method in route.methods):
+                return route.role
+        return None
+
+    def _admit(self, request: http.Request, role: str) -> None:
+        what = f"{request.method} {subject(request.target)}"
+        if not request.tls and not self.plain_http:
+            raise http.HTTPError(
+                403,
+                "https-required",
+                f"{what} needs a password, and passwords are taken only over https here"
+                " (auth.plain_http)",
+            )
+        header = request.headers.get("authorization")
+        if header is None:
+            raise http.HTTPError(
+                401, "unauthorized", f"{what} needs a user with the role {role}", self.challenge
+            )
+        user = self._signed_in(request, header)
+        request.user = user
+        if role not in self.users[user][1]:
+            raise http.HTTPError(
+                403, "forbidden", f"{what} needs the role {role}, which {user} lacks"
+            )
+
+    def _signed_in(self, request: http.Request, header: str) -> str:
+        """The user that good credentials name."""
+        now = self.clock()
+        key = hmac.digest(self._key, header.encode("latin-1"), "sha256")
+        cached = self._cache.get(key)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        credentials = _basic(header)
+        if credentials is None:
+            raise http.HTTPError(
+                401,
+                "unauthorized",
+                "malformed credentials: expected Basic with the base64 of user:password",
+                self.challenge,
+            )
+        address = request.client[0] if request.client else "-"
+        failures = self._failures.get(address)
+        if failures is not None and failures.until > now:
+            seconds = str(max(1, round(failures.until - now + 0.5)))
+            raise http.HTTPError(
+                429,
+                "too-many-attempts",
+                f"too many failed sign-ins from {address}; try again in {seconds} s",
+                (("Retry-After", seconds),),
+            )
+        if not self._take_token(now):
+            raise http.HTTPError(
+                503,
+                "sign-in-busy",
+                "too many sign-ins at once; try again in 1 s",
+                (("Retry-After", "1"),),
+            )
+        name, password = credentials
+        stored, _ = self.users.get(name, (self.decoy, frozenset()))
+        started = time.perf_counter()
+        good = verify_password(password, stored) and name in self.users
+        cost = time.perf_counter() - started
+        self.checks += 1
+        self._spacing = cost * SPACING_FACTOR
+        if good:
+            self._failures.pop(address, None)
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.clear()
+            self._cache[key] = (name, now + CACHE_SECONDS)
+            return name
+        delay = self._failed(address, now)
+        raise http.HTTPError(
+            401, "unauthorized", "wrong user name or password", self.challenge, delay
+        )
+
+    def _take_token(self, now: float) -> bool:
+        if self._spacing:
+            refill = (now - self._refilled) / self._spacing
+            self._tokens = min(float(BURST), self._tokens + refill)
+        self._refilled = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    def _failed(self, address: str, now: float) -> float:
+        """Count a failure from `address`; the delay its 401 waits, during which no
+        password from it is checked."""
+        if len(self._failures) >= 4096:
+            self._failures = {
+                where: seen
+                for where, seen in self._failures.items()
+                if now - seen.last < FORGET_AFTER
+            }
+        failures = self._failures.get(address)
+        if failures is None or now - failures.last > FORGET_AFTER:
+            failures = self._failures[address] = _Failures()
+        failures.count += 1
+        failures.last = now
+        delay = min(MAX_DELAY, FIRST_DELAY * 2 ** (failures.count - 1))
+        failures.until = now + delay
+        return delay
+
+
+def _basic(header: str) -> Optional[tuple[str, str]]:
+    """(user, password) from `Basic base64(user:password)`, UTF-8 as RFC 7617 asks."""
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        text = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    name, colon, password = text.partition(":")
+    if not colon or not name:
+        return None
+    return name, password

@@ -1,0 +1,500 @@
+"""Authentication: Basic credentials against scrypt hashes, roles per path prefix,
+refusals as RFC 9110 asks, failed sign-ins slowed per address, and the Host gate."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import socket
+import ssl
+import subprocess
+import sys
+import time
+
+import pytest
+
+from httap import config, http
+from httap.auth import Auth, hash_password, subject, verify_password
+from tests.client import Client
+from tests.conftest import ROOT, wait_for
+
+SECRET = b"the secret plans\n"
+CHEAP = 10  # scrypt cost for tests: the smallest `auth.users` accepts
+ROLES = {"viewer": ["read"], "operator": ["viewer", "write"]}
+ROUTES = [
+    {"match": "/?gpio", "methods": ["POST", "PUT"], "role": "write"},
+    {"match": "/?", "role": "read"},
+    {"match": "/private", "role": "read"},
+]
+CHALLENGE = 'Basic realm="httap", charset="UTF-8"'
+
+
+@pytest.fixture(scope="module")
+def users():
+    return {
+        "alice": {"password": hash_password("wonder land", CHEAP), "role": "operator"},
+        "bob": {"password": hash_password("builder", CHEAP), "role": "viewer"},
+    }
+
+
+@pytest.fixture
+def files(tmp_path):
+    docs = tmp_path / "docs"
+    (docs / "private").mkdir(parents=True)
+    (docs / "hello.txt").write_bytes(b"hello, world\n")
+    (docs / "private" / "plans.txt").write_bytes(SECRET)
+    return docs
+
+
+@pytest.fixture
+def guarded(make_server, files, tls_pair, users):
+    """A server with an https:// and an http:// address; auth on."""
+
+    def start(**overrides):
+        settings = {
+            "listen": ["https://127.0.0.1:0", "http://127.0.0.1:0"],
+            "tls.certificate": tls_pair[0],
+            "tls.key": tls_pair[1],
+            "documents": str(files),
+            "gpio.backend": "sim",
+            "gpio.pins": {"led": {"gpio": 4, "mode": "out"}},
+            "auth.users": users,
+            "auth.roles": ROLES,
+            "auth.routes": ROUTES,
+            **overrides,
+        }
+        return make_server(**{k.replace(".", "__"): v for k, v in settings.items()})
+
+    return start
+
+
+def secure_client(running, tls_pair, source: str | None = None) -> Client:
+    ctx = ssl.create_default_context(cafile=tls_pair[0])
+    return Client(ctx.wrap_socket(running.connect(source), server_hostname="localhost"))
+
+
+def plain_client(running) -> Client:
+    port = running.server.listeners[1].sock.getsockname()[1]
+    return Client(socket.create_connection(("127.0.0.1", port), timeout=5))
+
+
+def basic(user: str, password: str) -> str:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return f"Authorization: Basic {token}\r\n"
+
+
+ALICE = basic("alice", "wonder land")
+BOB = basic("bob", "builder")
+
+
+def put(client: Client, target: str, body: bytes, headers: str = ""):
+    head = f"PUT {target} HTTP/1.1\r\nHost: t\r\nContent-Length: {len(body)}\r\n{headers}\r\n"
+    client.send(head.encode() + body)
+    return client.read()
+
+
+def others_served(running, tls_pair) -> None:
+    """A signed-in client on another address is answered at once."""
+    client = secure_client(running, tls_pair, source="127.0.0.9")
+    assert client.get("/hello.txt").status == 200
+    assert client.get("/?gpio/led", headers=BOB).status == 200
+    client.close()
+
+
+def test_open_paths_need_no_credentials(guarded, tls_pair):
+    running = guarded()
+    client = secure_client(running, tls_pair)
+    reply = client.get("/hello.txt")
+    assert reply.status == 200 and reply.body == b"hello, world\n"
+
+
+def test_no_credentials_get_401_with_a_challenge(guarded, tls_pair):
+    running = guarded()
+    client = secure_client(running, tls_pair)
+    reply = client.get("/?gpio/led")
+    assert reply.status == 401
+    assert reply.headers["www-authenticate"] == CHALLENGE
+    assert reply.json() == {
+        "error": "unauthorized",
+        "message": "GET /?gpio/led needs a user with the role read",
+    }
+    page = client.get("/private/plans.txt")
+    assert page.status == 401 and page.headers["www-authenticate"] == CHALLENGE
+    assert page.body == b"GET /private/plans.txt needs a user with the role read\n"
+    assert SECRET not in page.body
+    others_served(running, tls_pair)
+
+
+def test_roles_decide_reads_and_writes(guarded, tls_pair, caplog):
+    running = guarded(**{"log.access": True})
+    bob = secure_client(running, tls_pair)
+    assert bob.get("/?gpio/led", headers=BOB).json()["value"] == 0
+    assert bob.get("/private/plans.txt", headers=BOB).body == SECRET
+    refused = put(bob, "/?gpio/led", b"1", BOB)
+    assert refused.status == 403
+    assert "www-authenticate" not in refused.headers
+    assert refused.json() == {
+        "error": "forbidden",
+        "message": "PUT /?gpio/led needs the role write, which bob lacks",
+    }
+    assert running.call(lambda: running.server.gpio.read(4)) == 0
+    alice = secure_client(running, tls_pair)
+    with caplog.at_level(logging.INFO):
+        done = put(alice, "/?gpio/led", b"1", ALICE)
+        assert done.status == 200 and done.json()["value"] == 1
+        wait_for(lambda: any(r.name == "httap.access" for r in caplog.records))
+    assert running.call(lambda: running.server.gpio.read(4)) == 1
+    audit = [r.getMessage() for r in caplog.records if r.name == "httap.audit"]
+    assert any("user=alice led 0 -> 1 (PUT /?gpio/led)" in line for line in audit), audit
+    access = [r.getMessage() for r in caplog.records if r.name == "httap.access"]
+    assert any(line.startswith("127.0.0.1 - alice [") for line in access), access
+
+
+def test_good_credentials_are_checked_once_then_remembered(guarded, tls_pair):
+    running = guarded()
+    client = secure_client(running, tls_pair)
+    for _ in range(20):
+        assert client.get("/?gpio/led", headers=BOB).status == 200
+    other = secure_client(running, tls_pair)
+    assert other.get("/?gpio/led", headers=BOB).status == 200
+    assert running.call(lambda: running.server.auth.checks) == 1
+
+
+def test_a_wrong_password_is_answered_late_and_the_address_waits(guarded, tls_pair):
+    running = guarded()
+    client = secure_client(running, tls_pair, source="127.0.0.2")
+    started = time.monotonic()
+    client.send(b"GET /?gpio/led HTTP/1.1\r\nHost: t\r\n" + basic("bob", "nope").encode() + b"\r\n")
+    # While that reply is held back, another address is served at once...
+    others_served(running, tls_pair)
+    # ...and the same address gets 429 without any password being checked.
+    checks = running.call(lambda: running.server.auth.checks)
+    again = secure_client(running, tls_pair, source="127.0.0.2")
+    early = again.get("/?gpio/led", headers=ALICE)  # (bob's header is remembered as good)
+    assert early.status == 429 and early.json()["error"] == "too-many-attempts"
+    assert 1 <= int(early.headers["retry-after"]) <= 2
+    assert running.call(lambda: running.server.auth.checks) == checks
+    reply = client.read()
+    assert time.monotonic() - started >= 0.9  # held back for the first failure's second
+    assert reply.status == 401 and reply.headers["www-authenticate"] == CHALLENGE
+    assert reply.json()["message"] == "wrong user name or password"
+    # Once the reply is out, a password is checked again.
+    assert client.get("/?gpio/led", headers=ALICE).status == 200
+    assert running.call(lambda: running.server.auth.checks) == checks + 1
+
+
+@pytest.mark.parametrize(
+    ("header", "why"),
+    [
+        ("Authorization: Basic !!!!\r\n", "not base64"),
+        ("Authorization: Bearer abc.def\r\n", "another scheme"),
+        ("Authorization: Basic " + base64.b64encode(b"alice").decode() + "\r\n", "no colon"),
+        ("Authorization: Basic " + base64.b64encode(b"al\xffce:x").decode() + "\r\n", "not UTF-8"),
+        ("Authorization: Basic\r\n", "no token"),
+    ],
+)
+def test_malformed_credentials_get_401_and_cost_no_check(guarded, tls_pair, header, why):
+    running = guarded()
+    client = secure_client(running, tls_pair)
+    reply = client.get("/?gpio/led", headers=header)
+    assert reply.status == 401, why
+    assert reply.headers["www-authenticate"] == CHALLENGE
+    assert reply.json()["message"] == (
+        "malformed credentials: expected Basic with the base64 of user:password"
+    )
+    assert running.call(lambda: running.server.auth.checks) == 0
+    assert client.get("/hello.txt").status == 200  # the same connection goes on
+    others_served(running, tls_pair)
+
+
+def test_an_unknown_user_is_refused_like_a_wrong_password(guarded, tls_pair):
+    running = guarded()
+    client = secure_client(running, tls_pair, source="127.0.0.3")
+    reply = client.get("/?gpio/led", headers=basic("mallory", "builder"))
+    assert reply.status == 401
+    assert reply.json()["message"] == "wrong user name or password"
+    assert running.call(lambda: running.server.auth.checks) == 1  # the decoy was checked
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/?%67pio/led",
+        "/?gpio%2Fled",
+        "//private/plans.txt",
+        "/./private/plans.txt",
+        "/%70rivate/plans.txt",
+        "/private%2Fplans.txt",
+        "/private/./plans.txt",
+        "/private//plans.txt",
+        "http://t/private/plans.txt",
+        "/%2e/private/plans.txt",
+    ],
+)
+def test_encodings_do_not_slip_past_a_rule(guarded, tls_pair, target):
+    running = guarded()
+    client = secure_client(running, tls_pair)
+    if target.startswith("/?"):
+        reply = put(client, target, b"1")
+        assert running.call(lambda: running.server.gpio.read(4)) == 0
+    else:
+        reply = client.get(target)
+        assert SECRET not in reply.body
+    assert reply.status in (400, 401, 404), reply
+    head = client.get("/private/plans.txt", method="HEAD")
+    assert head.status == 401
+    others_served(running, tls_pair)
+
+
+def test_plain_http_never_takes_a_password(guarded, tls_pair):
+    running = guarded()
+    client = plain_client(running)
+    reply = client.get("/?gpio/led", headers=BOB)
+    assert reply.status == 403
+    assert "www-authenticate" not in reply.headers  # a browser must not be asked to send one
+    assert reply.json() == {
+        "error": "https-required",
+        "message": "GET /?gpio/led needs a password, and passwords are taken only over https"
+        " here (auth.plain_http)",
+    }
+    assert client.get("/hello.txt").status == 200
+    assert running.call(lambda: running.server.auth.checks) == 0
+
+
+def test_plain_http_takes_passwords_when_allowed(guarded, tls_pair):
+    running = guarded(**{"auth.plain_http": True})
+    client = plain_client(running)
+    assert client.get("/?gpio/led").status == 401
+    assert client.get("/?gpio/led", headers=BOB).status == 200
+
+
+def test_cors_preflights_are_not_asked_for_credentials(guarded, tls_pair):
+    running = guarded(**{"cors.origins": ["https://app.example"]})
+    client = secure_client(running, tls_pair)
+    reply = client.get(
+        "/?gpio/led",
+        method="OPTIONS",
+        headers="Origin: https://app.example\r\nAccess-Control-Request-Method: PUT\r\n",
+    )
+    assert reply.status in (200, 204)
+    plain_options = client.get("/?gpio/led", method="OPTIONS")
+    assert plain_options.status == 401
+
+
+# -- the policy, with a clock the test moves ------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def policy(users, **overrides) -> tuple[Auth, Clock]:
+    settings = config.load(
+        env={},
+        overrides={
+            "listen": ["https://127.0.0.1:0"],
+            "tls.certificate": str(ROOT / "pyproject.toml"),
+            "tls.key": str(ROOT / "pyproject.toml"),
+            "auth.users": users,
+            "auth.roles": ROLES,
+            "auth.routes": ROUTES,
+            **overrides,
+        },
+    )
+    clock = Clock()
+    return Auth(settings.auth, clock), clock
+
+
+def request(header: str | None, address: str = "10.0.0.1") -> http.Request:
+    headers = {"authorization": header} if header else {}
+    req = http.Request("GET", "/?gpio/led", "HTTP/1.1", headers, True)
+    req.client, req.tls = (address, 1234), True
+    return req
+
+
+def refusal(auth: Auth, req: http.Request) -> http.HTTPError | None:
+    try:
+        auth.check(req)
+    except http.HTTPError as err:
+        return err
+    return None
+
+
+def test_each_failure_doubles_the_wait_up_to_half_a_minute(users):
+    auth, clock = policy(users)
+    wrong = "Basic " + base64.b64encode(b"bob:wrong").decode()
+    delays = []
+    for _ in range(8):
+        err = refusal(auth, request(wrong))
+        assert err.status == 401
+        delays.append(err.delay)
+        early = refusal(auth, request(wrong))
+        assert early.status == 429 and early.headers[0][0] == "Retry-After"
+        clock.now += err.delay
+    assert delays == [1, 2, 4, 8, 16, 30, 30, 30]
+    # Another address never waited; a password checked good resets the address.
+    right = "Basic " + base64.b64encode(b"bob:builder").decode()
+    assert refusal(auth, request(right, "10.0.0.2")) is None
+    alice = "Basic " + base64.b64encode(b"alice:wonder land").decode()
+    assert refusal(auth, request(alice)) is None
+    assert refusal(auth, request(wrong)).delay == 1
+    # Fifteen quiet minutes forget an address's failures too.
+    clock.now += 2
+    assert refusal(auth, request(wrong)).delay == 2
+    clock.now += 901
+    assert refusal(auth, request(wrong)).delay == 1
+
+
+def test_many_addresses_at_once_get_503_past_a_burst(users):
+    auth, clock = policy(users)
+    statuses = []
+    for n in range(12):
+        header = "Basic " + base64.b64encode(f"bob:guess{n}".encode()).decode()
+        statuses.append(refusal(auth, request(header, f"10.0.1.{n}")).status)
+    assert statuses[:8] == [401] * 8 and set(statuses[8:]) == {503}
+    assert auth.checks == 8
+    clock.now += 10  # the bucket refills with time
+    header = "Basic " + base64.b64encode(b"bob:builder").decode()
+    assert refusal(auth, request(header, "10.0.2.1")) is None
+
+
+def test_subject_reads_paths_as_the_domains_do():
+    assert subject("/?gpio%2Fled&value=1") == "/?gpio/led"
+    assert subject("/?%67pio/led") == "/?gpio/led"
+    assert subject("//a/./b//c/") == "/a/b/c/"
+    assert subject("/%2e/a%2Fb?x#y") == "/a/b"
+    assert subject("/") == "/"
+
+
+def test_hashes_verify_only_their_password():
+    stored = hash_password("correct horse", CHEAP)
+    assert stored.startswith("$scrypt$ln=10,r=8,p=1$")
+    assert verify_password("correct horse", stored)
+    assert not verify_password("correct horsE", stored)
+    assert stored != hash_password("correct horse", CHEAP)  # a fresh salt each time
+
+
+# -- httap passwd ---------------------------------------------------------------------
+
+
+def passwd(*args: str, stdin: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "httap", "passwd", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
+
+
+def test_passwd_prints_a_hash_the_server_takes(tmp_path):
+    result = passwd("--cost", "11", "carol", stdin="s3cret pass\n")
+    assert result.returncode == 0, result.stderr
+    stored = result.stdout.strip()
+    assert stored.startswith("$scrypt$ln=11,r=8,p=1$")
+    assert verify_password("s3cret pass", stored)
+    assert result.stderr.startswith('in web.json5, under auth.users: "carol": {"password": "$')
+    file = tmp_path / "web.json5"
+    file.write_text(
+        '{listen: ["http://127.0.0.1:0"], auth: {plain_http: true,'
+        f' users: {{carol: {{password: "{stored}", role: "admin"}}}},'
+        ' routes: [{match: "/", role: "admin"}]}}'
+    )
+    assert config.load(str(file), env={}).auth.users["carol"].password == stored
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        ((), "\n", "httap passwd: an empty password; nothing was written"),
+        (("--cost", "9"), "x\n", "argument --cost: invalid choice: 9"),
+    ],
+)
+def test_passwd_refuses_what_it_cannot_use(args, stdin, message):
+    result = passwd(*args, stdin=stdin)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not result.stdout
+
+
+# -- configuration mistakes ------------------------------------------------------------
+
+
+def config_error(tmp_path, text: str) -> str:
+    file = tmp_path / "web.json5"
+    file.write_text(text)
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(str(file), env={})
+    return str(caught.value).removeprefix(f"{file}: ")
+
+
+def test_auth_mistakes_are_named(tmp_path, users):
+    alice = users["alice"]["password"]
+    user = f'users: {{alice: {{password: "{alice}", role: "operator"}}}}'
+    assert config_error(tmp_path, "{auth: {users: {a: {password: 'x', role: 'r'}}}}") == (
+        "auth.users.a.password: found a value that is not such a hash, expected a hash made"
+        ' by `httap passwd` ("$scrypt$ln=...")'
+    )
+    weak = alice.replace("ln=10", "ln=4")
+    assert config_error(
+        tmp_path, f"{{auth: {{users: {{a: {{password: '{weak}', role: 'r'}}}}}}}}"
+    ) == (
+        "auth.users.a.password: found the cost 4,8,1, expected ln from 10 to 20, r from 1 to 32"
+        " and p 1 (`httap passwd --cost`)"
+    )
+    assert config_error(tmp_path, f"{{auth: {{plain_http: true, {user}}}}}") == (
+        "auth.users: no auth.routes entry asks for a role, so no password would ever be asked"
+        ' for; add one like {match: "/?", role: "user"}'
+    )
+    routes = "routes: [{match: '/?', role: 'admin'}]"
+    assert config_error(tmp_path, f"{{auth: {{plain_http: true, {user}, {routes}}}}}") == (
+        'auth.routes[0].role: no user has the role "admin" (check auth.users and auth.roles)'
+    )
+    routes = "routes: [{match: '/?', role: 'operator'}]"
+    assert config_error(tmp_path, f"{{auth: {{{user}, {routes}}}}}") == (
+        "auth.routes: passwords are accepted only over https, and no listen address is"
+        " https://; add one (with tls.certificate and tls.key), or set auth.plain_http to"
+        " true on a network you trust"
+    )
+    assert config_error(tmp_path, "{auth: {routes: [{match: 'gpio'}]}}") == (
+        'auth.routes[0].match: found "gpio", expected a path prefix like "/?gpio" or "/private/"'
+    )
+
+
+# -- the Host gate --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("pi.local", 200),
+        ("PI.local.:8080", 200),
+        ("localhost:8080", 200),
+        ("192.168.1.20", 200),
+        ("[::1]:8080", 200),
+        ("evil.example", 421),
+        ("pi.local.evil.example", 421),
+        ("", 421),
+    ],
+)
+def test_hosts_refuses_names_it_does_not_serve(make_server, files, host, status):
+    running = make_server(documents=str(files), hosts=["pi.local"], gpio__backend="sim")
+    client = Client(running.connect())
+    client.send(f"GET /hello.txt HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    reply = client.read()
+    assert reply.status == status
+    client.send(f"GET /?ping HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    dynamic = client.read()
+    assert dynamic.status == status
+    if status == 421:
+        message = f"misdirected request: this server does not answer for the host {host!r} (hosts)"
+        assert reply.body == (message + "\n").encode()
+        assert dynamic.json() == {"error": "misdirected", "message": message}
+    good = Client(running.connect())
+    good.send(b"GET /hello.txt HTTP/1.1\r\nHost: pi.local\r\n\r\n")
+    assert good.read().status == 200
