@@ -167,3 +167,52 @@ def test_car_stops_when_its_tab_closes(make_server, page):
     closed = time.monotonic()
     assert wait_for(lambda: car_speeds(running) == {"left": 0, "right": 0}, timeout=1.5)
     assert time.monotonic() - closed < 1.5
+
+
+def test_the_console_over_https_with_sign_in(make_server, browser, tls_pair):
+    """Behind TLS and auth: an operator's click drives the pin; a viewer's is refused
+    and the pin stays as it was."""
+    from httap.auth import hash_password
+
+    users = {
+        "ada": {"password": hash_password("engine", 10), "role": "operator"},
+        "val": {"password": hash_password("viewer", 10), "role": "viewer"},
+    }
+    running = console(
+        make_server,
+        listen=["https://127.0.0.1:0"],
+        tls__certificate=tls_pair[0],
+        tls__key=tls_pair[1],
+        auth__users=users,
+        auth__roles={"viewer": ["read"], "operator": ["viewer", "write"]},
+        auth__routes=[
+            {"match": "/?gpio", "methods": ["POST", "PUT"], "role": "write"},
+            {"match": "/", "role": "read"},
+        ],
+    )
+    address = f"https://localhost:{running.port}/"
+    for user, password, expected in (("val", "viewer", 0), ("ada", "engine", 1)):
+        context = browser.new_context(
+            viewport=PHONE,
+            ignore_https_errors=True,  # the test's own self-signed certificate
+            http_credentials={"username": user, "password": password},
+        )
+        page = context.new_page()
+        page.goto(address)
+        switch = page.get_by_role("switch", name="led")
+        expect(switch).to_be_visible()
+        switch.click()
+        if expected:
+            expect(switch).to_have_attribute("aria-checked", "true")
+        else:
+            message = "POST /?gpio/led needs the role write, which val lacks"
+            expect(page.locator("#error")).to_have_text(message)
+            expect(switch).to_have_attribute("aria-checked", "false")
+        assert pin(running, 17) == expected
+        screenshot(page, f"https-{user}")
+        context.close()
+    unsigned = browser.new_context(ignore_https_errors=True)
+    response = unsigned.request.get(address)
+    assert response.status == 401
+    assert response.headers["www-authenticate"] == 'Basic realm="httap", charset="UTF-8"'
+    unsigned.close()
