@@ -514,14 +514,17 @@ def _access_log(value: Any, where: Where) -> Union[bool, str]:
 
 class Redirect(NamedTuple):
     """One `redirect` entry. `source` ("from") is a path, or a prefix when it ends with
-    "*"; then what the star matched is appended to `target` ("to") without its "*"."""
+    "*"; then what the star matched is appended to `target` ("to") without its "*".
+    `scheme` limits the rule to requests that came over http:// or https:// (None: both),
+    so that "every plain-HTTP request to https" does not redirect https to itself."""
 
     source: str
     target: str
     status: int
+    scheme: Optional[str] = None
 
 
-_REDIRECT_KEYS = ("from", "to", "status")
+_REDIRECT_KEYS = ("from", "to", "status", "scheme")
 _REDIRECT_PATH = r"/[^\x00-\x20\x7f-\U0010ffff?#*]*"  # printable ASCII; no query, no star
 _REDIRECT_URL = re.compile(
     rf"(?P<origin>https?://(?:{_HOST})(?::[0-9]{{1,5}})?)?(?P<path>{_REDIRECT_PATH})?(?P<star>\*?)"
@@ -529,6 +532,7 @@ _REDIRECT_URL = re.compile(
 _REDIRECT_TO_NOUN = 'a path like "/new" or a URL like "https://host/new"'
 _redirect_from = text(rf"{_REDIRECT_PATH}\*?", 'a path like "/old", or a prefix like "/docs/*"')
 _redirect_status = one_of(301, 302, 303, 307, 308)
+_redirect_scheme = optional(one_of("http", "https"))
 
 
 def _redirect(value: Any, where: Where) -> Redirect:
@@ -553,7 +557,8 @@ def _redirect(value: Any, where: Where) -> Redirect:
     if not match["path"]:  # "https://host": the rest of a prefix goes after a "/"
         target = match["origin"] + "/" + match["star"]
     status = _redirect_status(value.get("status", 302), where.child("status"))
-    return Redirect(source, target, status)
+    scheme = _redirect_scheme(value.get("scheme"), where.child("scheme"))
+    return Redirect(source, target, status, scheme)
 
 
 class LogConfig(NamedTuple):
@@ -845,7 +850,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, ListenAddress):
         return value.url
     if isinstance(value, Redirect):
-        return dict(zip(_REDIRECT_KEYS, value))
+        return {key: each for key, each in zip(_REDIRECT_KEYS, value) if each is not None}
     if hasattr(value, "_fields"):  # a schema object (a NamedTuple), not a list
         return {name: _plain(getattr(value, name)) for name in _keys(type(value))}
     if isinstance(value, Mapping):

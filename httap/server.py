@@ -324,7 +324,7 @@ class Server:
             refusal = http.HTTPError(421, "misdirected", message + " (hosts)")
             return self._refuse(request, dynamic, refusal)
         if self.redirects and not dynamic:
-            moved = _redirect(self.redirects, request.target)
+            moved = _redirect(self.redirects, request)
             if moved is not None:
                 return moved
         if self.auth is not None:
@@ -442,11 +442,14 @@ def _secure(config: Config) -> Optional[Secure]:
         raise StartupError(f"cannot set up TLS: {err}") from None
 
 
-def _redirect(rules: tuple[Redirect, ...], target: str) -> Optional[http.Response]:
+def _redirect(rules: tuple[Redirect, ...], request: http.Request) -> Optional[http.Response]:
     """The first rule whose `source` matches the target's path, as a response with its
     `Location`; the query string is kept. Paths are compared as sent (percent-encoded)."""
-    path, mark, query = target.partition("#")[0].partition("?")
+    path, mark, query = request.target.partition("#")[0].partition("?")
+    scheme = "https" if request.tls else "http"
     for rule in rules:
+        if rule.scheme is not None and rule.scheme != scheme:
+            continue
         if rule.source.endswith("*"):
             prefix = rule.source[:-1]
             if not path.startswith(prefix):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import ssl
 from pathlib import Path
 
 import pytest
@@ -61,6 +63,31 @@ def test_everything_but_the_dynamic_domain_to_https(make_server, docs):
         assert client.get("/?gpio").status == 200  # `/?` targets are never redirected
 
 
+def test_a_scheme_limits_a_rule_to_plain_http(make_server, docs, tls_pair):
+    """Plain HTTP is sent to https; requests that came over https are served."""
+    running = make_server(
+        documents=str(docs),
+        listen=["http://127.0.0.1:0", "https://127.0.0.1:0"],
+        tls__certificate=tls_pair[0],
+        tls__key=tls_pair[1],
+        redirect=[
+            {"from": "/*", "to": "https://localhost:8443/*", "scheme": "http", "status": 301}
+        ],
+    )
+    with running.connect() as sock:
+        reply = Client(sock).get("/hello.txt?x=1")
+    assert (reply.status, reply.headers["location"]) == (
+        301,
+        "https://localhost:8443/hello.txt?x=1",
+    )
+    port = running.server.listeners[1].sock.getsockname()[1]
+    ctx = ssl.create_default_context(cafile=tls_pair[0])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    with ctx.wrap_socket(raw, server_hostname="localhost") as sock:
+        reply = Client(sock).get("/hello.txt?x=1")
+    assert (reply.status, reply.body) == (200, HELLO)
+
+
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_each_status(make_server, docs, status):
     running = make_server(
@@ -102,6 +129,10 @@ def test_to_dict_gives_the_keys_back(tmp_path: Path):
             "redirect[0].status: found 304, expected one of 301",
         ),
         ('{from: "/a", to: "/b", status: "301"}', 'redirect[0].status: found "301" (a string)'),
+        (
+            '{from: "/a", to: "/b", scheme: "ftp"}',
+            'redirect[0].scheme: found "ftp", expected "http" or "https"',
+        ),
     ],
 )
 def test_config_errors_are_one_line(tmp_path: Path, entry, message):
