@@ -14,7 +14,7 @@ Rules of this file:
   unless `auth.plain_http` says the network is trusted; a 403 says why, and no
   challenge is sent there, so that browsers do not prompt for one.
 - Checking a password costs one scrypt run in the loop (tens of ms: the point of
-  scrypt). Good credentials are then cached, keyed by a keyed hash of the header, so
+  scrypt). Good credentials are then cached, keyed by a keyed BLAKE2 of the header, so
   a browser's later requests cost a dictionary lookup. Bad ones cost the attacker: the
   401 is held back longer after each failure from that address, attempts from it in
   the meantime get 429 without any scrypt run. All addresses together get a burst of
@@ -175,7 +175,7 @@ class Auth:
     def _signed_in(self, request: http.Request, header: str) -> str:
         """The user that good credentials name."""
         now = self.clock()
-        key = hmac.digest(self._key, header.encode("latin-1"), "sha256")
+        key = hashlib.blake2s(header.encode("latin-1"), key=self._key, digest_size=16).digest()
         cached = self._cache.get(key)
         if cached is not None and cached[1] > now:
             return cached[0]

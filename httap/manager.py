@@ -263,12 +263,16 @@ class Manager:
         }
 
     def _stats(self) -> dict:
-        return {
+        stats = {
             **self.loop.stats(),
             "requests": self.requests,
             "connections": {"open": len(self.server.connections), "accepted": self.accepted},
             "uptime": round(self.loop.clock() - self.loop.started, 3),
         }
+        auth = self.server.auth
+        if auth is not None:  # how many passwords were checked, how many requests refused
+            stats["auth"] = {"checks": auth.checks, "refused": auth.refused}
+        return stats
 
     def _loop_mode(self, request: http.Request) -> str:
         """GET reads the loop's mode; POST `{"mode": "spin"}` sets it.

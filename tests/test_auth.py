@@ -158,6 +158,9 @@ def test_good_credentials_are_checked_once_then_remembered(guarded, tls_pair):
     other = secure_client(running, tls_pair)
     assert other.get("/?gpio/led", headers=BOB).status == 200
     assert running.call(lambda: running.server.auth.checks) == 1
+    assert client.get("/?gpio/led").status == 401
+    stats = client.get("/?stats", headers=BOB).json()
+    assert stats["auth"] == {"checks": 1, "refused": 1}
 
 
 def test_a_wrong_password_is_answered_late_and_the_address_waits(guarded, tls_pair):
