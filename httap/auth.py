@@ -3,7 +3,7 @@ path prefix in Ioto's style, and failed sign-ins slowed per address.
 
 Rules of this file:
 - The rule for a request is the first `auth.routes` entry whose `match` starts the
-  request's path and whose `methods` (if given) hold its method (HEAD counts as GET).
+  request's path and whose `methods` (if given) hold its method (GET covers HEAD too).
   No such entry, or one without a role: the request is open to all. CORS preflights
   are always open: browsers send them without credentials.
 - Paths are compared as the domains will read them: `/?` paths percent-decoded as the
@@ -14,12 +14,14 @@ Rules of this file:
   unless `auth.plain_http` says the network is trusted; a 403 says why, and no
   challenge is sent there, so that browsers do not prompt for one.
 - Checking a password costs one scrypt run in the loop (tens of ms: the point of
-  scrypt). Good credentials are then cached, keyed by a keyed BLAKE2 of the header, so
-  a browser's later requests cost a dictionary lookup. Bad ones cost the attacker: the
-  401 is held back longer after each failure from that address, attempts from it in
-  the meantime get 429 without any scrypt run. All addresses together get a burst of
-  BURST runs, then one per SPACING_FACTOR times a run's cost (503 meanwhile), so that
-  many addresses at once cannot take the loop's time either.
+  scrypt). So runs take turns: never two in a row, at least SPACING_FACTOR times a
+  run's cost apart, and a request whose password must wait for its turn is held (the
+  server's `Pending`) without holding up anyone else; past MAX_QUEUE seconds of queue,
+  503. Good credentials are then cached, keyed by a keyed BLAKE2 of the header, so a
+  browser's later requests cost a dictionary lookup. Bad ones cost the attacker: the
+  401 is held back longer after each failure from that address, and attempts from it
+  in the meantime get 429 without any scrypt run; IPv6 addresses count by their /64,
+  which one host can fill.
 - Replies follow RFC 9110: 401 with a `WWW-Authenticate` challenge for no, malformed
   or wrong credentials; 403 for good credentials without the role (asking again would
   not help); RFC 7617 for the Basic scheme (UTF-8 credentials).
@@ -31,6 +33,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
 import os
 import time
 from collections.abc import Mapping
@@ -46,17 +49,18 @@ SALT_BYTES = 16
 FIRST_DELAY = 1.0  # seconds the 401 waits after an address's first failure; doubles after
 MAX_DELAY = 30.0
 FORGET_AFTER = 900.0  # seconds after its last failure that an address starts afresh
-SPACING_FACTOR = 4  # past a burst, scrypt runs take at most a quarter of the loop's time
-BURST = 8  # scrypt runs allowed back to back before the spacing applies
+SPACING_FACTOR = 4  # scrypt runs take at most a quarter of the loop's time
+MAX_QUEUE = 10.0  # seconds a request may wait for its turn to have its password checked
+FAILURES_KEPT = 4096  # addresses whose failures are remembered; the oldest go first
 CACHE_SIZE = 256  # good credentials remembered
 CACHE_SECONDS = 900.0
 
 
-def hash_password(password: str, cost: int = COST) -> str:
+def hash_password(password: str, cost: int = COST, block: int = BLOCK_SIZE) -> str:
     """A new hash for `auth.users`, in the format `httap passwd` prints."""
     salt = os.urandom(SALT_BYTES)
-    digest = _scrypt(password.encode(), salt, cost, BLOCK_SIZE)
-    return f"$scrypt$ln={cost},r={BLOCK_SIZE},p=1${_b64(salt)}${_b64(digest)}"
+    digest = _scrypt(password.encode(), salt, cost, block)
+    return f"$scrypt$ln={cost},r={block},p=1${_b64(salt)}${_b64(digest)}"
 
 
 def verify_password(password: str, stored: str) -> bool:
@@ -115,26 +119,40 @@ class Auth:
         }
         self.challenge = (("WWW-Authenticate", f'Basic realm="{settings.realm}", charset="UTF-8"'),)
         self.clock = clock
-        # Unknown names cost a check too, at the users' cost, so that timing does not tell them.
-        costs = [int(SCRYPT_HASH.fullmatch(stored)["ln"]) for stored, _ in self.users.values()]
-        self.decoy = hash_password(os.urandom(8).hex(), max(costs, default=COST))
+        # Unknown names cost a check too, at the users' cost (one for all: the config
+        # sees to it), so that the time of a refusal does not tell which names exist.
+        stored = next(iter(self.users.values()), ("",))[0]
+        match = SCRYPT_HASH.fullmatch(stored)
+        cost, block = (int(match["ln"]), int(match["r"])) if match else (COST, BLOCK_SIZE)
+        started = time.perf_counter()
+        self.decoy = hash_password(os.urandom(8).hex(), cost, block)
+        self._spacing = (time.perf_counter() - started) * SPACING_FACTOR
+        self._free = 0.0  # when the next scrypt run may start
         self._key = os.urandom(32)
         self._cache: dict[bytes, tuple[str, float]] = {}  # keyed hash of the header -> user
         self._failures: dict[str, _Failures] = {}
-        self._tokens = float(BURST)  # scrypt runs allowed now, across all addresses
-        self._spacing = 0.0  # seconds per token: SPACING_FACTOR times the last run's cost
-        self._refilled = clock()
         self.checks = 0  # scrypt runs, for /?stats and tests
         self.refused = 0
 
-    def check(self, request: http.Request) -> None:
-        """Return when the request may go on (with `request.user` set if it signed in);
-        raise the HTTPError that refuses it otherwise."""
+    def check(self, request: http.Request) -> float:
+        """0 when the request may go on now (with `request.user` set if it signed in).
+        Else the seconds to hold it before `finish(request)` checks its password: its
+        turn among the scrypt runs. Raises the HTTPError that refuses it."""
         role = self._role_for(request)
         if role is None:
-            return
+            return 0.0
         try:
-            self._admit(request, role)
+            return self._admit(request, role)
+        except http.HTTPError:
+            self.refused += 1
+            raise
+
+    def finish(self, request: http.Request) -> None:
+        """A held request's turn: check its password, then its role."""
+        role = self._role_for(request)
+        assert role is not None
+        try:
+            self._authorize(request, role, self._verify(request, self.clock()))
         except http.HTTPError:
             self.refused += 1
             raise
@@ -143,15 +161,17 @@ class Auth:
         method = request.method
         if method == "OPTIONS" and "access-control-request-method" in request.headers:
             return None
-        if method == "HEAD":
-            method = "GET"
         path = subject(request.target)
         for route in self.routes:
-            if path.startswith(route.match) and (route.methods is None or method in route.methods):
+            if path.startswith(route.match) and (
+                route.methods is None
+                or method in route.methods
+                or (method == "HEAD" and "GET" in route.methods)
+            ):
                 return route.role
         return None
 
-    def _admit(self, request: http.Request, role: str) -> None:
+    def _admit(self, request: http.Request, role: str) -> float:
         what = f"{request.method} {subject(request.target)}"
         if not request.tls and not self.plain_http:
             raise http.HTTPError(
@@ -165,29 +185,50 @@ class Auth:
             raise http.HTTPError(
                 401, "unauthorized", f"{what} needs a user with the role {role}", self.challenge
             )
-        user = self._signed_in(request, header)
+        now = self.clock()
+        user = self._cached(header, now)
+        if user is None:
+            if _basic(header) is None:
+                raise http.HTTPError(
+                    401,
+                    "unauthorized",
+                    "malformed credentials: expected Basic with the base64 of user:password",
+                    self.challenge,
+                )
+            self._not_waiting(request, now)
+            start = max(now, self._free)
+            if start - now > MAX_QUEUE:
+                raise http.HTTPError(
+                    503,
+                    "sign-in-busy",
+                    "too many sign-ins at once; try again in a few seconds",
+                    (("Retry-After", str(round(MAX_QUEUE))),),
+                )
+            self._free = start + self._spacing
+            if start > now:
+                return start - now
+            user = self._verify(request, now)
+        self._authorize(request, role, user)
+        return 0.0
+
+    def _authorize(self, request: http.Request, role: str, user: str) -> None:
         request.user = user
         if role not in self.users[user][1]:
+            what = f"{request.method} {subject(request.target)}"
             raise http.HTTPError(
                 403, "forbidden", f"{what} needs the role {role}, which {user} lacks"
             )
 
-    def _signed_in(self, request: http.Request, header: str) -> str:
-        """The user that good credentials name."""
-        now = self.clock()
-        key = hashlib.blake2s(header.encode("latin-1"), key=self._key, digest_size=16).digest()
-        cached = self._cache.get(key)
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        credentials = _basic(header)
-        if credentials is None:
-            raise http.HTTPError(
-                401,
-                "unauthorized",
-                "malformed credentials: expected Basic with the base64 of user:password",
-                self.challenge,
-            )
-        address = request.client[0] if request.client else "-"
+    def _key_of(self, header: str) -> bytes:
+        return hashlib.blake2s(header.encode("latin-1"), key=self._key, digest_size=16).digest()
+
+    def _cached(self, header: str, now: float) -> Optional[str]:
+        cached = self._cache.get(self._key_of(header))
+        return cached[0] if cached is not None and cached[1] > now else None
+
+    def _not_waiting(self, request: http.Request, now: float) -> None:
+        """An address still waiting out its last failure gets 429, and no check."""
+        address = _who(request.client[0]) if request.client else "-"
         failures = self._failures.get(address)
         if failures is not None and failures.until > now:
             seconds = str(max(1, round(failures.until - now + 0.5)))
@@ -197,58 +238,62 @@ class Auth:
                 f"too many failed sign-ins from {address}; try again in {seconds} s",
                 (("Retry-After", seconds),),
             )
-        if not self._take_token(now):
-            raise http.HTTPError(
-                503,
-                "sign-in-busy",
-                "too many sign-ins at once; try again in 1 s",
-                (("Retry-After", "1"),),
-            )
+
+    def _verify(self, request: http.Request, now: float) -> str:
+        """The user that the credentials name, by one scrypt run (or the cache, if
+        another request with them has just been checked)."""
+        header = request.headers["authorization"]
+        user = self._cached(header, now)
+        if user is not None:
+            return user
+        credentials = _basic(header)
+        assert credentials is not None
         name, password = credentials
         stored, _ = self.users.get(name, (self.decoy, frozenset()))
         started = time.perf_counter()
         good = verify_password(password, stored) and name in self.users
-        cost = time.perf_counter() - started
+        self._spacing = (time.perf_counter() - started) * SPACING_FACTOR
+        self._free = max(self._free, now + self._spacing)
         self.checks += 1
-        self._spacing = cost * SPACING_FACTOR
+        address = _who(request.client[0]) if request.client else "-"
         if good:
             self._failures.pop(address, None)
             if len(self._cache) >= CACHE_SIZE:
                 self._cache.clear()
-            self._cache[key] = (name, now + CACHE_SECONDS)
+            self._cache[self._key_of(header)] = (name, now + CACHE_SECONDS)
             return name
         delay = self._failed(address, now)
         raise http.HTTPError(
             401, "unauthorized", "wrong user name or password", self.challenge, delay
         )
 
-    def _take_token(self, now: float) -> bool:
-        if self._spacing:
-            refill = (now - self._refilled) / self._spacing
-            self._tokens = min(float(BURST), self._tokens + refill)
-        self._refilled = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
-
     def _failed(self, address: str, now: float) -> float:
         """Count a failure from `address`; the delay its 401 waits, during which no
         password from it is checked."""
-        if len(self._failures) >= 4096:
-            self._failures = {
-                where: seen
-                for where, seen in self._failures.items()
-                if now - seen.last < FORGET_AFTER
-            }
-        failures = self._failures.get(address)
+        failures = self._failures.pop(address, None)  # re-inserted last: newest at the end
         if failures is None or now - failures.last > FORGET_AFTER:
-            failures = self._failures[address] = _Failures()
+            failures = _Failures()
+        if len(self._failures) >= FAILURES_KEPT:
+            del self._failures[next(iter(self._failures))]  # the least recently failed
+        self._failures[address] = failures
         failures.count += 1
         failures.last = now
         delay = min(MAX_DELAY, FIRST_DELAY * 2 ** (failures.count - 1))
         failures.until = now + delay
         return delay
+
+
+def _who(address: str) -> str:
+    """Whose failures these are: the address, or for IPv6 its /64 (one host's share)."""
+    if ":" not in address:
+        return address
+    try:
+        ip = ipaddress.IPv6Address(address.partition("%")[0])
+    except ValueError:
+        return address
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, 64), strict=False))
 
 
 def _basic(header: str) -> Optional[tuple[str, str]]:

@@ -34,9 +34,9 @@ def _parser() -> argparse.ArgumentParser:
         "--cost",
         type=int,
         default=14,
-        choices=range(10, 21),
+        choices=range(10, 17),
         metavar="LN",
-        help="log2 of scrypt's N, 10 to 20 (default 14: 16 MiB, tens of ms per check)",
+        help="log2 of scrypt's N, 10 to 16 (default 14: 16 MiB, tens of ms per check)",
     )
     for sub in (serve, check):
         sub.add_argument(

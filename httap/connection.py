@@ -114,6 +114,29 @@ class Pending:
             log.exception("cannot turn %r into a reply", self.value)
             return http.error_response(500, "internal server error: bad reply value")
 
+    def hand_over(self, reply: Any) -> None:
+        """Let `reply` (a Response, or another Pending) answer in this one's place: a
+        request held back, then routed, may get a reply that is itself pending."""
+        if not isinstance(reply, Pending):
+            self.resolve(reply)
+            return
+        connection = self._connection
+        if self.done or connection is None or connection.pending is None:
+            reply.cancel()  # nobody waits for this one any more
+            return
+        self.done = True
+        self._cancel.clear()
+        if reply._connection is not None or (reply.done and not reply.resolved):
+            log.error("a Pending was handed over twice or after it was cancelled")
+            connection._resolved(
+                http.error_response(500, "internal server error: a reply used twice")
+            )
+            return
+        connection.pending = (connection.pending[0], reply)
+        reply._connection = connection
+        if reply.resolved:
+            connection._resolved(reply.response())
+
     def cancel(self) -> None:
         """The client went away: nobody will read the reply."""
         if self.done:

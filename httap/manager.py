@@ -385,7 +385,7 @@ class Manager:
 
     def _pin(self, name: str) -> gpio.Pin:
         pin = self.pins.get(name)
-        if pin is None and name.isdigit():
+        if pin is None and name.isascii() and name.isdigit():
             pin = self.by_number.get(int(name))
         if pin is None:
             raise fail(
@@ -725,7 +725,10 @@ class Manager:
         count = None
         if "count" in params:
             count = params["count"]
-            if not count.isdigit() or not 0 < int(count) <= port.config.buffer:
+            if (
+                not (count.isascii() and count.isdigit())
+                or not 0 < int(count) <= port.config.buffer
+            ):
                 raise fail(
                     400,
                     "bad-value",

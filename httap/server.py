@@ -329,15 +329,42 @@ class Server:
                 return moved
         if self.auth is not None:
             try:
-                self.auth.check(request)
+                wait = self.auth.check(request)
             except http.HTTPError as refusal:
                 return self._refuse(request, dynamic, refusal)
+            if wait:
+                return self._hold_for_sign_in(request, dynamic, wait)
+        return self._dispatch(request, dynamic)
+
+    def _dispatch(self, request: http.Request, dynamic: bool) -> Reply:
+        """Past the gates: the HTTaP manager or the files."""
         if dynamic:
             return self.manager.handle(request)
         response = self.static.handle(request)
         if response.status == 404 and request.target.partition("?")[0] == LIBRARY:
             return self.library.handle(request)  # every page can import /httap.js
         return response
+
+    def _hold_for_sign_in(self, request: http.Request, dynamic: bool, wait: float) -> Pending:
+        """Hold the request until its password's turn to be checked, then route it."""
+        held = Pending()
+
+        def turn() -> None:
+            try:
+                self.auth.finish(request)
+            except http.HTTPError as refusal:
+                reply = self._refuse(request, dynamic, refusal)
+            else:
+                try:
+                    reply = self._dispatch(request, dynamic)
+                except Exception:
+                    log.exception("handler failed for %r", request)
+                    reply = http.error_response(500, "internal server error: the handler failed")
+            held.hand_over(reply)
+
+        timer = self.loop.call_later(wait, turn)
+        held.on_cancel(timer.cancel)
+        return held
 
     def _refuse(self, request: http.Request, dynamic: bool, refusal: http.HTTPError) -> Reply:
         """A gate's refusal, in its domain's format: JSON for `/?`, a line of text for

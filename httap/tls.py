@@ -23,6 +23,8 @@ from httap.config import TlsConfig
 from httap.loop import READ, WRITE
 
 HANDSHAKE_RECORD = 0x16  # the first byte of a TLS connection: a handshake record
+RECORD = 16384  # the most plaintext one TLS record carries
+FILE_READ = 4 * RECORD  # bytes of a file read for one send
 _VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
 
@@ -126,15 +128,24 @@ class Stream:
         return data
 
     def send(self, data: bytes) -> int:
+        """Send record by record: OpenSSL reports a record that only partly left as "want
+        write", so a bigger write would hide the progress a slow reader makes (and the
+        connection would call it idle). A retry passes the same record again, as
+        OpenSSL asks of a repeated write."""
+        view = memoryview(data)
+        sent = 0
         try:
-            return self._sock.send(data)
+            while sent < len(view):
+                sent += self._sock.send(view[sent : sent + RECORD])
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            raise BlockingIOError from None
+            if not sent:
+                raise BlockingIOError from None
+        return sent
 
     def send_file(self, fd: int, offset: int, count: int) -> int:
-        """sendfile() for TLS: the bytes are read and encrypted here. A retry after
-        BlockingIOError re-reads the same slice, as OpenSSL asks of a repeated write."""
-        return self.send(os.pread(fd, count, offset))
+        """sendfile() for TLS: the bytes are read and encrypted here, a few records at a
+        time; a retry re-reads the same bytes."""
+        return self.send(os.pread(fd, min(count, FILE_READ), offset))
 
     def shutdown(self, how: int) -> None:
         """Send the TLS close alert, as far as the socket takes it, then shut the TCP side."""

@@ -186,6 +186,38 @@ def test_a_wrong_password_is_answered_late_and_the_address_waits(guarded, tls_pa
     assert running.call(lambda: running.server.auth.checks) == checks + 1
 
 
+def test_sign_ins_at_once_are_held_for_their_turns_and_all_answered(guarded, tls_pair):
+    """Passwords arriving together are checked one per turn: each request is held
+    meanwhile (a long-poll among them, whose own reply is then pending), a client that
+    leaves while held is never checked, and everyone else is served throughout."""
+    running = guarded()
+    # As on a slow board: turns 0.3 s apart, so that every request but the first is held.
+    running.call(lambda: setattr(running.server.auth, "_spacing", 0.3))
+    sent = [
+        ("127.0.0.11", ALICE, "/?gpio/led"),
+        ("127.0.0.12", BOB, "/?gpio/led&wait=5&value=0"),
+        ("127.0.0.13", basic("bob", "nope"), "/?gpio/led"),
+        ("127.0.0.14", basic("alice", "guess"), "/?gpio/led"),
+        ("127.0.0.15", basic("bob", "guess"), "/?gpio/led"),
+    ]
+    clients = []
+    for source, header, target in sent:
+        client = secure_client(running, tls_pair, source=source)
+        client.send(f"GET {target} HTTP/1.1\r\nHost: t\r\n{header}\r\n".encode())
+        clients.append(client)
+    clients[4].sock.close()  # gone while held
+    others_served(running, tls_pair)
+    alice, wrong, guess = clients[0].read(), clients[2].read(), clients[3].read()
+    assert alice.status == 200 and alice.json()["value"] == 0
+    assert wrong.status == 401 and guess.status == 401
+    writer = secure_client(running, tls_pair, source="127.0.0.11")
+    assert put(writer, "/?gpio/led", b"1", ALICE).status == 200  # remembered: no check
+    bob = clients[1].read()
+    assert bob.status == 200 and bob.json()["value"] == 1  # the long-poll saw the write
+    assert wait_for(lambda: len(running.server.connections) == 5)
+    assert running.call(lambda: running.server.auth.checks) == 4
+
+
 @pytest.mark.parametrize(
     ("header", "why"),
     [
@@ -247,6 +279,14 @@ def test_encodings_do_not_slip_past_a_rule(guarded, tls_pair, target):
     head = client.get("/private/plans.txt", method="HEAD")
     assert head.status == 401
     others_served(running, tls_pair)
+
+
+def test_a_get_rule_covers_head(guarded, tls_pair):
+    routes = [{"match": "/hello", "methods": ["GET"], "role": "read"}]
+    running = guarded(**{"auth.routes": routes})
+    client = secure_client(running, tls_pair)
+    assert client.get("/hello.txt", method="HEAD").status == 401
+    assert client.get("/hello.txt", method="HEAD", headers=BOB).status == 200
 
 
 def test_plain_http_never_takes_a_password(guarded, tls_pair):
@@ -320,8 +360,13 @@ def request(header: str | None, address: str = "10.0.0.1") -> http.Request:
 
 
 def refusal(auth: Auth, req: http.Request) -> http.HTTPError | None:
+    """What the server would answer in the end: None to go on, else the refusal; a
+    request held for its turn is finished when the clock reaches that turn."""
     try:
-        auth.check(req)
+        wait = auth.check(req)
+        if wait:
+            auth.clock.now += wait
+            auth.finish(req)
     except http.HTTPError as err:
         return err
     return None
@@ -352,17 +397,82 @@ def test_each_failure_doubles_the_wait_up_to_half_a_minute(users):
     assert refusal(auth, request(wrong)).delay == 1
 
 
-def test_many_addresses_at_once_get_503_past_a_burst(users):
+def test_password_checks_take_turns_and_the_queue_is_bounded(users):
+    """Many addresses at once: one scrypt run now, the others held for their turns,
+    SPACING_FACTOR times a run's cost apart; past MAX_QUEUE seconds, 503."""
     auth, clock = policy(users)
+    held = []
+    for n in range(6):
+        req = request("Basic " + base64.b64encode(f"bob:guess{n}".encode()).decode(), f"10.0.1.{n}")
+        try:
+            held.append((auth.check(req), req))
+        except http.HTTPError as err:
+            assert n == 0 and err.status == 401  # the first is checked at once
+    assert auth.checks == 1
+    waits = [wait for wait, _ in held]
+    assert all(0 < a < b for a, b in zip(waits, waits[1:]))
+    assert waits[0] == pytest.approx(auth._spacing, rel=0.5)
+    for wait, req in held:  # each turn checks one password
+        clock.now = 1000.0 + wait
+        with pytest.raises(http.HTTPError) as caught:
+            auth.finish(req)
+        assert caught.value.status == 401
+    assert auth.checks == 6
+    auth._spacing = 4.0  # a slow board: a queue of three is over MAX_QUEUE
     statuses = []
-    for n in range(12):
-        header = "Basic " + base64.b64encode(f"bob:guess{n}".encode()).decode()
-        statuses.append(refusal(auth, request(header, f"10.0.1.{n}")).status)
-    assert statuses[:8] == [401] * 8 and set(statuses[8:]) == {503}
-    assert auth.checks == 8
-    clock.now += 10  # the bucket refills with time
-    header = "Basic " + base64.b64encode(b"bob:builder").decode()
-    assert refusal(auth, request(header, "10.0.2.1")) is None
+    for n in range(5):
+        req = request("Basic " + base64.b64encode(b"alice:wonder land").decode(), f"10.0.2.{n}")
+        try:
+            statuses.append(auth.check(req))
+        except http.HTTPError as err:
+            statuses.append(err.status)
+            assert err.headers == (("Retry-After", "10"),)
+    assert statuses[-1] == 503 and 503 not in statuses[:2]
+
+
+def test_ipv6_failures_count_per_64_and_the_table_stays_bounded(users, monkeypatch):
+    import httap.auth
+
+    auth, clock = policy(users)
+    wrong = "Basic " + base64.b64encode(b"bob:wrong").decode()
+    assert refusal(auth, request(wrong, "2001:db8:1:2::10")).status == 401
+    neighbour = refusal(auth, request(wrong, "2001:db8:1:2:ffff::1"))
+    assert neighbour.status == 429  # the same /64: the same host, as far as we can tell
+    clock.now += 1
+    assert refusal(auth, request(wrong, "2001:db8:1:3::10")).delay == 1  # another /64
+    assert refusal(auth, request(wrong, "::ffff:10.9.9.9")).delay == 1
+    clock.now += 1
+    assert refusal(auth, request(wrong, "10.9.9.9")).delay == 2  # IPv4-mapped is IPv4
+    monkeypatch.setattr(httap.auth, "FAILURES_KEPT", 3)
+    for n in range(10):
+        clock.now += 1
+        refusal(auth, request(wrong, f"10.8.0.{n}"))
+        assert len(auth._failures) <= 3
+
+
+def test_per_pin_rules_are_refused_since_a_pin_has_other_names(tmp_path, users):
+    """A pin is reached by name, by GPIO number and in a batch POST /?gpio: a rule on
+    /?gpio/door alone would leave the other ways open."""
+    alice = users["alice"]["password"]
+    text = (
+        f'{{auth: {{plain_http: true, users: {{a: {{password: "{alice}", role: "w"}}}},'
+        ' routes: [{match: "/?gpio/door", role: "w"}]}}'
+    )
+    assert config_error(tmp_path, text) == (
+        'auth.routes[0].match: found "/?gpio/door", expected "/?gpio" as a whole: a pin is'
+        " also reached by its number and by a batch POST /?gpio; to guard one pin, drive it"
+        " from an action and guard that"
+    )
+
+
+def test_only_ascii_digits_name_a_pin_by_number(make_server, files):
+    running = make_server(
+        documents=str(files), gpio__backend="sim", gpio__pins={"door": {"gpio": 4, "mode": "out"}}
+    )
+    client = Client(running.connect())
+    assert client.get("/?gpio/4").json()["gpio"] == 4
+    arabic_four = client.get("/?gpio/%D9%A4")
+    assert arabic_four.status == 403 and arabic_four.json()["error"] == "not-declared"
 
 
 def test_subject_reads_paths_as_the_domains_do():
@@ -447,8 +557,8 @@ def test_auth_mistakes_are_named(tmp_path, users):
     assert config_error(
         tmp_path, f"{{auth: {{users: {{a: {{password: '{weak}', role: 'r'}}}}}}}}"
     ) == (
-        "auth.users.a.password: found the cost 4,8,1, expected ln from 10 to 20, r from 1 to 32"
-        " and p 1 (`httap passwd --cost`)"
+        "auth.users.a.password: found the cost 4,8,1, expected ln from 10 to 16, r from 1 to 8"
+        " and p 1 (`httap passwd --cost`): a check runs in the loop"
     )
     assert config_error(tmp_path, f"{{auth: {{plain_http: true, {user}}}}}") == (
         "auth.users: no auth.routes entry asks for a role, so no password would ever be asked"
@@ -463,6 +573,25 @@ def test_auth_mistakes_are_named(tmp_path, users):
         "auth.routes: passwords are accepted only over https, and no listen address is"
         " https://; add one (with tls.certificate and tls.key), or set auth.plain_http to"
         " true on a network you trust"
+    )
+    assert config_error(tmp_path, "{auth: {routes: [{match: '/%70rivate'}]}}") == (
+        'auth.routes[0].match: found "/%70rivate", expected the path written decoded (no %xx):'
+        " it is compared so"
+    )
+    assert config_error(tmp_path, "{auth: {routes: [{match: '/?serial&x'}]}}") == (
+        'auth.routes[0].match: found "/?serial&x", expected a path without "&": parameters'
+        " are not compared"
+    )
+    assert config_error(tmp_path, "{auth: {realm: 'Gewächshaus'}}") == (
+        'auth.realm: found "Gewächshaus", expected printable ASCII without quotes or backslashes'
+    )
+    other = hash_password("x", CHEAP + 1)
+    two = f'users: {{a: {{password: "{alice}", role: "r"}}, b: {{password: "{other}", role: "r"}}}}'
+    text = f"{{auth: {{plain_http: true, {two}, routes: [{{match: '/', role: 'r'}}]}}}}"
+    assert config_error(tmp_path, text) == (
+        "auth.users: the hashes have different costs (ln=10,r=8, ln=11,r=8); the time a check"
+        " takes would tell which user names exist: make them all with the same"
+        " `httap passwd --cost`"
     )
     assert config_error(tmp_path, "{auth: {routes: [{match: 'gpio'}]}}") == (
         'auth.routes[0].match: found "gpio", expected a path prefix like "/?gpio" or "/private/"'

@@ -298,3 +298,33 @@ def test_make_run_tls_serves_over_https(spawn, tls_pair, tmp_path):
     assert client.get("/?").json()["Serial"] == []
     client.close()
     assert oct(os.stat(key).st_mode & 0o777) == "0o600"
+
+
+def test_a_slow_reader_over_tls_is_not_taken_for_an_idle_one(secure, tls_pair, files):
+    """A reader that keeps taking bytes, slower than the inactivity timeout would allow
+    for the whole file, gets all of it: each TLS record that leaves counts as progress."""
+    size = 192 * 1024
+    (files / "slow.bin").write_bytes(os.urandom(size))
+    running = secure(**{"timeouts.inactivity": 3})
+    running.server.listeners[0].sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect((running.host, running.port))
+    ctx = client_context(tls_pair)
+    sock = ctx.wrap_socket(raw, server_hostname="localhost")
+    sock.settimeout(10)
+    sock.sendall(b"GET /slow.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+    got = b""
+    started = time.monotonic()
+    while len(got) < size:
+        data = sock.recv(4096)
+        assert data, f"closed after {len(got)} bytes in {time.monotonic() - started:.1f} s"
+        got += data
+        time.sleep(0.2)  # about 20 KB/s: the kernel's buffers take over 3 s to drain
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    while len(body) < size:
+        body += sock.recv(65536)
+    assert body == (files / "slow.bin").read_bytes()
+    assert time.monotonic() - started > 3  # it did outlast the inactivity timeout
+    sock.close()
