@@ -113,6 +113,13 @@ def serve(args: argparse.Namespace) -> int:
 
 def check(args: argparse.Namespace) -> int:
     settings = config.load(args.config)
+    if any(address.scheme == "https" for address in settings.listen):
+        from httap.tls import TlsSetupError, context  # the pair is loaded as serve would
+
+        try:
+            context(settings.tls)
+        except TlsSetupError as err:
+            raise StartupError(f"cannot set up TLS: {err}") from None
     print(json.dumps(config.to_dict(settings), indent=2))
     return 0
 

@@ -275,6 +275,21 @@ def test_unusable_certificate_files_stop_the_start_with_one_line(tmp_path, tls_p
     assert "Traceback" not in result.stderr
 
 
+def test_check_loads_the_pair_as_serve_would(tmp_path, tls_pair):
+    bad = tmp_path / "cert.pem"
+    bad.write_text("not a certificate\n")
+    command = [sys.executable, "-m", "httap", "check", "--config", str(tmp_path / "web.json5")]
+    for certificate, status in ((tls_pair[0], 0), (bad, 1)):
+        (tmp_path / "web.json5").write_text(
+            f'{{listen: ["https://127.0.0.1:0"], tls: {{certificate: "{certificate}",'
+            f' key: "{tls_pair[1]}"}}}}'
+        )
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        assert result.returncode == status, result.stderr
+    assert result.stderr.startswith("httap: cannot set up TLS: ")
+    assert "are not a PEM certificate and key" in result.stderr
+
+
 def test_make_run_tls_serves_over_https(spawn, tls_pair, tmp_path):
     """What `make run-tls` runs, with the pair its Makefile rule made."""
     certificate, key = tls_pair
