@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import socket
 import ssl
 import subprocess
@@ -343,3 +344,62 @@ def test_a_slow_reader_over_tls_is_not_taken_for_an_idle_one(secure, tls_pair, f
     assert body == (files / "slow.bin").read_bytes()
     assert time.monotonic() - started > 3  # it did outlast the inactivity timeout
     sock.close()
+
+
+def client_hello() -> bytes:
+    """A real ClientHello, as the first flight a browser sends."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def test_slowloris_over_tls(secure, tls_pair):
+    """200 connections dribbling a ClientHello a byte a second are all dropped at
+    timeouts.parse, while a TLS client is served throughout."""
+    parse = 2
+    running = secure(**{"timeouts.parse": parse})
+    before = open_fds()
+    hello = client_hello()
+    slow: dict[socket.socket, float] = {}
+    for _ in range(200):
+        sock = running.connect()
+        sock.sendall(hello[:1])
+        slow[sock] = time.monotonic()
+    good = tls_client(running, tls_pair)
+    sent, closed_after, latencies = 1, [], []
+    last_byte = time.monotonic()
+    deadline = time.monotonic() + parse + 4
+    while slow and time.monotonic() < deadline:
+        ready, _, _ = select.select(list(slow), [], [], 0.05)
+        for sock in ready:
+            closed_after.append(time.monotonic() - slow.pop(sock))
+            try:
+                assert sock.recv(4096) == b""  # closed, with nothing said in plain text
+            except ConnectionResetError:
+                pass
+            sock.close()
+        if time.monotonic() - last_byte >= 1:
+            last_byte = time.monotonic()
+            for sock in slow:
+                try:
+                    sock.send(hello[sent : sent + 1])
+                except OSError:
+                    pass
+            sent += 1
+        began = time.monotonic()
+        assert good.get("/hello.txt").body == b"hello, world\n"
+        latencies.append(time.monotonic() - began)
+    for sock in slow:
+        sock.close()
+    assert not slow and len(closed_after) == 200
+    assert min(closed_after) >= parse - 0.3 and max(closed_after) <= parse + 2.5
+    assert len(latencies) > 10 and max(latencies) < 1.0, max(latencies)
+    good.close()
+    assert wait_for(lambda: len(running.server.connections) == 0)
+    assert wait_for(lambda: open_fds() <= before)
+    served_in_plain(running)
