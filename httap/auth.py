@@ -54,6 +54,7 @@ MAX_QUEUE = 10.0  # seconds a request may wait for its turn to have its password
 FAILURES_KEPT = 4096  # addresses whose failures are remembered; the oldest go first
 CACHE_SIZE = 256  # good credentials remembered
 CACHE_SECONDS = 900.0
+ROLES_KEPT = 1024  # (method, target) pairs whose rule is remembered
 
 
 def hash_password(password: str, cost: int = COST, block: int = BLOCK_SIZE) -> str:
@@ -131,6 +132,7 @@ class Auth:
         self._key = os.urandom(32)
         self._cache: dict[bytes, tuple[str, float]] = {}  # keyed hash of the header -> user
         self._failures: dict[str, _Failures] = {}
+        self._roles: dict[tuple[str, str], Optional[str]] = {}  # (method, target) -> role
         self.checks = 0  # scrypt runs, for /?stats and tests
         self.refused = 0
 
@@ -158,10 +160,23 @@ class Auth:
             raise
 
     def _role_for(self, request: http.Request) -> Optional[str]:
+        """The role the request's rule asks for; remembered per method and target, so
+        that an open file costs one dictionary lookup."""
         method = request.method
         if method == "OPTIONS" and "access-control-request-method" in request.headers:
             return None
-        path = subject(request.target)
+        key = (method, request.target)
+        try:
+            return self._roles[key]
+        except KeyError:
+            pass
+        if len(self._roles) >= ROLES_KEPT:
+            self._roles.clear()
+        role = self._roles[key] = self._rule(method, request.target)
+        return role
+
+    def _rule(self, method: str, target: str) -> Optional[str]:
+        path = subject(target)
         for route in self.routes:
             if path.startswith(route.match) and (
                 route.methods is None
@@ -172,18 +187,20 @@ class Auth:
         return None
 
     def _admit(self, request: http.Request, role: str) -> float:
-        what = f"{request.method} {subject(request.target)}"
         if not request.tls and not self.plain_http:
             raise http.HTTPError(
                 403,
                 "https-required",
-                f"{what} needs a password, and passwords are taken only over https here"
+                f"{_what(request)} needs a password, and passwords are taken only over https here"
                 " (auth.plain_http)",
             )
         header = request.headers.get("authorization")
         if header is None:
             raise http.HTTPError(
-                401, "unauthorized", f"{what} needs a user with the role {role}", self.challenge
+                401,
+                "unauthorized",
+                f"{_what(request)} needs a user with the role {role}",
+                self.challenge,
             )
         now = self.clock()
         user = self._cached(header, now)
@@ -214,9 +231,8 @@ class Auth:
     def _authorize(self, request: http.Request, role: str, user: str) -> None:
         request.user = user
         if role not in self.users[user][1]:
-            what = f"{request.method} {subject(request.target)}"
             raise http.HTTPError(
-                403, "forbidden", f"{what} needs the role {role}, which {user} lacks"
+                403, "forbidden", f"{_what(request)} needs the role {role}, which {user} lacks"
             )
 
     def _key_of(self, header: str) -> bytes:
@@ -281,6 +297,11 @@ class Auth:
         delay = min(MAX_DELAY, FIRST_DELAY * 2 ** (failures.count - 1))
         failures.until = now + delay
         return delay
+
+
+def _what(request: http.Request) -> str:
+    """The request as a refusal names it: its method and the path its rule saw."""
+    return f"{request.method} {subject(request.target)}"
 
 
 def _who(address: str) -> str:
