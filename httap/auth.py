@@ -244,7 +244,7 @@ class Auth:
 
     def _not_waiting(self, request: http.Request, now: float) -> None:
         """An address still waiting out its last failure gets 429, and no check."""
-        address = _who(request.client[0]) if request.client else "-"
+        address = _address(request)
         failures = self._failures.get(address)
         if failures is not None and failures.until > now:
             seconds = str(max(1, round(failures.until - now + 0.5)))
@@ -271,7 +271,7 @@ class Auth:
         self._spacing = (time.perf_counter() - started) * SPACING_FACTOR
         self._free = max(self._free, now + self._spacing)
         self.checks += 1
-        address = _who(request.client[0]) if request.client else "-"
+        address = _address(request)
         if good:
             self._failures.pop(address, None)
             if len(self._cache) >= CACHE_SIZE:
@@ -304,8 +304,10 @@ def _what(request: http.Request) -> str:
     return f"{request.method} {subject(request.target)}"
 
 
-def _who(address: str) -> str:
-    """Whose failures these are: the address, or for IPv6 its /64 (one host's share)."""
+def _address(request: http.Request) -> str:
+    """Whose failures these are: the client's address, or for IPv6 its /64 (one host's
+    share)."""
+    address = request.client[0] if request.client else "-"
     if ":" not in address:
         return address
     try:

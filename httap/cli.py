@@ -12,7 +12,7 @@ import sys
 from typing import Optional
 
 from httap import __version__, config, privileges
-from httap.server import Server, StartupError
+from httap.server import Server, StartupError, tls_setup
 
 log = logging.getLogger("httap.cli")
 
@@ -113,13 +113,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def check(args: argparse.Namespace) -> int:
     settings = config.load(args.config)
-    if any(address.scheme == "https" for address in settings.listen):
-        from httap.tls import TlsSetupError, context  # the pair is loaded as serve would
-
-        try:
-            context(settings.tls)
-        except TlsSetupError as err:
-            raise StartupError(f"cannot set up TLS: {err}") from None
+    tls_setup(settings)  # the certificate and key are loaded as serve would
     print(json.dumps(config.to_dict(settings), indent=2))
     return 0
 

@@ -640,6 +640,11 @@ class Config(NamedTuple):
     )
     source: Optional[str] = None
 
+    @property
+    def https(self) -> tuple[ListenAddress, ...]:
+        """The https:// addresses: they need `tls`."""
+        return tuple(address for address in self.listen if address.scheme == "https")
+
 
 # ---------------------------------------------------------------------------------------
 # Matching sources against the schema.
@@ -821,7 +826,7 @@ def load(
 
 def _check_tls(config: Config, place: str) -> None:
     """An https:// address needs both files; said where the user will look for them."""
-    secure = [address for address in config.listen if address.scheme == "https"]
+    secure = config.https
     if not secure or (config.tls.certificate and config.tls.key):
         return
     missing = " and ".join(
@@ -863,8 +868,7 @@ def _check_auth(config: Config, place: str) -> None:
             f"{place}: auth.users: no auth.routes entry asks for a role, so no password would"
             ' ever be asked for; add one like {match: "/?", role: "user"}'
         )
-    secure = any(address.scheme == "https" for address in config.listen)
-    if guarded and not secure and not auth.plain_http:
+    if guarded and not config.https and not auth.plain_http:
         raise ConfigError(
             f"{place}: auth.routes: passwords are accepted only over https, and no listen"
             " address is https://; add one (with tls.certificate and tls.key), or set"

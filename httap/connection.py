@@ -236,10 +236,9 @@ class Connection:
                 else:
                     self.refuse(400, "bad request: this port speaks HTTPS; use an https:// URL")
                 return
-            self.loop.unregister(self.sock)
+            self._watch(0)  # the wrapped socket is another object for the loop
             self.sock = secure.wrap(self.sock)
             self.tls = True
-            self.events = 0
         try:
             wanted = self.sock.handshake()
         except OSError as err:  # ssl.SSLError is one: a client that failed the handshake
@@ -247,11 +246,7 @@ class Connection:
             self.close()
             return
         if wanted:
-            if not self.events:
-                self.loop.register(self.sock, wanted, self)
-            elif wanted != self.events:
-                self.loop.modify(self.sock, wanted, self)
-            self.events = wanted
+            self._watch(wanted)
             return
         self.secure = None
         self.state = IDLE
@@ -458,9 +453,7 @@ class Connection:
             return
         self.state = LINGER
         self._arm(self.loop.now + LINGER_SECONDS)
-        if self.events != READ:
-            self.events = READ
-            self.loop.modify(self.sock, READ, self)
+        self._watch(READ)
 
     def _send_file(self) -> bool:
         """Send up to a few slices of the file; True when it is all sent."""
@@ -535,14 +528,19 @@ class Connection:
             or ((self.pending is not None or self.scheduled) and self.parser.buffered < HIGH_WATER)
         ):
             events |= READ
-        if events != self.events:
-            previous_events, self.events = self.events, events
-            if not events:
-                self.loop.unregister(self.sock)
-            elif previous_events:
-                self.loop.modify(self.sock, events, self)
-            else:
-                self.loop.register(self.sock, events, self)
+        self._watch(events)
+
+    def _watch(self, events: int) -> None:
+        """Tell the loop which readiness to wait for: none unregisters the socket."""
+        if events == self.events:
+            return
+        previous, self.events = self.events, events
+        if not events:
+            self.loop.unregister(self.sock)
+        elif previous:
+            self.loop.modify(self.sock, events, self)
+        else:
+            self.loop.register(self.sock, events, self)
 
     def _arm(self, deadline: float) -> None:
         """Set the deadline; the timer is only rescheduled when it must fire earlier."""
@@ -616,9 +614,7 @@ class Connection:
         if self.pending is not None:
             self.pending[1].cancel()
             self.pending = None
-        if self.events:
-            self.loop.unregister(self.sock)
-            self.events = 0
+        self._watch(0)
         try:
             self.sock.close()
         except OSError:

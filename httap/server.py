@@ -94,7 +94,7 @@ class Server:
             from httap.auth import Auth  # scrypt and friends, only when passwords are asked
 
             self.auth = Auth(config.auth, lambda: self.loop.now)
-        self.secure = _secure(config)
+        self.secure = tls_setup(config)
         self.listeners: list[Listener] = []
         self.connections: set[Connection] = set()
         self.stopping = False
@@ -347,22 +347,24 @@ class Server:
 
     def _hold_for_sign_in(self, request: http.Request, dynamic: bool, wait: float) -> Pending:
         """Hold the request until its password's turn to be checked, then route it."""
-        held = Pending()
 
-        def turn() -> None:
+        def turn() -> Reply:
             try:
                 self.auth.finish(request)
             except http.HTTPError as refusal:
-                reply = self._refuse(request, dynamic, refusal)
-            else:
-                try:
-                    reply = self._dispatch(request, dynamic)
-                except Exception:
-                    log.exception("handler failed for %r", request)
-                    reply = http.error_response(500, "internal server error: the handler failed")
-            held.hand_over(reply)
+                return self._refuse(request, dynamic, refusal)
+            try:
+                return self._dispatch(request, dynamic)
+            except Exception:
+                log.exception("handler failed for %r", request)
+                return http.error_response(500, "internal server error: the handler failed")
 
-        timer = self.loop.call_later(wait, turn)
+        return self._later(wait, turn)
+
+    def _later(self, delay: float, reply: Callable[[], Reply]) -> Pending:
+        """A reply that `reply()` makes in `delay` seconds, unless the client leaves first."""
+        held = Pending()
+        timer = self.loop.call_later(delay, lambda: held.hand_over(reply()))
         held.on_cancel(timer.cancel)
         return held
 
@@ -377,10 +379,7 @@ class Server:
             response.headers.extend(refusal.headers)
         if not refusal.delay:
             return response
-        pending = Pending()
-        timer = self.loop.call_later(refusal.delay, lambda: pending.resolve(response))
-        pending.on_cancel(timer.cancel)
-        return pending
+        return self._later(refusal.delay, lambda: response)
 
     # -- running and stopping ----------------------------------------------------
 
@@ -457,9 +456,9 @@ def _host_allowed(hosts: frozenset[str], request: http.Request) -> bool:
     return True
 
 
-def _secure(config: Config) -> Optional[Secure]:
+def tls_setup(config: Config) -> Optional[Secure]:
     """The TLS set-up, made only when an https:// address is configured (see tls.py)."""
-    if not any(address.scheme == "https" for address in config.listen):
+    if not config.https:
         return None
     from httap.tls import Secure, TlsSetupError
 

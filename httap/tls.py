@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import socket
 import ssl
-from typing import Optional
 
 from httap.config import TlsConfig
 from httap.loop import READ, WRITE
@@ -157,7 +156,3 @@ class Stream:
 
     def close(self) -> None:
         self._sock.close()
-
-    @property
-    def version(self) -> Optional[str]:
-        return self._sock.version()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import pytest
 
@@ -161,6 +163,58 @@ def spawn():
     yield start
     for process in started:
         process.kill()
+
+
+class Slowloris(NamedTuple):
+    """What `slowloris` saw: how long each connection lasted, what each got before its
+    close, and how long each of the well-behaved client's turns took meanwhile."""
+
+    lasted: list[float]
+    answers: list[bytes]
+    latencies: list[float]
+
+
+def slowloris(
+    connect: Callable[[], socket.socket],
+    payload: bytes,
+    count: int,
+    seconds: float,
+    meanwhile: Callable[[], None],
+) -> Slowloris:
+    """Open `count` connections that send `payload` a byte a second each, and run
+    `meanwhile()` (another client's requests) on every turn, until the server has
+    closed them all or `seconds` have passed; then close what is left."""
+    slow: dict[socket.socket, float] = {}
+    for _ in range(count):
+        sock = connect()
+        sock.sendall(payload[:1])
+        slow[sock] = time.monotonic()
+    seen = Slowloris([], [], [])
+    sent, last_byte = 1, time.monotonic()
+    deadline = time.monotonic() + seconds
+    while slow and time.monotonic() < deadline:
+        ready, _, _ = select.select(list(slow), [], [], 0.05)
+        for sock in ready:
+            seen.lasted.append(time.monotonic() - slow.pop(sock))
+            try:
+                seen.answers.append(sock.recv(4096))
+            except ConnectionResetError:
+                seen.answers.append(b"")
+            sock.close()
+        if time.monotonic() - last_byte >= 1:  # one more byte a second each
+            last_byte = time.monotonic()
+            for sock in slow:
+                try:
+                    sock.send(payload[sent : sent + 1])
+                except OSError:
+                    pass
+            sent += 1
+        began = time.monotonic()
+        meanwhile()
+        seen.latencies.append(time.monotonic() - began)
+    for sock in slow:
+        sock.close()
+    return seen
 
 
 def wait_for(predicate, timeout: float = 5.0, interval: float = 0.01):

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import resource
-import select
 import socket
 import time
 
 import pytest
 
 from tests.client import Client
-from tests.conftest import HELLO, open_fds, wait_for
+from tests.conftest import HELLO, open_fds, slowloris, wait_for
 
 LED, BUTTON = 17, 22
 PINS = {
@@ -239,42 +238,14 @@ def test_slowloris(site):
     parse = 2
     srv, base = site(timeouts__parse=parse)
     head = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"z" * 64
-    slow: dict[socket.socket, float] = {}
-    for _ in range(200):
-        sock = srv.connect()
-        sock.sendall(head[:1])
-        slow[sock] = time.monotonic()
-    sent, closed_after, latencies = 1, [], []
-    last_byte = time.monotonic()
-    deadline = time.monotonic() + parse + 4
-    while slow and time.monotonic() < deadline:
-        ready, _, _ = select.select(list(slow), [], [], 0.05)
-        for sock in ready:
-            closed_after.append(time.monotonic() - slow.pop(sock))
-            try:
-                data = sock.recv(4096)
-            except ConnectionResetError:
-                data = b""
-            assert data == b"" or data.startswith(b"HTTP/1.1 408 "), data[:40]
-            sock.close()
-        if time.monotonic() - last_byte >= 1:  # one header byte a second each
-            last_byte = time.monotonic()
-            for sock in list(slow):
-                try:
-                    sock.send(head[sent : sent + 1])
-                except OSError:
-                    pass
-            sent += 1
-        began = time.monotonic()  # meanwhile another client: a file and a `/?`
-        served(srv)
-        latencies.append(time.monotonic() - began)
-    for sock in slow:
-        sock.close()
-    assert not slow, f"{len(slow)} slow connections still open after {parse + 4} s"
-    assert len(closed_after) == 200
-    assert min(closed_after) >= parse - 0.3, min(closed_after)
-    assert max(closed_after) <= parse + 2.5, max(closed_after)
-    assert len(latencies) > 10 and max(latencies) < 1.0, max(latencies)
+    # Meanwhile another client: a file and a `/?`.
+    seen = slowloris(srv.connect, head, 200, parse + 4, lambda: served(srv))
+    assert len(seen.lasted) == 200, f"{200 - len(seen.lasted)} still open after {parse + 4} s"
+    for data in seen.answers:
+        assert data == b"" or data.startswith(b"HTTP/1.1 408 "), data[:40]
+    assert min(seen.lasted) >= parse - 0.3, min(seen.lasted)
+    assert max(seen.lasted) <= parse + 2.5, max(seen.lasted)
+    assert len(seen.latencies) > 10 and max(seen.latencies) < 1.0, max(seen.latencies)
     healthy(srv, base)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import socket
 import ssl
 import subprocess
@@ -430,6 +431,18 @@ def test_password_checks_take_turns_and_the_queue_is_bounded(users):
     assert statuses[-1] == 503 and 503 not in statuses[:2]
 
 
+def test_good_credentials_are_checked_again_after_fifteen_minutes(users):
+    auth, clock = policy(users)
+    right = "Basic " + base64.b64encode(b"bob:builder").decode()
+    assert refusal(auth, request(right)) is None
+    clock.now += 899
+    assert refusal(auth, request(right)) is None
+    assert auth.checks == 1
+    clock.now += 2
+    assert refusal(auth, request(right)) is None
+    assert auth.checks == 2
+
+
 def test_ipv6_failures_count_per_64_and_the_table_stays_bounded(users, monkeypatch):
     import httap.auth
 
@@ -519,6 +532,48 @@ def test_passwd_prints_a_hash_the_server_takes(tmp_path):
         ' routes: [{match: "/", role: "admin"}]}}'
     )
     assert config.load(str(file), env={}).auth.users["carol"].password == stored
+
+
+def passwd_on_a_terminal(first: str, second: str) -> tuple[int, str, str]:
+    """`httap passwd` with a real pseudo-terminal as its input and error output: it asks
+    twice. Returns its status, its output and what the terminal showed after the
+    answers."""
+    primary, secondary = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "httap", "passwd"],
+        stdin=secondary,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    os.close(secondary)
+    shown = b""
+    for answer in (first, second):
+        while not shown.rstrip().endswith(b":"):
+            shown += os.read(primary, 1024)
+        os.write(primary, answer.encode() + b"\n")
+        shown = b""
+    out, _ = process.communicate(timeout=30)
+    while True:
+        try:
+            data = os.read(primary, 1024)  # EIO once the child and its terminal are gone
+        except OSError:
+            break
+        if not data:
+            break
+        shown += data
+    os.close(primary)
+    return process.returncode, out.decode(), shown.decode()
+
+
+def test_passwd_on_a_terminal_asks_twice():
+    status, out, _ = passwd_on_a_terminal("same words", "same words")
+    assert status == 0 and verify_password("same words", out.strip())
+    status, out, shown = passwd_on_a_terminal("one thing", "another")
+    assert status == 2 and out == ""
+    assert "httap passwd: the two passwords differ; nothing was written" in shown
+    assert "one thing" not in shown and "another" not in shown  # never echoed
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import select
 import socket
 import ssl
 import subprocess
@@ -15,7 +14,7 @@ import time
 import pytest
 
 from tests.client import Client
-from tests.conftest import open_fds, wait_for
+from tests.conftest import open_fds, slowloris, wait_for
 
 GOOD_REQUEST = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n"
 
@@ -364,41 +363,16 @@ def test_slowloris_over_tls(secure, tls_pair):
     parse = 2
     running = secure(**{"timeouts.parse": parse})
     before = open_fds()
-    hello = client_hello()
-    slow: dict[socket.socket, float] = {}
-    for _ in range(200):
-        sock = running.connect()
-        sock.sendall(hello[:1])
-        slow[sock] = time.monotonic()
     good = tls_client(running, tls_pair)
-    sent, closed_after, latencies = 1, [], []
-    last_byte = time.monotonic()
-    deadline = time.monotonic() + parse + 4
-    while slow and time.monotonic() < deadline:
-        ready, _, _ = select.select(list(slow), [], [], 0.05)
-        for sock in ready:
-            closed_after.append(time.monotonic() - slow.pop(sock))
-            try:
-                assert sock.recv(4096) == b""  # closed, with nothing said in plain text
-            except ConnectionResetError:
-                pass
-            sock.close()
-        if time.monotonic() - last_byte >= 1:
-            last_byte = time.monotonic()
-            for sock in slow:
-                try:
-                    sock.send(hello[sent : sent + 1])
-                except OSError:
-                    pass
-            sent += 1
-        began = time.monotonic()
+
+    def meanwhile() -> None:
         assert good.get("/hello.txt").body == b"hello, world\n"
-        latencies.append(time.monotonic() - began)
-    for sock in slow:
-        sock.close()
-    assert not slow and len(closed_after) == 200
-    assert min(closed_after) >= parse - 0.3 and max(closed_after) <= parse + 2.5
-    assert len(latencies) > 10 and max(latencies) < 1.0, max(latencies)
+
+    seen = slowloris(running.connect, client_hello(), 200, parse + 4, meanwhile)
+    assert len(seen.lasted) == 200, f"{200 - len(seen.lasted)} still open after {parse + 4} s"
+    assert set(seen.answers) == {b""}  # closed, with nothing said in plain text
+    assert min(seen.lasted) >= parse - 0.3 and max(seen.lasted) <= parse + 2.5
+    assert len(seen.latencies) > 10 and max(seen.latencies) < 1.0, max(seen.latencies)
     good.close()
     assert wait_for(lambda: len(running.server.connections) == 0)
     assert wait_for(lambda: open_fds() <= before)
