@@ -3,7 +3,7 @@
 A dynamic target is `/?PATH[&PARAMS]`: PATH is percent-decoded and split on `/`,
 PARAMS is form-encoded. The first segment picks the handler: "" (discovery), `ping…`,
 `gpio`, `serial`, `stats`, `loop`, or a registered user action. Every reply is JSON
-(unless it is raw bytes) with the headers PROTOCOL.md requires; errors are
+(unless it is raw bytes) with the headers docs/protocol.md requires; errors are
 `{"error", "message"}`.
 
 A handler that must wait (long-poll, pulse, a user's pending reply) returns a `Pending`;

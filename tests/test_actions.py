@@ -1,5 +1,5 @@
 """User actions over real sockets: an app file's `setup(server)` registers them, and they
-answer under `/?NAME` with the same rules as the standard vocabulary (PROTOCOL.md).
+answer under `/?NAME` with the same rules as the standard vocabulary (docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -396,7 +396,7 @@ def test_pending_reply_with_cors(make_server, app, connect):
 
 
 def test_requests_behind_a_pending_reply_run_after_the_resolving_request(running, connect):
-    """PROTOCOL.md: each request's hardware effects are complete before the next request on
+    """docs/protocol.md: each request's hardware effects are complete before the next request on
     any connection starts, even when a handler resolves another connection's pending reply."""
     waiter, firer = connect(running), connect(running)
     waiter.send(encode("GET", "/?wait-event") + encode("POST", "/?gpio/lamp", "0"))

@@ -1,4 +1,4 @@
-"""The HTTaP domain over real sockets: every row of PROTOCOL.md's vocabulary, the reply
+"""The HTTaP domain over real sockets: every row of docs/protocol.md's vocabulary, the reply
 headers, sessions, the hardware lease, safe values, errors, CORS and ordering.
 
 The board is the simulated one (`gpio.sim.SimBackend`): every pin keeps its history, so
@@ -60,7 +60,7 @@ def call(client: Client, method: str, target: str, body=b"", headers: str = "") 
 
 
 def check_dynamic(reply: Reply, session: int | None = None) -> None:
-    """The headers every dynamic reply carries (PROTOCOL.md, "Replies in the dynamic domain")."""
+    """The headers every dynamic reply carries (docs/protocol.md, "Replies in the dynamic domain")."""
     headers = reply.headers
     assert headers["cache-control"] == NO_CACHE, reply.raw_head
     assert headers["expires"] == "0", reply.raw_head
