@@ -44,6 +44,13 @@ SERIAL_PARAMS = {"wait", "until", "count"}
 EXPOSED = "HTTaP-Session, Retry-After, HTTaP-Serial-Timeout, HTTaP-Serial-Dropped"
 MAX_PULSE = 60.0
 MAX_PWM_FREQUENCY = 10_000.0
+# How long a written value holds on a pin with a `safe` value, by session.exclusive: the
+# lease's release applies the safe values (session.py), and a write's reply says when.
+HOLDS = {
+    "client": "until this client's last connection closes",
+    "connection": "until this connection closes",
+    "off": "until the server stops",
+}
 
 Reply = Union[http.Response, Pending]
 _to_json = json.JSONEncoder(separators=(",", ":")).encode
@@ -406,6 +413,15 @@ class Manager:
                 ' mode "out" to drive it',
             )
 
+    def _written(self, pin: gpio.Pin) -> dict:
+        """The reply to a write: the pin's state, plus, for a pin with a `safe` value,
+        that value and how long the written one holds (HOLDS, by session.exclusive)."""
+        state = self._state(pin)
+        if pin.safe is not None:
+            state["safe"] = pin.safe
+            state["holds"] = HOLDS[self.lease.mode]
+        return state
+
     def _state(self, pin: gpio.Pin) -> dict:
         state = {"gpio": pin.gpio, "mode": pin.mode, "value": self.backend.read(pin.gpio)}
         driver = self.pwm.get(pin.gpio)
@@ -442,7 +458,7 @@ class Manager:
         ((kind, argument),) = command.items()
         if kind == "value":
             self._set(pin, self._level(argument, pin), request)
-            return self._ok(request, self._state(pin))
+            return self._ok(request, self._written(pin))
         if kind == "pulse":
             return self._pulse(request, pin, argument)
         return self._start_pwm(request, pin, argument)
@@ -492,7 +508,7 @@ class Manager:
             pin = self.by_number[number]
 
             def answer() -> None:
-                reply = {**self._state(pin), "interrupted": True}
+                reply = {**self._written(pin), "interrupted": True}
                 pending.resolve(self._cors(request, self._ok(request, reply)))
 
             self.loop.call_soon(answer)
@@ -518,7 +534,7 @@ class Manager:
             self.pulses.pop(pin.gpio, None)
             try:
                 self._set(pin, level, request, "pulse end")
-                reply = self._ok(request, self._state(pin))
+                reply = self._ok(request, self._written(pin))
             except gpio.GpioError as err:
                 reply = self._gpio_failure(request, err)
             pending.resolve(self._cors(request, reply))
@@ -529,7 +545,7 @@ class Manager:
 
     def _start_pwm(self, request: http.Request, pin: gpio.Pin, setting: Any) -> http.Response:
         self._apply_pwm(pin, setting, request)
-        return self._ok(request, self._state(pin))
+        return self._ok(request, self._written(pin))
 
     def _apply_pwm(
         self, pin: gpio.Pin, setting: Any, cause: Optional[http.Request], note: str = ""
@@ -606,7 +622,7 @@ class Manager:
         self.lease.acquire(request.session, self.loop.now)
         for pin, level in plan:
             self._set(pin, level, request)
-        return {pin.name: self._state(pin) for pin, _ in plan}
+        return {pin.name: self._written(pin) for pin, _ in plan}
 
     # -- long-polls --------------------------------------------------------------
 
