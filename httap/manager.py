@@ -265,6 +265,7 @@ class Manager:
             "Server": f"httap/{__version__}",
             "Services": services,
             "Serial": sorted(self.config.serial),
+            "Simulated": self.backend.simulated,
             "Timeout": self.config.timeouts.inactivity,
             "Session": session.id,
         }
@@ -386,9 +387,13 @@ class Manager:
             if "wait" in request.params:
                 return self._long_poll(request, pin)
             return self._ok(request, self._state(pin))
-        self._writable(pin)
+        command = self._body_value(request)
+        if "drive" in command:
+            self._drivable(pin)
+        else:
+            self._writable(pin)
         self.lease.acquire(request.session, self.loop.now)
-        return self._write(request, pin, self._body_value(request))
+        return self._write(request, pin, command)
 
     def _pin(self, name: str) -> gpio.Pin:
         pin = self.pins.get(name)
@@ -403,14 +408,32 @@ class Manager:
             )
         return pin
 
-    @staticmethod
-    def _writable(pin: gpio.Pin) -> None:
+    def _writable(self, pin: gpio.Pin) -> None:
         if not pin.is_output:
+            sim = ' (on the simulated board, {"drive": 0} sets its wire)'
             raise fail(
                 409,
                 "mode-conflict",
                 f"pin {pin.name} is an input and cannot be written; declare it with"
-                ' mode "out" to drive it',
+                f' mode "out" to drive it{sim if self.backend.simulated else ""}',
+            )
+
+    def _drivable(self, pin: gpio.Pin) -> None:
+        """`{"drive": V}` sets the wire of an input, as a button would: on the simulated
+        board only, whose wires are in memory; a real board's inputs follow real wires."""
+        if not self.backend.simulated:
+            raise fail(
+                409,
+                "sim-only",
+                f'{{"drive": V}} is only for the simulated board (gpio.backend "sim"); this'
+                f" board is {self.backend.name}, where pin {pin.name} follows its real wire",
+            )
+        if pin.is_output:
+            raise fail(
+                409,
+                "mode-conflict",
+                f"pin {pin.name} is an output: its level is what the server drives, so"
+                ' there is no wire to set; write it with 0, 1 or {"value": 1}',
             )
 
     def _written(self, pin: gpio.Pin) -> dict:
@@ -442,7 +465,7 @@ class Manager:
         if (
             isinstance(value, dict)
             and len(value) == 1
-            and next(iter(value)) in ("value", "pulse", "pwm")
+            and next(iter(value)) in ("value", "pulse", "pwm", "drive")
         ):
             return value
         if value in (0, 1) and not isinstance(value, float):
@@ -456,8 +479,8 @@ class Manager:
 
     def _write(self, request: http.Request, pin: gpio.Pin, command: dict) -> Reply:
         ((kind, argument),) = command.items()
-        if kind == "value":
-            self._set(pin, self._level(argument, pin), request)
+        if kind in ("value", "drive"):
+            self._set(pin, self._level(argument, pin), request, "drive" if kind == "drive" else "")
             return self._ok(request, self._written(pin))
         if kind == "pulse":
             return self._pulse(request, pin, argument)
@@ -476,11 +499,15 @@ class Manager:
     def _set(
         self, pin: gpio.Pin, value: int, cause: Optional[http.Request], note: str = ""
     ) -> None:
-        """Drive an output: ends any pulse or PWM on it, wakes its long-polls, and is
-        audited with `cause`, the request behind it (None: the server's own doing)."""
+        """Drive an output (or set an input's wire on the simulated board: `_drivable`):
+        ends any pulse or PWM on it, wakes its long-polls, and is audited with `cause`,
+        the request behind it (None: the server's own doing)."""
         old = self.backend.read(pin.gpio)
         self._stop_activity(pin.gpio)
-        self.backend.write(pin.gpio, value)
+        if pin.is_output:
+            self.backend.write(pin.gpio, value)
+        else:
+            self.backend.drive(pin.gpio, value)
         self._notify(pin.gpio, value)
         self._audit(pin, old, value, cause, note)
 
