@@ -24,7 +24,7 @@ from httap.connection import Connection, Pending
 from httap.logs import Logs
 from httap.loop import MAX_DELAY, READ, Handle, Loop, Periodic, callback_checked, seconds
 from httap.manager import Manager, json_response
-from httap.serialport import SerialPort
+from httap.serialport import SerialPort, endpoint
 from httap.static import StaticFiles
 
 if TYPE_CHECKING:
@@ -105,6 +105,12 @@ class Server:
         }
         if config.app:
             self.load_app(config.app)
+        for name, port in self.serial.items():  # all checked before any opens
+            try:
+                endpoint(port.url)
+            except ValueError as err:
+                self.close()
+                raise StartupError(f"serial.{name}.port: {err}") from None
         for port in self.serial.values():
             port.start()
 
