@@ -269,6 +269,7 @@ class SerialPort:
         self.problem = "not opened yet"
         self.delay = RETRY_FIRST
         self.retry: Optional[Handle] = None
+        self.opened = 0.0  # when the device was last opened (monotonic seconds)
         self.dialing: Optional[Dial] = None  # the attempt under way on socket://
         self.looking_up = False  # a thread is looking the host's name up
 
@@ -370,7 +371,7 @@ class SerialPort:
         except ValueError as err:  # e.g. a descriptor beyond select()
             device.close()
             return f"{self.url} cannot be watched by the loop: {err}"
-        self.device, self.fd, self.delay = device, fd, RETRY_FIRST
+        self.device, self.fd, self.opened = device, fd, self.loop.clock()
         self.events = READ
         log.info("serial %s: open on %s at %d baud", self.name, self.url, self.config.baudrate)
         return None
@@ -378,8 +379,14 @@ class SerialPort:
     def _lost(self, reason: str) -> None:
         """The open device failed: close it, fail what waits on it, and reopen it later.
         Bytes still buffered are counted as dropped: they belong to a session with the
-        device that has ended."""
+        device that has ended. A device lost soon after it opened (a bridge that accepts
+        and hangs up at once) keeps backing off, instead of being reopened twice a
+        second with two log lines each time."""
         log.warning("serial %s: %s; closed, retrying", self.name, reason)
+        if self.loop.clock() - self.opened < RETRY_MAX:
+            self.delay = min(self.delay * 2, RETRY_MAX)
+        else:  # it had worked for a while: try again soon
+            self.delay = RETRY_FIRST
         try:  # so that closing it does not wait for a stalled line to drain
             termios.tcflush(self.fd, termios.TCOFLUSH)
         except (termios.error, OSError):

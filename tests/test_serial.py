@@ -464,3 +464,23 @@ def test_a_port_the_loop_cannot_serve_is_refused_at_start(url, words):
         Server(settings)
     assert str(caught.value).startswith(f"serial.dev.port: {url!r}")
     assert words in str(caught.value)
+
+
+def test_a_bridge_that_hangs_up_at_once_is_retried_with_back_off(make_server, clients):
+    """A bridge that accepts and closes at once (ser2net with its line busy does) was
+    reopened every 0.5 s, a warning and an info line each time: the back-off now goes
+    on while a port is lost soon after it opened."""
+    port = free_port()
+    with listen_on(port) as listener:
+        running = start(make_server, f"socket://127.0.0.1:{port}")
+        client = clients(running)
+        for delay in ("1", "2", "4"):
+            device, _ = listener.accept()
+            device.close()
+
+            def backed_off(delay=delay):
+                reply = call(client, "GET", "/?serial/dev")
+                return reply if reply.headers.get("retry-after") == delay else None
+
+            check_error(wait_for(backed_off), 503, "port-unavailable", "end of file")
+        assert call(client, "GET", "/?ping").status == 200
