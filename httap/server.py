@@ -22,9 +22,9 @@ from httap import http
 from httap.config import Config, ListenAddress, Redirect, default_documents
 from httap.connection import Connection, Pending
 from httap.logs import Logs
-from httap.loop import READ, Handle, Loop, Periodic
+from httap.loop import MAX_DELAY, READ, Handle, Loop, Periodic, callback_checked, seconds
 from httap.manager import Manager, json_response
-from httap.serialport import SerialPort
+from httap.serialport import SerialPort, endpoint
 from httap.static import StaticFiles
 
 if TYPE_CHECKING:
@@ -105,6 +105,12 @@ class Server:
         }
         if config.app:
             self.load_app(config.app)
+        for name, port in self.serial.items():  # all checked before any opens
+            try:
+                endpoint(port.url)
+            except ValueError as err:
+                self.close()
+                raise StartupError(f"serial.{name}.port: {err}") from None
         for port in self.serial.values():
             port.start()
 
@@ -169,17 +175,28 @@ class Server:
     def every(
         self, interval: float, callback: Callable[[], Any], name: Optional[str] = None
     ) -> Periodic:
-        """A periodic task on absolute deadlines; `name` labels it in `GET /?stats`."""
+        """A periodic task on absolute deadlines, every `interval` seconds (1 µs to a
+        year); `name` labels it in `GET /?stats` and the log. ValueError or TypeError
+        here, at the call, for a bad interval or callback."""
         return self.loop.every(interval, callback, name)
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> Handle:
-        return self.loop.call_later(delay, callback)
+        """Run `callback()` once, `delay` seconds from now (0 to a year). ValueError or
+        TypeError here, at the call, for a bad delay or callback."""
+        delay = seconds(delay, "delay", 0.0, MAX_DELAY)
+        return self.loop.call_later(delay, callback_checked(callback))
 
     def call_at(self, when: float, callback: Callable[[], Any]) -> Handle:
-        return self.loop.call_at(when, callback)
+        """Run `callback()` once at `when`, a `time.monotonic()` time from 0 (a time
+        past runs at once) to a year from now. ValueError or TypeError here, at the
+        call, for a bad time or callback."""
+        limit = self.loop.clock() + MAX_DELAY
+        when = seconds(when, "when, a time.monotonic() time up to a year from now,", 0.0, limit)
+        return self.loop.call_at(when, callback_checked(callback))
 
     def idle(self, callback: Callable[[], Any]) -> Handle:
-        return self.loop.idle(callback)
+        """Run `callback()` on every iteration of the loop (TypeError if it is not callable)."""
+        return self.loop.idle(callback_checked(callback))
 
     @property
     def mode(self) -> str:
