@@ -36,7 +36,10 @@ log = logging.getLogger("httap.server")
 ACCEPTS_PER_TURN = 32
 ACCEPT_PAUSE = 0.25  # seconds to stop accepting when the process is out of descriptors
 STOP_GRACE = 10.0  # seconds that responses in flight get to finish on a graceful stop
-LIBRARY = "/httap.js"  # the client library: served from the app when documents lack it
+# Served from the server's own app (static/) when the documents lack them: the client
+# library and the console's script, which any page may import, and the icon a browser
+# asks for by itself, so that no page's load leaves a 404 in the log.
+BUILT_IN = frozenset(("/httap.js", "/console.js", "/favicon.ico"))
 
 Reply = Union[http.Response, Pending]
 
@@ -341,7 +344,7 @@ class Server:
         if dynamic:
             return self.manager.handle(request)
         response = self.static.handle(request)
-        if response.status == 404 and request.target.partition("?")[0] == LIBRARY:
+        if response.status == 404 and request.target.partition("?")[0] in BUILT_IN:
             return self.library.handle(request)  # every page can import /httap.js
         return response
 

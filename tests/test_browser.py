@@ -216,3 +216,24 @@ def test_the_console_over_https_with_sign_in(make_server, browser, tls_pair):
     assert response.status == 401
     assert response.headers["www-authenticate"] == 'Basic realm="httap", charset="UTF-8"'
     unsigned.close()
+
+
+@pytest.mark.parametrize("name", ["console", "blink", "buzzer", "car", "scpi", "simon"])
+def test_a_page_asks_for_nothing_missing(make_server, page, tmp_path, name):
+    """The access log of a page's load shows no 404: not even for /favicon.ico, which a
+    browser asks for by itself, and which the server has for every documents directory."""
+    access = tmp_path / "access.log"
+    if name == "console":
+        running = console(make_server, log__access=str(access))
+    else:
+        running = make_server(
+            config_file=str(ROOT / "examples" / name / "web.json5"),
+            listen=["http://127.0.0.1:0"],
+            log__access=str(access),
+        )
+    page.goto(url(running))
+    icon = '"GET /favicon.ico HTTP/1.1"'
+    assert wait_for(lambda: icon in access.read_text()), access.read_text()
+    requests = access.read_text().splitlines()
+    assert [line for line in requests if icon in line and '" 200 ' in line], requests
+    assert [line for line in requests if '" 404 ' in line] == []
