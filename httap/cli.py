@@ -14,8 +14,6 @@ from typing import Optional
 from httap import __version__, config, privileges
 from httap.server import Server, StartupError, tls_setup
 
-log = logging.getLogger("httap.cli")
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -93,11 +91,11 @@ def serve(args: argparse.Namespace) -> int:
         server.loop.add_signal_handler(signum, server.stop)
     try:
         urls = server.listen()
-        log.info("listening on %s", ", ".join(urls))
         # Sockets bound and devices open: nothing more needs root, so give it up.
         privileges.drop(identity, settings.documents if settings.chroot else None)
         if settings.chroot:
             server.serve_documents_from("/")
+        server.check_documents()  # as the user that serves them
     except (StartupError, privileges.PrivilegeError):
         server.close()  # release what Server() opened (the GPIO backend among others)
         raise

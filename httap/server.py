@@ -12,6 +12,7 @@ import errno
 import importlib.util
 import ipaddress
 import logging
+import os
 import socket
 import traceback
 from pathlib import Path
@@ -200,6 +201,43 @@ class Server:
         """
         config = self.config
         self.static = StaticFiles(root, config.index, config.mime, config.headers)
+        self.documents_root = root
+
+    def check_documents(self) -> None:
+        """Log a WARNING for documents that cannot answer `/`: a directory this process
+        cannot enter (every file would be 404), or an `index` that is missing (404),
+        unreadable or a link out of the directory (403). Run it once the process is
+        the user it serves as (after privileges are dropped): that user's rights count.
+        `/` is resolved as a request's would be."""
+        shown, index = self.config.documents, self.config.index
+        if not os.access(self.documents_root, os.X_OK):
+            log.warning(
+                "documents %s: this server's user (uid %d) cannot open files in the"
+                " directory, so every file answers 404; give it access (chmod a+rx %s)",
+                shown,
+                os.geteuid(),
+                shown,
+            )
+            return
+        status = self.static.handle(http.Request("GET", "/", "HTTP/1.1", {}, False)).status
+        if status == 404:
+            log.warning(
+                "documents %s: there is no %s, so / answers 404; add one (`httap init`"
+                " writes a starter page) or set `index` to the page to serve",
+                shown,
+                index,
+            )
+        elif status != 200:
+            log.warning(
+                "documents %s: %s cannot be read by this server's user (uid %d) or is a"
+                " link out of the directory, so / answers %d; make it a readable file"
+                " (chmod a+r) inside %s",
+                shown,
+                index,
+                os.geteuid(),
+                status,
+                shown,
+            )
 
     # -- listening and accepting -------------------------------------------------
 
