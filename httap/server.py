@@ -12,6 +12,7 @@ import errno
 import importlib.util
 import ipaddress
 import logging
+import math
 import os
 import socket
 import traceback
@@ -86,7 +87,12 @@ class Server:
             raise StartupError(message) from None
         self.loop = loop or Loop(Loop.selector_for(config.limits.connections))
         self.serve_documents_from(config.documents)
-        self.library = StaticFiles(default_documents(), config.index, config.mime, config.headers)
+        # Read once, now, and never rechecked: a chroot leaves the app's files out of reach.
+        self.library = StaticFiles(
+            default_documents(), config.index, config.mime, config.headers, recheck=math.inf
+        )
+        for path in BUILT_IN:
+            self.library.handle(http.Request("GET", path, "HTTP/1.1", {}, False))
         try:
             self.manager = Manager(self)
         except GpioError as err:

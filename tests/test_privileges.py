@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from client import Client
+from conftest import ROOT
 from test_cli import CLEAN_ENV, HELLO, httap
 
 from httap import privileges
@@ -108,6 +109,9 @@ def test_chroot_confines_the_server_to_its_documents(spawn, docs):
     reply = fetch(process, "/hello.txt")
     assert (reply.status, reply.body) == (200, HELLO)
     assert fetch(process, "/").body == b"<h1>home</h1>\n"
+    for built_in in ("/httap.js", "/console.js", "/favicon.ico"):  # read before the chroot
+        reply = fetch(process, built_in)
+        assert (reply.status, reply.body) == (200, (ROOT / "static" / built_in[1:]).read_bytes())
     for target in ("/passwd", "/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/etc/passwd"):
         reply = fetch(process, target)
         assert reply.status in (400, 403, 404), target
