@@ -44,6 +44,13 @@ SERIAL_PARAMS = {"wait", "until", "count"}
 EXPOSED = "HTTaP-Session, Retry-After, HTTaP-Serial-Timeout, HTTaP-Serial-Dropped"
 MAX_PULSE = 60.0
 MAX_PWM_FREQUENCY = 10_000.0
+# How long a written value holds on a pin with a `safe` value, by session.exclusive: the
+# lease's release applies the safe values (session.py), and a write's reply says when.
+HOLDS = {
+    "client": "until this client's last connection closes",
+    "connection": "until this connection closes",
+    "off": "until the server stops",
+}
 
 Reply = Union[http.Response, Pending]
 _to_json = json.JSONEncoder(separators=(",", ":")).encode
@@ -258,6 +265,7 @@ class Manager:
             "Server": f"httap/{__version__}",
             "Services": services,
             "Serial": sorted(self.config.serial),
+            "Simulated": self.backend.simulated,
             "Timeout": self.config.timeouts.inactivity,
             "Session": session.id,
         }
@@ -379,9 +387,13 @@ class Manager:
             if "wait" in request.params:
                 return self._long_poll(request, pin)
             return self._ok(request, self._state(pin))
-        self._writable(pin)
+        command = self._body_value(request)
+        if "drive" in command:
+            self._drivable(pin)
+        else:
+            self._writable(pin)
         self.lease.acquire(request.session, self.loop.now)
-        return self._write(request, pin, self._body_value(request))
+        return self._write(request, pin, command)
 
     def _pin(self, name: str) -> gpio.Pin:
         pin = self.pins.get(name)
@@ -396,15 +408,42 @@ class Manager:
             )
         return pin
 
-    @staticmethod
-    def _writable(pin: gpio.Pin) -> None:
+    def _writable(self, pin: gpio.Pin) -> None:
         if not pin.is_output:
+            sim = ' (on the simulated board, {"drive": 0} sets its wire)'
             raise fail(
                 409,
                 "mode-conflict",
                 f"pin {pin.name} is an input and cannot be written; declare it with"
-                ' mode "out" to drive it',
+                f' mode "out" to drive it{sim if self.backend.simulated else ""}',
             )
+
+    def _drivable(self, pin: gpio.Pin) -> None:
+        """`{"drive": V}` sets the wire of an input, as a button would: on the simulated
+        board only, whose wires are in memory; a real board's inputs follow real wires."""
+        if not self.backend.simulated:
+            raise fail(
+                409,
+                "sim-only",
+                f'{{"drive": V}} is only for the simulated board (gpio.backend "sim"); this'
+                f" board is {self.backend.name}, where pin {pin.name} follows its real wire",
+            )
+        if pin.is_output:
+            raise fail(
+                409,
+                "mode-conflict",
+                f"pin {pin.name} is an output: its level is what the server drives, so"
+                ' there is no wire to set; write it with 0, 1 or {"value": 1}',
+            )
+
+    def _written(self, pin: gpio.Pin) -> dict:
+        """The reply to a write: the pin's state, plus, for a pin with a `safe` value,
+        that value and how long the written one holds (HOLDS, by session.exclusive)."""
+        state = self._state(pin)
+        if pin.safe is not None:
+            state["safe"] = pin.safe
+            state["holds"] = HOLDS[self.lease.mode]
+        return state
 
     def _state(self, pin: gpio.Pin) -> dict:
         state = {"gpio": pin.gpio, "mode": pin.mode, "value": self.backend.read(pin.gpio)}
@@ -426,7 +465,7 @@ class Manager:
         if (
             isinstance(value, dict)
             and len(value) == 1
-            and next(iter(value)) in ("value", "pulse", "pwm")
+            and next(iter(value)) in ("value", "pulse", "pwm", "drive")
         ):
             return value
         if value in (0, 1) and not isinstance(value, float):
@@ -440,9 +479,9 @@ class Manager:
 
     def _write(self, request: http.Request, pin: gpio.Pin, command: dict) -> Reply:
         ((kind, argument),) = command.items()
-        if kind == "value":
-            self._set(pin, self._level(argument, pin), request)
-            return self._ok(request, self._state(pin))
+        if kind in ("value", "drive"):
+            self._set(pin, self._level(argument, pin), request, "drive" if kind == "drive" else "")
+            return self._ok(request, self._written(pin))
         if kind == "pulse":
             return self._pulse(request, pin, argument)
         return self._start_pwm(request, pin, argument)
@@ -460,16 +499,20 @@ class Manager:
     def _set(
         self, pin: gpio.Pin, value: int, cause: Optional[http.Request], note: str = ""
     ) -> None:
-        """Drive an output: ends any pulse or PWM on it, wakes its long-polls, and is
-        audited with `cause`, the request behind it (None: the server's own doing)."""
+        """Drive an output (or set an input's wire on the simulated board: `_drivable`):
+        ends any pulse or PWM on it, wakes its long-polls, and is audited with `cause`,
+        the request behind it (None: the server's own doing)."""
         old = self._output(pin)
         self._stop_activity(pin.gpio)
-        self.backend.write(pin.gpio, value)
+        if pin.is_output:
+            self.backend.write(pin.gpio, value)
+        else:
+            self.backend.drive(pin.gpio, value)
         self._notify(pin.gpio, value)
         self._audit(pin, old, value, cause, note)
 
     def _output(self, pin: gpio.Pin) -> Any:
-        """What an output does now, as the audit shows it: its wave while PWM runs
+        """What a pin does now, as the audit shows it: its wave while PWM runs
         ("pwm 0.5 at 440 Hz"), else its level (0 or 1)."""
         driver = self.pwm.get(pin.gpio)
         if driver is not None and driver.running:
@@ -503,7 +546,7 @@ class Manager:
             pin = self.by_number[number]
 
             def answer() -> None:
-                reply = {**self._state(pin), "interrupted": True}
+                reply = {**self._written(pin), "interrupted": True}
                 pending.resolve(self._cors(request, self._ok(request, reply)))
 
             self.loop.call_soon(answer)
@@ -529,7 +572,7 @@ class Manager:
             self.pulses.pop(pin.gpio, None)
             try:
                 self._set(pin, level, request, "pulse end")
-                reply = self._ok(request, self._state(pin))
+                reply = self._ok(request, self._written(pin))
             except gpio.GpioError as err:
                 reply = self._gpio_failure(request, err)
             pending.resolve(self._cors(request, reply))
@@ -540,7 +583,7 @@ class Manager:
 
     def _start_pwm(self, request: http.Request, pin: gpio.Pin, setting: Any) -> http.Response:
         self._apply_pwm(pin, setting, request)
-        return self._ok(request, self._state(pin))
+        return self._ok(request, self._written(pin))
 
     def _apply_pwm(
         self, pin: gpio.Pin, setting: Any, cause: Optional[http.Request], note: str = ""
@@ -617,7 +660,7 @@ class Manager:
         self.lease.acquire(request.session, self.loop.now)
         for pin, level in plan:
             self._set(pin, level, request)
-        return {pin.name: self._state(pin) for pin, _ in plan}
+        return {pin.name: self._written(pin) for pin, _ in plan}
 
     # -- long-polls --------------------------------------------------------------
 

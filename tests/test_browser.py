@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from httap.init import write_starter
+from tests import test_gpio
 from tests.conftest import ROOT, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
@@ -25,6 +26,7 @@ ARGS = [
     "--no-first-run",
 ]
 PHONE = {"width": 390, "height": 844}
+standins = test_gpio.standins  # the fixture: RPi.GPIO's stand-in, for a board not simulated
 ARTIFACTS = ROOT / "tests" / "artifacts"
 PINS = {
     "led": {"gpio": 17, "mode": "out", "initial": 0, "safe": 0},
@@ -110,6 +112,33 @@ def test_input_change_shows_within_a_second(make_server, page):
     running.call(lambda: running.server.gpio.drive(4, 0))
     expect(lamp).to_have_text("0", timeout=1000)
     screenshot(page, "input")
+
+
+def test_drive_control_on_the_simulated_board_changes_the_input_lamp(make_server, page):
+    running = console(make_server)
+    page.goto(url(running))
+    lamp = page.locator("[data-pin=button] output")
+    drive = page.get_by_role("button", name="drive button")
+    expect(lamp).to_have_text("1")
+    expect(drive).to_have_text("drive 0")
+    drive.click()
+    expect(lamp).to_have_text("0", timeout=2000)
+    expect(drive).to_have_text("drive 1")
+    assert pin(running, 4) == 0
+    screenshot(page, "drive")
+    drive.click()
+    expect(lamp).to_have_text("1", timeout=2000)
+    assert pin(running, 4) == 1
+
+
+@pytest.mark.usefixtures("standins")
+def test_no_drive_control_on_a_real_board(make_server, page):
+    # RPi.GPIO's stand-in
+    running = make_server(documents=str(ROOT / "static"), gpio__backend="rpi", gpio__pins=PINS)
+    page.goto(url(running))
+    expect(page.locator("[data-pin=button] output")).to_have_text("1")
+    expect(page.get_by_role("switch", name="led")).to_be_visible()
+    assert page.get_by_role("button", name="drive button").count() == 0
 
 
 def test_restart_shows_reconnecting_then_a_new_session(make_server, page):

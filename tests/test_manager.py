@@ -253,7 +253,14 @@ def test_write_bodies(start, connect, method, body, expected):
     reply = call(client, method, "/?gpio/led", body)
     assert reply.status == 200, reply.body
     check_dynamic(reply)
-    assert reply.json() == {"gpio": LED, "mode": "out", "value": expected}
+    holds = "until this client's last connection closes"  # led has a safe value
+    assert reply.json() == {
+        "gpio": LED,
+        "mode": "out",
+        "value": expected,
+        "safe": 0,
+        "holds": holds,
+    }
     assert values(running, LED) == [0, expected]  # the initial level, then the write
     assert read_pin(running, LED) == expected
 
