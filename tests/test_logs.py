@@ -134,6 +134,7 @@ def test_audit_of_an_app_write_outside_a_request(audited, caplog):
 
 REPEATS = {
     "led": {"gpio": 17, "mode": "out", "safe": 0},
+    "button": {"gpio": 4, "mode": "in", "pull": "up"},
     "motor": {"gpio": 18, "mode": "pwm", "frequency": 100, "safe": 0},
 }
 
@@ -152,6 +153,8 @@ def test_audit_records_changes_not_repeats(make_server, caplog):
         call(client, "PUT", "/?gpio/motor", {"pwm": {"frequency": 440, "duty": 0.5}})
         call(client, "PUT", "/?gpio/motor", {"pwm": {"duty": 0.5}})
         running.call(lambda: running.server.pwm("motor", duty=0.5))
+    for _ in range(3):  # the simulated wire of an input
+        call(client, "POST", "/?gpio/button", {"drive": 0})
     call(client, "POST", "/?gpio/led", b"0")
     client.close()  # the lease ends: led is at its safe value already, motor is not
     safe = "s=- - motor pwm 0.5 at 440 Hz -> 0 (safe value)"
@@ -159,6 +162,7 @@ def test_audit_records_changes_not_repeats(make_server, caplog):
     assert lines(caplog, "httap.audit") == [
         f"s={session} 127.0.0.1 led 0 -> 1 (POST /?gpio/led)",
         f"s={session} 127.0.0.1 motor 0 -> pwm 0.5 at 440 Hz (PUT /?gpio/motor)",
+        f"s={session} 127.0.0.1 button 1 -> 0 (POST /?gpio/button, drive)",
         f"s={session} 127.0.0.1 led 1 -> 0 (POST /?gpio/led)",
         safe,
     ]
