@@ -758,6 +758,10 @@ def _find(path: Optional[str]) -> Optional[Path]:
     if path is None:
         here = Path(_FILE_NAME)
         return here if here.is_file() else None
+    if Path(path).is_dir():
+        inside = Path(path) / _FILE_NAME
+        hint = f"; did you mean {inside}?" if inside.is_file() else ""
+        raise ConfigError(f"config file {path} is a directory: name the file{hint}")
     if not Path(path).is_file():
         raise ConfigError(f"config file not found: {path}")
     return Path(path)

@@ -502,7 +502,7 @@ class Manager:
         """Drive an output (or set an input's wire on the simulated board: `_drivable`):
         ends any pulse or PWM on it, wakes its long-polls, and is audited with `cause`,
         the request behind it (None: the server's own doing)."""
-        old = self.backend.read(pin.gpio)
+        old = self._output(pin)
         self._stop_activity(pin.gpio)
         if pin.is_output:
             self.backend.write(pin.gpio, value)
@@ -511,9 +511,20 @@ class Manager:
         self._notify(pin.gpio, value)
         self._audit(pin, old, value, cause, note)
 
+    def _output(self, pin: gpio.Pin) -> Any:
+        """What a pin does now, as the audit shows it: its wave while PWM runs
+        ("pwm 0.5 at 440 Hz"), else its level (0 or 1)."""
+        driver = self.pwm.get(pin.gpio)
+        if driver is not None and driver.running:
+            return _wave(driver)
+        return self.backend.read(pin.gpio)
+
     @staticmethod
     def _audit(pin: gpio.Pin, old: Any, new: Any, cause: Optional[http.Request], note: str) -> None:
-        """One line per hardware change, always: it answers "who set this pin"."""
+        """One line per hardware change, always: it answers "who set this pin". A write
+        that leaves the output as it was (`old == new`) is a repeat, not a change: no line."""
+        if old == new:
+            return
         if cause is None:
             session = client = "-"
             why = note
@@ -592,10 +603,10 @@ class Manager:
             )
         if not _number(duty) or not 0 <= duty <= 1:
             raise fail(400, "bad-value", "pwm duty is from 0 to 1")
-        old = _wave(driver) if driver.running else self.backend.read(pin.gpio)
+        old = self._output(pin)
         self._stop_activity(pin.gpio)
         driver.start(float(frequency), float(duty))
-        self._audit(pin, old, _wave(driver), cause, note)
+        self._audit(pin, old, self._output(pin), cause, note)
 
     # -- the pins for applications ------------------------------------------------
     # The same checks and effects as the requests: a write ends a pulse or PWM on the pin
@@ -892,10 +903,13 @@ class Manager:
             end()
 
     def close(self) -> None:
-        """The server stops: outputs go to their safe values, the board is released."""
+        """The server stops: outputs go to their safe values, the board is released.
+
+        Safe values first: each one ends its pin's pulse or wave, and is audited against
+        what the pin was doing; then the pulses and waves of pins without one stop."""
+        self._apply_safe_values()
         for number in list(self.pulses) + list(self.pwm):
             self._stop_activity(number)
-        self._apply_safe_values()
         self.backend.close()
 
 

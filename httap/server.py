@@ -12,6 +12,8 @@ import errno
 import importlib.util
 import ipaddress
 import logging
+import math
+import os
 import socket
 import traceback
 from pathlib import Path
@@ -36,7 +38,10 @@ log = logging.getLogger("httap.server")
 ACCEPTS_PER_TURN = 32
 ACCEPT_PAUSE = 0.25  # seconds to stop accepting when the process is out of descriptors
 STOP_GRACE = 10.0  # seconds that responses in flight get to finish on a graceful stop
-LIBRARY = "/httap.js"  # the client library: served from the app when documents lack it
+# Served from the server's own app (static/) when the documents lack them: the client
+# library and the console's script, which any page may import, and the icon a browser
+# asks for by itself, so that no page's load leaves a 404 in the log.
+BUILT_IN = frozenset(("/httap.js", "/console.js", "/favicon.ico"))
 
 Reply = Union[http.Response, Pending]
 
@@ -82,7 +87,12 @@ class Server:
             raise StartupError(message) from None
         self.loop = loop or Loop(Loop.selector_for(config.limits.connections))
         self.serve_documents_from(config.documents)
-        self.library = StaticFiles(default_documents(), config.index, config.mime, config.headers)
+        # Read once, now, and never rechecked: a chroot leaves the app's files out of reach.
+        self.library = StaticFiles(
+            default_documents(), config.index, config.mime, config.headers, recheck=math.inf
+        )
+        for path in BUILT_IN:
+            self.library.handle(http.Request("GET", path, "HTTP/1.1", {}, False))
         try:
             self.manager = Manager(self)
         except GpioError as err:
@@ -214,6 +224,43 @@ class Server:
         """
         config = self.config
         self.static = StaticFiles(root, config.index, config.mime, config.headers)
+        self.documents_root = root
+
+    def check_documents(self) -> None:
+        """Log a WARNING for documents that cannot answer `/`: a directory this process
+        cannot enter (every file would be 404), or an `index` that is missing (404),
+        unreadable or a link out of the directory (403). Run it once the process is
+        the user it serves as (after privileges are dropped): that user's rights count.
+        `/` is resolved as a request's would be."""
+        shown, index = self.config.documents, self.config.index
+        if not os.access(self.documents_root, os.X_OK):
+            log.warning(
+                "documents %s: this server's user (uid %d) cannot open files in the"
+                " directory, so every file answers 404; give it access (chmod a+rx %s)",
+                shown,
+                os.geteuid(),
+                shown,
+            )
+            return
+        status = self.static.handle(http.Request("GET", "/", "HTTP/1.1", {}, False)).status
+        if status == 404:
+            log.warning(
+                "documents %s: there is no %s, so / answers 404; add one (`httap init`"
+                " writes a starter page) or set `index` to the page to serve",
+                shown,
+                index,
+            )
+        elif status != 200:
+            log.warning(
+                "documents %s: %s cannot be read by this server's user (uid %d) or is a"
+                " link out of the directory, so / answers %d; make it a readable file"
+                " (chmod a+r) inside %s",
+                shown,
+                index,
+                os.geteuid(),
+                status,
+                shown,
+            )
 
     # -- listening and accepting -------------------------------------------------
 
@@ -358,7 +405,7 @@ class Server:
         if dynamic:
             return self.manager.handle(request)
         response = self.static.handle(request)
-        if response.status == 404 and request.target.partition("?")[0] == LIBRARY:
+        if response.status == 404 and request.target.partition("?")[0] in BUILT_IN:
             return self.library.handle(request)  # every page can import /httap.js
         return response
 

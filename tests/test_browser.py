@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from httap.init import write_starter
 from tests import test_gpio
 from tests.conftest import ROOT, wait_for
 
@@ -245,3 +246,38 @@ def test_the_console_over_https_with_sign_in(make_server, browser, tls_pair):
     assert response.status == 401
     assert response.headers["www-authenticate"] == 'Basic realm="httap", charset="UTF-8"'
     unsigned.close()
+
+
+@pytest.mark.parametrize("name", ["console", "init", "blink", "buzzer", "car", "scpi", "simon"])
+def test_a_page_asks_for_nothing_missing(make_server, page, tmp_path, name):
+    """The access log of a page's load shows no 404: not even for /favicon.ico, which a
+    browser asks for by itself, and which the server has for every documents directory.
+    The page `httap init` writes gets its console.js and httap.js from the server."""
+    access = tmp_path / "access.log"
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    if name == "console":
+        running = console(make_server, log__access=str(access))
+    elif name == "init":
+        write_starter(str(tmp_path / "device"))
+        running = make_server(
+            config_file=str(tmp_path / "device" / "web.json5"),
+            listen=["http://127.0.0.1:0"],
+            gpio__pins=PINS,
+            log__access=str(access),
+        )
+    else:
+        running = make_server(
+            config_file=str(ROOT / "examples" / name / "web.json5"),
+            listen=["http://127.0.0.1:0"],
+            log__access=str(access),
+        )
+    page.goto(url(running))
+    if name == "init":
+        expect(page.get_by_role("switch", name="led")).to_be_visible()
+    icon = '"GET /favicon.ico HTTP/1.1"'
+    assert wait_for(lambda: icon in access.read_text()), access.read_text()
+    requests = access.read_text().splitlines()
+    assert [line for line in requests if icon in line and '" 200 ' in line], requests
+    assert [line for line in requests if '" 404 ' in line] == []
+    assert errors == []
