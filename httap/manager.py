@@ -16,12 +16,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from urllib.parse import parse_qsl, unquote
 
 import gpio
 from gpio.pwm import SoftPwm
 from httap import __version__, http
+from httap.config import PWM_DUTY, PWM_FREQUENCY, WAIT, Range
 from httap.connection import Pending
 from httap.loop import MODES
 from httap.serialport import Job, SerialPort
@@ -39,11 +41,11 @@ NO_CACHE = [("Cache-Control", "no-cache, no-store, must-revalidate"), ("Expires"
 STANDARD = ("gpio", "loop", "serial", "stats")
 PIN_METHODS = "GET, HEAD, POST, PUT"
 READ_METHODS = "GET, HEAD"
-MAX_WAIT = 3600.0
 SERIAL_PARAMS = {"wait", "until", "count"}
 EXPOSED = "HTTaP-Session, Retry-After, HTTaP-Serial-Timeout, HTTaP-Serial-Dropped"
-MAX_PULSE = 60.0
-MAX_PWM_FREQUENCY = 10_000.0
+PULSE = Range(0, 60, "a number of seconds", above=True)
+# A number in a query parameter: plain decimal digits, no sign or exponent.
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 
 Reply = Union[http.Response, Pending]
 _to_json = json.JSONEncoder(separators=(",", ":")).encode
@@ -171,7 +173,7 @@ class Manager:
                 request.path = unquote(path, errors="strict") if "%" in path else path
             except UnicodeDecodeError:
                 raise fail(400, "bad-path", "the path is not valid UTF-8 once decoded") from None
-            request.params = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
+            request.params = _params(query) if query else {}
             if request.method == "OPTIONS":
                 return self._cors(request, self._preflight(request))
             if request.method not in ("GET", "HEAD"):
@@ -420,7 +422,7 @@ class Manager:
     def _body_value(self, request: http.Request) -> Any:
         """0, 1, true, false or a JSON object with one of value, pulse, pwm."""
         try:
-            value = json.loads(request.body)
+            value = http.parse_json(request.body)
         except ValueError:
             value = None
         if (
@@ -454,7 +456,7 @@ class Manager:
         raise fail(
             400,
             "bad-value",
-            f"pin {pin.name}: a value is 0, 1, true or false, not {json.dumps(value)}",
+            f"pin {pin.name}: a value is 0, 1, true or false, not {_shown(value)}",
         )
 
     def _set(
@@ -505,10 +507,7 @@ class Manager:
             raise fail(
                 409, "mode-conflict", f'pin {pin.name} is {pin.mode}: pulses need mode "out"'
             )
-        if not _number(seconds) or not 0 < seconds <= MAX_PULSE:
-            raise fail(
-                400, "bad-value", f"a pulse lasts more than 0 and at most {MAX_PULSE:g} seconds"
-            )
+        _check(seconds, PULSE, "a pulse")
         active = self.pulses.get(pin.gpio)  # a pulse during a pulse: same level to restore
         level = active[3] if active is not None else self.backend.read(pin.gpio)
         self._set(pin, 1 - level, request, f"pulse {seconds:g} s")
@@ -541,14 +540,8 @@ class Manager:
             raise fail(400, "bad-value", 'pwm takes {"frequency": HZ, "duty": 0..1}')
         frequency = setting.get("frequency", driver.frequency or pin.frequency)
         duty = setting.get("duty", driver.duty)
-        if not _number(frequency) or not 0 < frequency <= MAX_PWM_FREQUENCY:
-            raise fail(
-                400,
-                "bad-value",
-                f"pwm frequency is more than 0 and at most {MAX_PWM_FREQUENCY:g} Hz",
-            )
-        if not _number(duty) or not 0 <= duty <= 1:
-            raise fail(400, "bad-value", "pwm duty is from 0 to 1")
+        _check(frequency, PWM_FREQUENCY, "pwm frequency")
+        _check(duty, PWM_DUTY, "pwm duty")
         old = _wave(driver) if driver.running else self.backend.read(pin.gpio)
         self._stop_activity(pin.gpio)
         driver.start(float(frequency), float(duty))
@@ -587,7 +580,7 @@ class Manager:
     def _batch(self, request: http.Request) -> dict:
         """`POST /?gpio {"a": 1, "b": 0}`: checked whole, then applied in order in this tick."""
         try:
-            writes = json.loads(request.body)
+            writes = http.parse_json(request.body)
         except ValueError:
             writes = None
         if not isinstance(writes, dict) or not writes:
@@ -611,17 +604,12 @@ class Manager:
     # -- long-polls --------------------------------------------------------------
 
     def _long_poll(self, request: http.Request, pin: gpio.Pin) -> Reply:
-        params = request.params
-        try:
-            wait = float(params["wait"])
-            value = int(params.get("value", self.backend.read(pin.gpio)))
-        except ValueError:
-            raise fail(400, "bad-value", "wait is seconds and value is 0 or 1") from None
-        if not 0 <= wait <= MAX_WAIT or value not in (0, 1):
-            raise fail(
-                400, "bad-value", f"wait is from 0 to {MAX_WAIT:g} seconds and value is 0 or 1"
-            )
+        wait = _param(request, "wait", WAIT)
+        value = request.params.get("value")
+        if value not in (None, "0", "1"):
+            raise fail(400, "bad-value", "value is 0 or 1: the value the pin is expected to leave")
         current = self.backend.read(pin.gpio)
+        value = current if value is None else int(value)
         if current != value or wait == 0:
             return self._ok(request, {**self._state(pin), "timeout": current == value})
         pending = Pending()
@@ -715,35 +703,20 @@ class Manager:
                 400, "bad-param", f"unknown parameter {min(unknown)!r}; use wait, until, count"
             )
         until = None
+        # Neither `until` nor `count` can be longer than what the port keeps.
+        kept = Range(1, port.config.buffer, "a whole number of bytes", integer=True)
+        buffer = f" (serial.{port.name}.buffer)"
         if "until" in params:
             # Bytes, not text: decoded again as Latin-1 so that %FF is the byte 0xFF.
             query = request.target.partition("&")[2]
             raw = dict(parse_qsl(query, keep_blank_values=True, encoding="latin-1"))
             until = raw["until"].encode("latin-1")
-            if not until:
-                raise fail(400, "bad-value", "until is one or more bytes, e.g. until=%0A")
-        count = None
-        if "count" in params:
-            count = params["count"]
-            if (
-                not (count.isascii() and count.isdigit())
-                or not 0 < int(count) <= port.config.buffer
-            ):
+            if not kept.holds(len(until)):
                 raise fail(
-                    400,
-                    "bad-value",
-                    f"count is a whole number of bytes from 1 to {port.config.buffer}"
-                    f" (serial.{port.name}.buffer)",
+                    400, "bad-value", f"until is from 1 to {kept.high} bytes, e.g. %0A{buffer}"
                 )
-            count = int(count)
-        wait = port.config.timeout or 0.0
-        if "wait" in params:
-            try:
-                wait = float(params["wait"])
-            except ValueError:
-                wait = math.nan
-            if not 0 <= wait <= MAX_WAIT:
-                raise fail(400, "bad-value", f"wait is from 0 to {MAX_WAIT:g} seconds")
+        count = _param(request, "count", kept, None, buffer)
+        wait = _param(request, "wait", WAIT, port.config.timeout or 0.0)
         if request.method == "GET":
             return Job(b"", True, until, count, wait)
         return Job(request.body, bool(params), until, count, wait)
@@ -860,5 +833,49 @@ def _wave(driver: SoftPwm) -> str:
     return f"pwm {driver.duty:g} at {driver.frequency:g} Hz"
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _shown(value: Any) -> str:
+    """A value from a request as a message quotes it: as JSON, cut short if long."""
+    try:
+        text = json.dumps(value)
+    except ValueError:  # a whole number past Python's 4,300 digits
+        text = "a huge number"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _params(query: str) -> dict[str, str]:
+    """The PARAMS of a dynamic target, form-decoded as browsers encode them (WHATWG URL
+    standard, application/x-www-form-urlencoded: `+` is a space, and bytes that are not
+    UTF-8 once percent-decoded become U+FFFD). A name given twice is 400 `bad-param`:
+    which of the two counts would be a guess."""
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name in params:
+            raise fail(400, "bad-param", f"the parameter {_shown(name)} is given twice")
+        params[name] = value
+    return params
+
+
+def _check(value: Any, span: Range, what: str) -> None:
+    """A number from a request body or the app API: 400 giving the range when outside."""
+    if not span.holds(value):
+        raise fail(400, "bad-value", f"{what} is {span}")
+
+
+def _param(
+    request: http.Request, name: str, span: Range, default: Any = None, note: str = ""
+) -> Any:
+    """The query parameter `name` as a number in `span` (`default` when it is absent);
+    400 giving the range otherwise. Only plain decimals are read: no sign, exponent,
+    "nan" or "inf"; a long run of digits is out of every range and never converted."""
+    text = request.params.get(name)
+    if text is None:
+        return default
+    value: Any = None
+    if _DECIMAL.fullmatch(text):
+        if not span.integer:
+            value = float(text)
+        elif text.isdigit() and len(text.lstrip("0")) <= 30:
+            value = int(text)
+    if not span.holds(value):
+        raise fail(400, "bad-value", f"{name} is {span}{note}")
+    return value

@@ -584,6 +584,28 @@ def test_app_pin_mistakes_become_the_fitting_errors(pin_app, connect):
     assert call(client, "POST", "/?pins/set", '{"name": "lamp", "value": 0}').status == 200
 
 
+@pytest.mark.parametrize(
+    ("setting", "words"),
+    [
+        ('{"frequency": 1e-11}', "pwm frequency is a frequency in Hz from 0.01 to 10000"),
+        ('{"frequency": 20000}', "from 0.01 to 10000"),
+        ('{"frequency": 1e400}', "from 0.01 to 10000"),
+        ('{"frequency": true}', "from 0.01 to 10000"),
+        ('{"duty": -0.5}', "pwm duty is a duty cycle from 0 to 1"),
+        ('{"duty": "half"}', "from 0 to 1"),
+        ('{"duty": ' + "1" * 4000 + "}", "from 0 to 1"),
+    ],
+)
+def test_app_pwm_numbers_are_range_checked_where_they_enter(pin_app, connect, setting, words):
+    """`server.pwm` takes numbers from the app: the same ranges as requests and web.json5."""
+    client = connect(pin_app)
+    reply = call(client, "POST", "/?pins/wave", setting)
+    assert reply.status == 400, reply.body
+    assert reply.json()["error"] == "bad-value" and words in reply.json()["message"]
+    assert call(client, "GET", "/?gpio/buzzer").json()["pwm"]["running"] is False
+    assert call(connect(pin_app), "GET", "/?pins/read&name=button").status == 200
+
+
 def test_app_pwm_read_and_pin(pin_app, connect):
     client = connect(pin_app)
     state = call(client, "POST", "/?pins/wave", '{"frequency": 50, "duty": 0.5}').json()

@@ -906,3 +906,170 @@ def test_get_never_writes(start, connect, target, body):
     assert values(running, LED) == [0]
     # And a GET does not take the lease.
     assert call(connect(running, "127.0.0.2"), "POST", "/?gpio/led", "1").status == 200
+
+
+# -- numbers from a request are range-checked where they enter (issue 11, item 1) --------
+
+HUGE = "1" + "0" * 4000  # a whole number past every range, short of Python's 4,300 digits
+
+
+def still_serves(running, connect) -> None:
+    """Another client is served: the bad input hurt neither the loop nor anyone else."""
+    assert call(connect(running), "GET", "/?gpio/button").status == 200
+
+
+def test_a_pwm_frequency_below_the_range_is_refused_and_the_loop_lives(start, connect):
+    """1e-11 Hz was answered 200; its next edge, a century ahead, then overflowed the
+    loop's select() timeout and the process exited."""
+    running = start()
+    client = connect(running)
+    reply = call(client, "POST", "/?gpio/buzzer", '{"pwm": {"frequency": 1e-11, "duty": 0.5}}')
+    check_error(reply, 400, "bad-value", "pwm frequency", "from 0.01 to 10000")
+    assert call(client, "GET", "/?gpio/buzzer").json()["pwm"]["running"] is False
+    time.sleep(0.2)
+    assert running.thread.is_alive()
+    still_serves(running, connect)
+
+
+@pytest.mark.parametrize("frequency", [1e-11, 0.005, 10_000.5, 1e6, 10**30])
+def test_pwm_frequency_has_one_range_for_web_json5_and_requests(
+    start, connect, tmp_path, frequency
+):
+    """web.json5 and a request refuse the same frequencies, in the same words."""
+    from httap import config
+
+    pins = {"buzzer": {"gpio": BUZZER, "mode": "pwm", "frequency": frequency}}
+    with pytest.raises(config.ConfigError) as refused:
+        config.load(None, env={}, overrides={"gpio.pins": pins})
+    assert str(config.PWM_FREQUENCY) in str(refused.value)
+    running = start()
+    body = json.dumps({"pwm": {"frequency": frequency, "duty": 0.5}})
+    check_error(
+        call(connect(running), "POST", "/?gpio/buzzer", body),
+        400,
+        "bad-value",
+        str(config.PWM_FREQUENCY),
+    )
+    for edge in (config.PWM_FREQUENCY.low, config.PWM_FREQUENCY.high):  # both take the ends
+        pins["buzzer"]["frequency"] = edge
+        config.load(None, env={}, overrides={"gpio.pins": pins})
+        body = json.dumps({"pwm": {"frequency": edge, "duty": 0.5}})
+        assert call(connect(running), "POST", "/?gpio/buzzer", body).status == 200
+
+
+@pytest.mark.parametrize(
+    ("target", "body", "words"),
+    [
+        ("/?gpio/led", f'{{"pulse": {HUGE}}}', "a pulse is a number of seconds more than 0"),
+        ("/?gpio/led", '{"pulse": 1e400}', "at most 60"),
+        ("/?gpio/led", '{"pulse": -0.5}', "at most 60"),
+        ("/?gpio/led", '{"pulse": 60.001}', "at most 60"),
+        ("/?gpio/led", '{"pulse": false}', "at most 60"),
+        ("/?gpio/buzzer", f'{{"pwm": {{"frequency": {HUGE}}}}}', "from 0.01 to 10000"),
+        ("/?gpio/buzzer", '{"pwm": {"frequency": -1e400}}', "from 0.01 to 10000"),
+        ("/?gpio/buzzer", '{"pwm": {"frequency": "440"}}', "from 0.01 to 10000"),
+        ("/?gpio/buzzer", '{"pwm": {"frequency": true}}', "from 0.01 to 10000"),
+        ("/?gpio/buzzer", f'{{"pwm": {{"duty": {HUGE}}}}}', "pwm duty is a duty cycle from 0 to 1"),
+        ("/?gpio/buzzer", '{"pwm": {"duty": -1e-9}}', "from 0 to 1"),
+        ("/?gpio/buzzer", '{"pwm": {"duty": [0.5]}}', "from 0 to 1"),
+        ("/?gpio/led", f'{{"value": {HUGE}}}', "0, 1, true or false"),
+    ],
+)
+def test_numbers_in_bodies_outside_their_range(start, connect, target, body, words):
+    running = start()
+    client = connect(running)
+    check_error(call(client, "POST", target, body), 400, "bad-value", words)
+    assert values(running, LED) == [0]
+    assert call(client, "GET", target).json()["value"] == 0  # the same connection goes on
+    still_serves(running, connect)
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ("wait=1_0", "wait is a number of seconds from 0 to 3600"),
+        ("wait=inf", "from 0 to 3600"),
+        ("wait=1e400", "from 0 to 3600"),
+        ("wait=" + "9" * 5000, "from 0 to 3600"),
+        ("wait=-0.5", "from 0 to 3600"),
+        ("wait=3600.5", "from 0 to 3600"),
+        ("wait=0x10", "from 0 to 3600"),
+        ("wait=", "from 0 to 3600"),
+        ("wait=%D9%A1", "from 0 to 3600"),  # an Arabic-Indic one: float() would take it
+        ("wait=1&value=%2B1", "value is 0 or 1"),  # "+1": int() would take it
+        ("wait=1&value=%201", "value is 0 or 1"),
+        ("wait=1&value=%D9%A1", "value is 0 or 1"),
+        ("wait=1&value=" + "1" * 5000, "value is 0 or 1"),
+    ],
+)
+def test_long_poll_numbers_outside_their_range(start, connect, params, words):
+    running = start(limits__uri=16384)
+    client = connect(running)
+    began = time.monotonic()
+    check_error(call(client, "GET", f"/?gpio/button&{params}"), 400, "bad-value", words)
+    assert time.monotonic() - began < 0.9  # refused at once, not waited out
+    still_serves(running, connect)
+
+
+# -- every parser of untrusted bytes answers 400 (issue 11, item 7) ----------------------
+
+DEEP = "[" * 5000 + "]" * 5000
+
+
+@pytest.mark.parametrize(
+    ("target", "body", "code"),
+    [
+        ("/?gpio/led", DEEP, "bad-value"),
+        ("/?gpio", DEEP, "bad-value"),
+        ("/?gpio/led", '{"value": ' + DEEP + "}", "bad-value"),
+        ("/?gpio", '{"led": ' + DEEP + "}", "bad-value"),
+        ("/?gpio/buzzer", '{"pwm": ' + DEEP + "}", "bad-value"),
+        ("/?gpio/led", "{" * 5000, "bad-value"),
+        ("/?loop", DEEP, "bad-json"),
+    ],
+)
+def test_deeply_nested_json_is_a_400(start, connect, target, body, code):
+    running = start()
+    client = connect(running)
+    reply = check_error(call(client, "POST", target, body), 400, code)
+    assert "Traceback" not in reply["message"]
+    assert values(running, LED) == [0]
+    assert call(client, "GET", "/?gpio/led").status == 200
+    still_serves(running, connect)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "NaN",
+        '{"pulse": NaN}',
+        '{"pulse": Infinity}',
+        '{"pwm": {"frequency": -Infinity}}',
+        "1" * 5000,
+        b"\xff\xfe1",
+        b"\xef\xbb\xbf1",  # a BOM: RFC 8259 section 8.1 says a sender must not add one
+        "1 2",
+        '{"value": 1',
+        "\x00",
+        " " * 100_000,
+    ],
+)
+def test_bodies_that_are_not_json_are_a_400(start, connect, body):
+    running = start()
+    client = connect(running)
+    for target in ("/?gpio/led", "/?gpio", "/?gpio/buzzer"):
+        check_error(call(client, "POST", target, body), 400, "bad-value")
+    check_error(call(client, "POST", "/?loop", body), 400, "bad-json", "not valid JSON")
+    assert values(running, LED) == [0]
+    still_serves(running, connect)
+
+
+def test_a_parameter_given_twice_is_a_400(start, connect):
+    running = start()
+    client = connect(running)
+    began = time.monotonic()
+    reply = call(client, "GET", "/?gpio/button&wait=0&wait=5&value=1")
+    check_error(reply, 400, "bad-param", '"wait"', "twice")
+    assert time.monotonic() - began < 0.9
+    assert call(client, "GET", "/?gpio/button&wait=0").status == 200
+    still_serves(running, connect)
