@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, unquote
 import gpio
 from gpio.pwm import SoftPwm
 from httap import __version__, http
-from httap.config import PWM_DUTY, PWM_FREQUENCY, WAIT, Range
+from httap.config import GPIO_NUMBER, PWM_DUTY, PWM_FREQUENCY, WAIT, Range
 from httap.connection import Pending
 from httap.loop import MODES
 from httap.serialport import Job, SerialPort
@@ -386,17 +386,34 @@ class Manager:
         return self._write(request, pin, self._body_value(request))
 
     def _pin(self, name: str) -> gpio.Pin:
+        """A declared pin by name or GPIO number (every lookup comes here: one pin, a
+        batch, a long-poll, the app API). A name no pin has, or a number no GPIO has, is
+        404 `unknown-pin` listing the declared names; a GPIO that exists but is not
+        declared is 403 `not-declared` (docs/protocol.md)."""
         pin = self.pins.get(name)
-        if pin is None and name.isascii() and name.isdigit():
-            pin = self.by_number.get(int(name))
-        if pin is None:
-            raise fail(
-                403,
-                "not-declared",
-                f"pin {name!r} is not declared; declare it in web.json5, e.g. "
-                f'gpio: {{pins: {{led: {{gpio: 17, mode: "out"}}}}}}',
-            )
-        return pin
+        if pin is not None:
+            return pin
+        number = None
+        if name.isascii() and name.isdigit() and len(name) <= 9:  # "0017" is 17
+            number = int(name)
+        if GPIO_NUMBER.holds(number):
+            pin = self.by_number.get(number)
+            if pin is None:
+                raise fail(
+                    403,
+                    "not-declared",
+                    f"pin {name!r} (GPIO {number}) is not declared; declare it in web.json5,"
+                    f' e.g. gpio: {{pins: {{led: {{gpio: {number}, mode: "out"}}}}}}',
+                )
+            return pin
+        names = ", ".join(sorted(self.pins)) or "none"
+        raise fail(
+            404,
+            "unknown-pin",
+            f"no pin is named {_shown(name)}; the declared pins are: {names} (gpio.pins in"
+            f" web.json5), each also reached by its GPIO number ({GPIO_NUMBER.low}"
+            f" to {GPIO_NUMBER.high})",
+        )
 
     @staticmethod
     def _writable(pin: gpio.Pin) -> None:

@@ -578,7 +578,12 @@ def test_an_app_write_goes_through_the_manager_and_wakes_long_polls(pin_app, con
 def test_app_pin_mistakes_become_the_fitting_errors(pin_app, connect):
     client = connect(pin_app)
     assert call(client, "POST", "/?pins/set", '{"name": "button", "value": 1}').status == 409
-    assert call(client, "POST", "/?pins/set", '{"name": "nope", "value": 1}').status == 403
+    unknown = call(client, "POST", "/?pins/set", '{"name": "nope", "value": 1}')
+    assert unknown.status == 404 and unknown.json()["error"] == "unknown-pin"
+    assert "button, buzzer, lamp, led" in unknown.json()["message"]
+    undeclared = call(client, "POST", "/?pins/set", '{"name": 22, "value": 1}')
+    assert undeclared.status == 403 and undeclared.json()["error"] == "not-declared"
+    assert call(client, "GET", "/?pins/read&name=nope").status == 404
     assert call(client, "POST", "/?pins/set", '{"name": "lamp", "value": 5}').status == 400
     assert call(client, "POST", "/?pins/wave", '{"duty": 2}').status == 400
     assert call(client, "POST", "/?pins/set", '{"name": "lamp", "value": 0}').status == 200

@@ -495,7 +495,8 @@ def test_only_ascii_digits_name_a_pin_by_number(make_server, files):
     client = Client(running.connect())
     assert client.get("/?gpio/4").json()["gpio"] == 4
     arabic_four = client.get("/?gpio/%D9%A4")
-    assert arabic_four.status == 403 and arabic_four.json()["error"] == "not-declared"
+    assert arabic_four.status == 404 and arabic_four.json()["error"] == "unknown-pin"
+    assert client.get("/?gpio/5").json()["error"] == "not-declared"
 
 
 def test_subject_reads_paths_as_the_domains_do():

@@ -396,7 +396,8 @@ def test_batch_applies_in_order_with_one_reply(start, connect):
     [
         ('{"led": 1, "buzzer": 7}', 400, "bad-value"),
         ('{"led": 1, "buzzer": {"pulse": 1}}', 400, "bad-value"),
-        ('{"led": 1, "nope": 1}', 403, "not-declared"),
+        ('{"led": 1, "nope": 1}', 404, "unknown-pin"),
+        ('{"led": 1, "22": 1}', 403, "not-declared"),
         ('{"led": 1, "button": 1}', 409, "mode-conflict"),
         ('[["led", 1]]', 400, "bad-value"),
         ("{}", 400, "bad-value"),
@@ -1073,3 +1074,65 @@ def test_a_parameter_given_twice_is_a_400(start, connect):
     assert time.monotonic() - began < 0.9
     assert call(client, "GET", "/?gpio/button&wait=0").status == 200
     still_serves(running, connect)
+
+
+@pytest.mark.parametrize(
+    ("target", "status", "code"),
+    [
+        ("/?gpio/%FF", 400, "bad-path"),
+        ("/?gpio/%C3%28", 400, "bad-path"),
+        ("/?gpio/%", 404, "unknown-pin"),
+        ("/?gpio/%%41", 404, "unknown-pin"),
+        ("/?gpio/led%00", 404, "unknown-pin"),
+        ("/?gpio/button&wait=%FF", 400, "bad-value"),
+        ("/?gpio/button&%FF=1&wait=0", 200, None),  # bytes that are not UTF-8 become U+FFFD
+        ("/?gpio/button&wait=0&&&=&", 200, None),
+    ],
+)
+def test_odd_percent_encoding_in_dynamic_targets(start, connect, target, status, code):
+    running = start()
+    client = connect(running)
+    reply = call(client, "GET", target)
+    if code is None:
+        assert reply.status == status, reply.body
+    else:
+        check_error(reply, status, code)
+    still_serves(running, connect)
+
+
+# -- a name no pin has is 404, a GPIO not declared 403 (issue 11, item 9) ---------------
+
+
+def test_a_name_no_pin_has_is_404_listing_the_declared_pins(start, connect):
+    running = start(limits__uri=8192)
+    client = connect(running)
+    for method, target, body in (
+        ("GET", "/?gpio/nope", ""),
+        ("HEAD", "/?gpio/nope", ""),
+        ("POST", "/?gpio/nope", "1"),
+        ("PUT", "/?gpio/nope", '{"pulse": 0.1}'),
+        ("GET", "/?gpio/nope&wait=5&value=0", ""),  # a long-poll
+        ("POST", "/?gpio", '{"led": 1, "nope": 1}'),  # a batch
+        ("GET", "/?gpio/99", ""),  # no GPIO has that number
+        ("GET", "/?gpio/" + "9" * 5000, ""),
+        ("GET", "/?gpio/17.0", ""),
+    ):
+        reply = call(client, method, target, body)
+        assert reply.status == 404, (target, reply.body)
+        if method != "HEAD":
+            check_error(reply, 404, "unknown-pin", "button, buzzer, led", "gpio.pins")
+    assert values(running, LED) == [0]
+    still_serves(running, connect)
+
+
+def test_without_declared_pins_the_404_says_so(make_server, connect):
+    running = make_server(gpio__backend="sim")
+    check_error(call(connect(running), "GET", "/?gpio/led"), 404, "unknown-pin", "are: none")
+
+
+def test_a_gpio_that_exists_but_is_not_declared_is_403(start, connect):
+    running = start()
+    client = connect(running)
+    for target in ("/?gpio/0", "/?gpio/53", "/?gpio/022", "/?gpio/22&wait=5"):
+        check_error(call(client, "GET", target), 403, "not-declared", "declare it in web.json5")
+    assert call(client, "GET", "/?gpio/017").json()["gpio"] == LED  # a number, zeros or not
