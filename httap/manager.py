@@ -509,12 +509,11 @@ class Manager:
             timer, pending, request, _ = pulse
             timer.cancel()
             pin = self.by_number[number]
-
-            def answer() -> None:
-                reply = {**self._state(pin), "interrupted": True}
-                pending.resolve(self._cors(request, self._ok(request, reply)))
-
-            self.loop.call_soon(answer)
+            self.loop.call_soon(
+                lambda: self._answer(
+                    pending, request, lambda: {**self._state(pin), "interrupted": True}
+                )
+            )
         driver = self.pwm.get(number)
         if driver is not None:
             driver.stop()
@@ -530,14 +529,13 @@ class Manager:
         self._set(pin, 1 - level, request, f"pulse {seconds:g} s")
         pending = Pending()
 
+        def restored() -> dict:
+            self._set(pin, level, request, "pulse end")
+            return self._state(pin)
+
         def end() -> None:
             self.pulses.pop(pin.gpio, None)
-            try:
-                self._set(pin, level, request, "pulse end")
-                reply = self._ok(request, self._state(pin))
-            except gpio.GpioError as err:
-                reply = self._gpio_failure(request, err)
-            pending.resolve(self._cors(request, reply))
+            self._answer(pending, request, restored)
 
         timer = self.loop.call_later(seconds, end)
         self.pulses[pin.gpio] = (timer, pending, request, level)
@@ -664,16 +662,34 @@ class Manager:
         self, watch: Watch, timed_out: bool, error: Optional[gpio.GpioError] = None
     ) -> None:
         self._drop_watch(watch)
+        self._answer(
+            watch.pending,
+            watch.request,
+            lambda: {**self._state(watch.pin), "timeout": timed_out},
+            error,
+        )
+
+    def _answer(
+        self,
+        pending: Pending,
+        request: http.Request,
+        state: Callable[[], dict],
+        error: Optional[gpio.GpioError] = None,
+    ) -> None:
+        """Answer a deferred pin reply (a long-poll, a pulse's end, a pulse cut short):
+        200 with `state()` read now, or 500 `gpio-error` when the board fails (`error`
+        given, or raised by `state()`), so that no reply is ever left hanging. It is
+        sent in the loop's next step: resolving runs the requests queued behind it,
+        which must not run in the middle of the request or timer that ended it (a batch
+        whose write woke a long-poll)."""
         try:
             if error is not None:
                 raise error
-            reply = self._ok(watch.request, {**self._state(watch.pin), "timeout": timed_out})
+            reply = self._ok(request, state())
         except gpio.GpioError as err:
-            reply = self._gpio_failure(watch.request, err)
-        response = self._cors(watch.request, reply)
-        # Resolving runs the requests queued behind the long-poll: not in the middle of
-        # the request whose write woke it (a batch, a pulse), but once it has finished.
-        self.loop.call_soon(lambda: watch.pending.resolve(response))
+            reply = self._gpio_failure(request, err)
+        response = self._cors(request, reply)
+        self.loop.call_soon(lambda: pending.resolve(response))
 
     def _drop_watch(self, watch: Watch) -> None:
         watch.timer.cancel()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import socket
 import struct
 import time
@@ -1136,3 +1137,79 @@ def test_a_gpio_that_exists_but_is_not_declared_is_403(start, connect):
     for target in ("/?gpio/0", "/?gpio/53", "/?gpio/022", "/?gpio/22&wait=5"):
         check_error(call(client, "GET", target), 403, "not-declared", "declare it in web.json5")
     assert call(client, "GET", "/?gpio/017").json()["gpio"] == LED  # a number, zeros or not
+
+
+# -- a deferred reply is answered even when the board fails (issue 11, item 10) ----------
+
+
+def unplug(running, number: int) -> None:
+    """The board loses a pin: from now on every read or write of it raises GpioError."""
+    running.call(lambda: running.server.gpio.pins.pop(number))
+
+
+def test_a_pulse_cut_short_while_the_board_fails_answers_500(start, connect):
+    running = start()
+    pulsing = connect(running)
+    pulsing.send(encode("POST", "/?gpio/led", {"pulse": 3}))
+    assert wait_for(lambda: read_pin(running, LED) == 1)
+
+    def write_then_fail() -> None:
+        running.server.write("led", 0)  # ends the pulse, as a request would
+        running.server.gpio.pins.pop(LED)  # and the board fails at that moment
+
+    running.call(write_then_fail)
+    pulsing.sock.settimeout(2)
+    check_error(pulsing.read(), 500, "gpio-error", "GPIO 17")
+    assert call(pulsing, "GET", "/?gpio/button").status == 200
+    still_serves(running, connect)
+
+
+def test_a_pulse_whose_board_fails_at_its_end_answers_500(start, connect):
+    running = start()
+    client = connect(running)
+    client.send(encode("POST", "/?gpio/led", {"pulse": 0.3}))
+    assert wait_for(lambda: read_pin(running, LED) == 1)
+    unplug(running, LED)
+    client.sock.settimeout(3)
+    check_error(client.read(), 500, "gpio-error", "GPIO 17")
+    assert call(client, "GET", "/?gpio/button").status == 200
+
+
+def test_a_long_poll_whose_board_fails_answers_500(start, connect):
+    running = start()
+    client = connect(running)
+    client.send(encode("GET", "/?gpio/button&wait=5&value=1"))
+    time.sleep(0.1)
+    unplug(running, BUTTON)
+    client.sock.settimeout(2)
+    check_error(client.read(), 500, "gpio-error", "GPIO 4")
+    assert call(client, "GET", "/?gpio/led").status == 200
+
+
+def test_a_pwm_wave_whose_board_fails_is_logged_and_stops(start, connect, caplog):
+    running = start()
+    client = connect(running)
+    assert (
+        call(client, "POST", "/?gpio/buzzer", {"pwm": {"frequency": 50, "duty": 0.5}}).status == 200
+    )
+    with caplog.at_level(logging.ERROR):
+        unplug(running, BUZZER)
+        assert wait_for(
+            lambda: any("GPIO 18" in r.getMessage() + str(r.exc_info) for r in caplog.records)
+        )
+    check_error(call(client, "GET", "/?gpio/buzzer"), 500, "gpio-error", "GPIO 18")
+    assert running.call(lambda: running.server.manager.pwm[BUZZER].running) is False
+    assert call(client, "GET", "/?gpio/led").status == 200
+
+
+def test_safe_values_on_a_failing_board_are_logged(start, connect, caplog):
+    running = start()
+    holder = connect(running)
+    assert call(holder, "POST", "/?gpio/led", "1").status == 200
+    unplug(running, LED)
+    with caplog.at_level(logging.ERROR, logger="httap.manager"):
+        holder.close()
+        assert wait_for(lambda: "safe value" in caplog.text)
+    assert "cannot set led to its safe value 0" in caplog.text
+    other = connect(running, "127.0.0.2")
+    assert call(other, "POST", "/?gpio/buzzer", "1").status == 200  # the lease was let go
