@@ -290,7 +290,12 @@ class Manager:
                 raise fail(
                     400, "bad-value", 'the body must be {"mode": "sleep"} or {"mode": "spin"}'
                 )
-            self.lease.acquire(request.session, self.loop.now)
+            self.lease.acquire(
+                request.session,
+                self.loop.now,
+                "setting the loop's mode is refused (it changes how the hardware is timed);"
+                " GET /?loop stays open",
+            )
             self.loop.mode = mode
         return self.loop.mode
 
@@ -302,8 +307,8 @@ class Manager:
             {
                 "error": "busy",
                 "message": f"another client drives the hardware: {busy.holder}, for"
-                f" {busy.held_for:.1f} s; reads stay open, writes are refused until it"
-                f" lets go (at most {timeout:g} s after its last request)",
+                f" {busy.held_for:.1f} s, until it lets go (at most {timeout:g} s after its"
+                f" last request); {busy.what}",
                 "holder": busy.holder,
                 "held_for": round(busy.held_for, 3),
             },
@@ -382,7 +387,11 @@ class Manager:
                 return self._long_poll(request, pin)
             return self._ok(request, self._state(pin))
         self._writable(pin)
-        self.lease.acquire(request.session, self.loop.now)
+        self.lease.acquire(
+            request.session,
+            self.loop.now,
+            f"writing pin {pin.name} is refused; reading pins stays open",
+        )
         return self._write(request, pin, self._body_value(request))
 
     def _pin(self, name: str) -> gpio.Pin:
@@ -611,7 +620,12 @@ class Manager:
             if isinstance(value, dict) and set(value) == {"value"}:
                 value = value["value"]
             plan.append((pin, self._level(value, pin)))
-        self.lease.acquire(request.session, self.loop.now)
+        names = ", ".join(pin.name for pin, _ in plan)
+        self.lease.acquire(
+            request.session,
+            self.loop.now,
+            f"writing pins {names} is refused; reading pins stays open",
+        )
         for pin, level in plan:
             self._set(pin, level, request)
         return {pin.name: self._state(pin) for pin, _ in plan}
@@ -719,9 +733,16 @@ class Manager:
         self._allow(request, "GET, POST")
         job = self._serial_job(request, port)
         if request.method == "POST":
-            self.lease.acquire(request.session, self.loop.now)
+            self.lease.acquire(
+                request.session, self.loop.now, f"writing to serial port {port.name} is refused"
+            )
         else:  # a read takes bytes from the port: not from under the holder's feet
-            self.lease.check(request.session, self.loop.now)
+            self.lease.check(
+                request.session,
+                self.loop.now,
+                f"reading serial port {port.name} is refused: a read takes the bytes that"
+                " may be the holder's reply, so only the holder reads a port while it drives",
+            )
         pending = Pending()
         pending.convert = lambda done: self._cors(request, self._serial_reply(request, port, done))
         pending.on_cancel(lambda: port.cancel(job))
@@ -807,7 +828,12 @@ class Manager:
         ):
             self._allow(request, allowed)
         if request.method not in ("GET", "HEAD"):
-            self.lease.acquire(request.session, self.loop.now)
+            self.lease.acquire(
+                request.session,
+                self.loop.now,
+                f"{request.method} /?{action.name} is refused: an action other than GET may"
+                " drive the hardware",
+            )
         result = action.function(request)
         if isinstance(result, Pending):
             result.convert = lambda value: self._late_reply(request, value)

@@ -1213,3 +1213,24 @@ def test_safe_values_on_a_failing_board_are_logged(start, connect, caplog):
     assert "cannot set led to its safe value 0" in caplog.text
     other = connect(running, "127.0.0.2")
     assert call(other, "POST", "/?gpio/buzzer", "1").status == 200  # the lease was let go
+
+
+# -- every busy message tells the truth for its resource (issue 11, item 14) -------------
+
+
+def test_each_busy_message_names_what_was_refused(start, connect, tmp_path):
+    running = start(app=make_app(tmp_path))
+    holder, other = connect(running, "127.0.0.1"), connect(running, "127.0.0.2")
+    assert call(holder, "POST", "/?gpio/led", "1").status == 200
+    for method, target, body, words in (
+        ("POST", "/?gpio/led", "0", ["writing pin led is refused; reading pins stays open"]),
+        ("PUT", "/?gpio/buzzer", '{"pwm": {"duty": 0.5}}', ["writing pin buzzer is refused"]),
+        ("POST", "/?gpio", '{"led": 0, "buzzer": 1}', ["writing pins led, buzzer is refused"]),
+        ("POST", "/?loop", '{"mode": "spin"}', ["setting the loop's mode", "GET /?loop"]),
+        ("POST", "/?car/forward", "", ["POST /?car/forward", "refused"]),
+    ):
+        value = check_error(call(other, method, target, body), 503, "busy", "127.0.0.1", *words)
+        assert "reads stay open" not in value["message"]
+        assert value["held_for"] >= 0
+    assert values(running, LED) == [0, 1]
+    assert call(other, "GET", "/?loop").json()["mode"] == "sleep"

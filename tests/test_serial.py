@@ -301,6 +301,29 @@ def test_numbers_and_sizes_outside_their_range(make_server, devices, clients, pa
     check_bytes(call(clients(running), "GET", "/?serial/dev&count=2&wait=5"), b"ok")
 
 
+def test_busy_messages_say_what_was_refused_on_the_port(make_server, devices, clients):
+    """A read from another client was refused with "reads stay open": not for a port."""
+    device = devices()
+    running = start(make_server, device.path)
+    holder = clients(running)
+    assert call(holder, "POST", "/?serial/dev", b"x").status == 200
+    other = clients(running, source="127.0.0.2")
+    read = check_error(
+        call(other, "GET", "/?serial/dev"),
+        503,
+        "busy",
+        "reading serial port dev is refused",
+        "the holder's reply",
+    )
+    write = check_error(
+        call(other, "POST", "/?serial/dev", b"y"), 503, "busy", "writing to serial port dev"
+    )
+    for refused in (read, write):
+        assert "stay open" not in refused["message"], refused
+    assert device.expect(1) == b"x"
+    assert call(other, "GET", "/?gpio").status == 200
+
+
 def test_unplug_and_replug(make_server, devices, clients, tmp_path):
     link = tmp_path / "ttyUSB0"  # a device path that appears and disappears
     running = start(make_server, str(link))  # absent at start: not fatal
