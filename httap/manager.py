@@ -40,6 +40,7 @@ HTTAP_VERSION = "1.0"
 NO_CACHE = [("Cache-Control", "no-cache, no-store, must-revalidate"), ("Expires", "0")]
 STANDARD = ("gpio", "loop", "serial", "stats")
 PIN_METHODS = "GET, HEAD, POST, PUT"
+ACTION_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
 READ_METHODS = "GET, HEAD"
 SERIAL_PARAMS = {"wait", "until", "count"}
 EXPOSED = "HTTaP-Session, Retry-After, HTTaP-Serial-Timeout, HTTaP-Serial-Dropped"
@@ -804,8 +805,15 @@ class Manager:
 
     # -- user actions ------------------------------------------------------------
 
-    def action(self, name: str, methods: tuple[str, ...] = ("GET",)) -> Callable:
-        """Decorator: register `function(request)` under `/?NAME` for `methods`."""
+    def action(self, name: str, methods: Union[str, tuple[str, ...]] = ("GET",)) -> Callable:
+        """Decorator: register `function(request)` under `/?NAME` for `methods` (one
+        method name, or several: one function answers them all and reads
+        `request.method`).
+
+        Raises ValueError, naming the action, for a name that would shadow the standard
+        vocabulary, a method not in ACTION_METHODS, and a name already registered: the
+        second registration would otherwise silently replace the first.
+        """
         name = name.strip("/")
         first = name.split("/", 1)[0]
         if not name or first in STANDARD or first.startswith("ping"):
@@ -813,9 +821,23 @@ class Manager:
                 f"action name {name!r} would shadow the standard vocabulary"
                 f" ({', '.join(STANDARD)}, ping…)"
             )
-        methods = tuple(method.upper() for method in methods)
+        methods = tuple(
+            method.upper() for method in ((methods,) if isinstance(methods, str) else methods)
+        )
+        if not methods or not set(methods) <= set(ACTION_METHODS):
+            raise ValueError(
+                f"action {name!r}: methods must name one or more of"
+                f" {', '.join(ACTION_METHODS)}, not {methods!r}"
+            )
 
         def register(function: Callable) -> Callable:
+            taken = self.actions.get(name)
+            if taken is not None:
+                raise ValueError(
+                    f"action {name!r} is already registered, for {', '.join(taken.methods)};"
+                    " register it once with every method it answers, e.g."
+                    ' methods=("GET", "POST"), and read request.method'
+                )
             self.actions[name] = Action(name, function, methods)
             return function
 
