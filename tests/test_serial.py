@@ -266,6 +266,70 @@ def test_only_the_holder_reads_while_it_holds_the_hardware(make_server, devices,
     assert call(other, "GET", "/?gpio").status == 200  # other reads stay open
 
 
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        (
+            "count=" + "9" * 5000,
+            "count is a whole number of bytes from 1 to 16 (serial.dev.buffer)",
+        ),
+        ("count=17", "from 1 to 16"),
+        ("count=1.5", "from 1 to 16"),
+        ("count=-1", "from 1 to 16"),
+        ("count=%2B3", "from 1 to 16"),  # "+3": int() would take it
+        ("count=%D9%A3", "from 1 to 16"),  # an Arabic-Indic three: int() would take it too
+        ("count=1e1", "from 1 to 16"),
+        ("wait=inf", "wait is a number of seconds from 0 to 3600"),
+        ("wait=1e400", "from 0 to 3600"),
+        ("wait=" + "9" * 5000, "from 0 to 3600"),
+        ("wait=-1", "from 0 to 3600"),
+        ("wait=3600.01", "from 0 to 3600"),
+        ("until=" + "%41" * 17, "until is from 1 to 16 bytes"),  # could never be matched
+        ("until=", "until is from 1 to 16 bytes"),
+    ],
+)
+def test_numbers_and_sizes_outside_their_range(make_server, devices, clients, params, words):
+    device = devices()
+    running = make_server(
+        serial={"dev": {"port": device.path, "buffer": 16}},
+        gpio__backend="sim",
+        limits__uri=16384,
+    )
+    client = clients(running)
+    for method in ("GET", "POST"):
+        began = time.monotonic()
+        reply = call(client, method, f"/?serial/dev&{params}", b"x" if method == "POST" else b"")
+        check_error(reply, 400, "bad-value", words)
+        assert time.monotonic() - began < 0.9  # refused at once
+    assert call(client, "POST", "/?serial/dev", b"z").json() == {"written": 1}
+    assert device.expect(1) == b"z"  # the refused writes wrote nothing
+    device.send(b"ok")
+    check_bytes(call(clients(running), "GET", "/?serial/dev&count=2&wait=5"), b"ok")
+
+
+def test_busy_messages_say_what_was_refused_on_the_port(make_server, devices, clients):
+    """A read from another client was refused with "reads stay open": not for a port."""
+    device = devices()
+    running = start(make_server, device.path)
+    holder = clients(running)
+    assert call(holder, "POST", "/?serial/dev", b"x").status == 200
+    other = clients(running, source="127.0.0.2")
+    read = check_error(
+        call(other, "GET", "/?serial/dev"),
+        503,
+        "busy",
+        "reading serial port dev is refused",
+        "the holder's reply",
+    )
+    write = check_error(
+        call(other, "POST", "/?serial/dev", b"y"), 503, "busy", "writing to serial port dev"
+    )
+    for refused in (read, write):
+        assert "stay open" not in refused["message"], refused
+    assert device.expect(1) == b"x"
+    assert call(other, "GET", "/?gpio").status == 200
+
+
 def test_unplug_and_replug(make_server, devices, clients, tmp_path):
     link = tmp_path / "ttyUSB0"  # a device path that appears and disappears
     running = start(make_server, str(link))  # absent at start: not fatal
