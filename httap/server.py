@@ -82,7 +82,9 @@ class Server:
             raise StartupError(message) from None
         self.loop = loop or Loop(Loop.selector_for(config.limits.connections))
         self.serve_documents_from(config.documents)
-        self.library = StaticFiles(default_documents(), config.index, config.mime, config.headers)
+        self.library = StaticFiles(
+            default_documents(), config.index, config.mime, config.headers, cache=config.cache
+        )
         try:
             self.manager = Manager(self)
         except GpioError as err:
@@ -196,7 +198,9 @@ class Server:
         A fresh StaticFiles, since every path the old one resolved or cached is gone.
         """
         config = self.config
-        self.static = StaticFiles(root, config.index, config.mime, config.headers)
+        self.static = StaticFiles(
+            root, config.index, config.mime, config.headers, cache=config.cache
+        )
 
     # -- listening and accepting -------------------------------------------------
 
