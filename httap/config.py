@@ -309,8 +309,14 @@ _NAME_NOUN = 'letters, digits, "_" and "-", starting with a letter or "_"'
 _HOST = r"\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+"
 _ORIGIN = rf"\*|https?://(?:{_HOST})(?::[0-9]{{1,5}})?"
 _MIME_TYPE = rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|\"[^\"\x00-\x1f]*\"))*"
-# Framing is the server's: a configured header must not be able to break it.
-_HEADER_NAME = rf"(?i)(?!(?:connection|content-length|transfer-encoding)\Z){_TOKEN}"
+# Framing is the server's: a configured header must not be able to break it. Nor may it
+# contradict the caching that `cache` states.
+_HEADER_NAME = (
+    rf"(?i)(?!(?:connection|content-length|transfer-encoding|cache-control|expires)\Z){_TOKEN}"
+)
+# `cache`: a file's path under `documents` ("/app.js") or a prefix ending with "*".
+_CACHE_PATH = r"/[^\x00-\x1f\x7f*]*(?:\*|(?<!/))"
+MAX_AGE = 31_536_000  # one year: the longest lifetime `cache` gives (RFC 9111 5.2.2.1)
 _HEADER_VALUE = r"[^\x00-\x08\x0a-\x1f\x7f]*"
 _PORT_NOUN = "a TCP port"
 _LISTEN_NOUN = 'a URL like "http://HOST:PORT" (HOST empty for every address, [IPv6] in brackets)'
@@ -670,8 +676,16 @@ class Config(NamedTuple):
         dict_of(
             _HEADER_NAME,
             "header names (HTTP tokens; not Connection, Content-Length or Transfer-Encoding,"
-            " which the server sets)",
+            " which the server sets, nor Cache-Control or Expires: set lifetimes with `cache`)",
             text(_HEADER_VALUE, "a header value without CR, LF or other controls"),
+        ),
+        {},
+    )
+    cache: Mapping[str, int] = setting(
+        dict_of(
+            _CACHE_PATH,
+            'file paths like "/index.html" or prefixes like "/assets/*"',
+            number(0, MAX_AGE, "a whole number of seconds", integer=True),
         ),
         {},
     )

@@ -349,9 +349,16 @@ KEEP_ALIVE_LINE = b"Connection: keep-alive\r\n"
 
 
 def error_response(status: int, message: str) -> Response:
-    """A one-line plain-text answer for a protocol error."""
+    """A one-line plain-text answer: a protocol error, a refusal or a redirect.
+
+    `no-store`: it answers this request at this moment, and a cache that kept it (404,
+    405, 301 and 308 may be kept by default, RFC 9110 section 15.1) would go on giving
+    it after the file appears or the configuration changes.
+    """
     return Response(
-        status, [("Content-Type", "text/plain; charset=utf-8")], (message + "\n").encode()
+        status,
+        [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")],
+        (message + "\n").encode(),
     )
 
 

@@ -37,7 +37,11 @@ log = logging.getLogger("httap.manager")
 audit = logging.getLogger("httap.audit")
 
 HTTAP_VERSION = "1.0"
-NO_CACHE = [("Cache-Control", "no-cache, no-store, must-revalidate"), ("Expires", "0")]
+# Expires is a date in the past: the original's "0" is no HTTP-date (RFC 9111 section 5.3).
+NO_CACHE = [
+    ("Cache-Control", "no-cache, no-store, must-revalidate"),
+    ("Expires", http.http_date(0)),
+]
 STANDARD = ("gpio", "loop", "serial", "stats")
 PIN_METHODS = "GET, HEAD, POST, PUT"
 ACTION_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")

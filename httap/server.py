@@ -89,7 +89,12 @@ class Server:
         self.serve_documents_from(config.documents)
         # Read once, now, and never rechecked: a chroot leaves the app's files out of reach.
         self.library = StaticFiles(
-            default_documents(), config.index, config.mime, config.headers, recheck=math.inf
+            default_documents(),
+            config.index,
+            config.mime,
+            config.headers,
+            recheck=math.inf,
+            cache=config.cache,
         )
         for path in BUILT_IN:
             self.library.handle(http.Request("GET", path, "HTTP/1.1", {}, False))
@@ -223,7 +228,9 @@ class Server:
         A fresh StaticFiles, since every path the old one resolved or cached is gone.
         """
         config = self.config
-        self.static = StaticFiles(root, config.index, config.mime, config.headers)
+        self.static = StaticFiles(
+            root, config.index, config.mime, config.headers, cache=config.cache
+        )
         self.documents_root = root
 
     def check_documents(self) -> None:

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-from client import Client
-from conftest import HELLO, ROOT, wait_for
 
 from httap import __version__
+from tests.client import Client
+from tests.conftest import HELLO, ROOT, wait_for
 
 LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
 # The environment without the variables under test, so the caller's shell cannot leak in.

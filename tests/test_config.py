@@ -378,9 +378,9 @@ def test_file_errors_start_with_the_path_as_given(tmp_path, monkeypatch):
         ),
         (
             "{zzz: 1}",
-            "zzz: unknown key; allowed keys at the top level: app, auth, chroot, cors, documents,"
-            " gpio, group, headers, hosts, id, index, limits, listen, log, mime, redirect, serial,"
-            " session, timeouts, tls, user",
+            "zzz: unknown key; allowed keys at the top level: app, auth, cache, chroot, cors,"
+            " documents, gpio, group, headers, hosts, id, index, limits, listen, log, mime,"
+            " redirect, serial, session, timeouts, tls, user",
         ),
         (
             "{gpio: {pins: {led: {gpio: 17, mdoe: 'out'}}}}",
@@ -514,7 +514,8 @@ def test_unknown_keys(tmp_path, text, message):
             "{headers: {'Content-Length': '5'}}",
             'headers: found the key "Content-Length",'
             " expected header names (HTTP tokens; not Connection, Content-Length or"
-            " Transfer-Encoding, which the server sets)",
+            " Transfer-Encoding, which the server sets, nor Cache-Control or Expires: set"
+            " lifetimes with `cache`)",
         ),
         # pins
         (

@@ -10,8 +10,8 @@ import re
 import signal
 
 import pytest
-from conftest import ROOT
-from test_cli import fetch, httap, one_line_error
+from tests.conftest import ROOT
+from tests.test_cli import fetch, httap, one_line_error
 
 from httap.init import NOTE, WEB_JSON5
 

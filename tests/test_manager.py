@@ -61,10 +61,11 @@ def call(client: Client, method: str, target: str, body=b"", headers: str = "") 
 
 
 def check_dynamic(reply: Reply, session: int | None = None) -> None:
-    """The headers every dynamic reply carries (docs/protocol.md, "Replies in the dynamic domain")."""
+    """The headers every dynamic reply carries (docs/protocol.md, "Replies in the dynamic
+    domain")."""
     headers = reply.headers
     assert headers["cache-control"] == NO_CACHE, reply.raw_head
-    assert headers["expires"] == "0", reply.raw_head
+    assert headers["expires"] == "Thu, 01 Jan 1970 00:00:00 GMT", reply.raw_head
     assert headers["httap-session"].isdigit(), reply.raw_head
     if session is not None:
         assert int(headers["httap-session"]) == session

@@ -12,11 +12,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from client import Client
-from conftest import ROOT
-from test_cli import CLEAN_ENV, HELLO, httap
 
 from httap import privileges
+from tests.client import Client
+from tests.conftest import ROOT
+from tests.test_cli import CLEAN_ENV, HELLO, httap
 
 NOBODY = pwd.getpwnam("nobody")
 as_root = pytest.mark.skipif(
