@@ -10,10 +10,10 @@ import re
 import signal
 
 import pytest
-from tests.conftest import ROOT
-from tests.test_cli import fetch, httap, one_line_error
 
 from httap.init import NOTE, WEB_JSON5
+from tests.conftest import ROOT
+from tests.test_cli import fetch, httap, one_line_error
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
