@@ -140,7 +140,7 @@ def test_make_run_installs_the_server_alone_and_serves_the_console(tmp_path):
     try:
         started = wait_for(
             lambda: (
-                re.search(r"httap \S+ listening on http://127\.0\.0\.1:(\d+)", log.read_text())
+                re.search(r"listening on http://127\.0\.0\.1:(\d+)", log.read_text())
                 or run.poll() is not None
             ),
             timeout=300,  # a venv and a pip install from the cache
