@@ -18,13 +18,19 @@ TLS_DIR ?= .tls
 
 .PHONY: run run-tls example test test-all soak lint format bench clean
 
+# The venv gets no pip of its own when $(PYTHON)'s pip can install into it (`pip --python`,
+# pip 22.3 and later): ensurepip would cost more than the rest of `make run` together.
 $(PY):
-	$(PYTHON) -m venv $(VENV)
+	if $(PYTHON) -m pip --help 2>/dev/null | grep -q -e '--python <python>'; \
+	then $(PYTHON) -m venv --without-pip $(VENV); else $(PYTHON) -m venv $(VENV); fi
+PIP = $(if $(wildcard $(VENV)/bin/pip),$(PY) -m pip,$(PYTHON) -m pip --python $(PY))
 
 $(RUNTIME): pyproject.toml requirements.txt | $(PY)
-	$(PY) -m pip install --quiet -r requirements.txt -e .
+	$(PIP) install --quiet -r requirements.txt -e .
 	touch $@
 
+# The test layer: the browser and openssl when missing, the tools, and pip (a test builds
+# a wheel with it).
 $(TOOLS): $(RUNTIME) requirements-test.txt
 	@missing=$$(for tool in chromium openssl; do command -v $$tool >/dev/null || echo $$tool; done); \
 	if [ -n "$$missing" ]; then \
@@ -32,7 +38,7 @@ $(TOOLS): $(RUNTIME) requirements-test.txt
 		echo "the browser tests need:" $$missing; \
 		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$missing; \
 	fi
-	$(PY) -m pip install --quiet -r requirements-test.txt
+	$(PIP) install --quiet -r requirements-test.txt pip
 	touch $@
 
 # make run LISTEN=http://:8080 serves every address (the default is this machine only).
