@@ -10,7 +10,6 @@ import logging
 import re
 import socket
 import struct
-import subprocess
 import time
 
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from tests.client import Client
 from tests.conftest import ROOT, wait_for
 from tests.test_actions import call
+from tests.test_packaging import make
 
 EXAMPLES = ROOT / "examples"
 
@@ -55,14 +55,7 @@ def test_every_example_is_listed_where_make_example_is_taught():
 @pytest.mark.parametrize("name", NAMES)
 def test_make_example_serves_the_page(spawn, name):
     """What `make example NAME=...` runs (as `make -n` shows it), on a free port."""
-    planned = subprocess.run(
-        ["make", "-n", "example", f"NAME={name}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout.splitlines()[-1]
+    planned = make(ROOT, "example", f"NAME={name}").splitlines()[-1]
     command = planned.partition(" -m httap ")[2].split()
     assert command == ["serve", "--config", f"examples/{name}/web.json5"]
     process = spawn(*command, "--listen", "http://127.0.0.1:0")

@@ -108,11 +108,18 @@ def fresh_copy(where: Path) -> Path:
     return clone
 
 
-def make(clone: Path, *args: str) -> str:
-    """`make -n ARGS` in the clone: the commands make would run, none run."""
+# make's own variables, which a `make test` around this suite would pass down.
+MAKE_ENV = {
+    key: value for key, value in os.environ.items() if not key.startswith(("MAKE", "MFLAGS"))
+}
+
+
+def make(where: Path, *args: str) -> str:
+    """`make -n ARGS` in `where` with this Python: the commands make would run, none run."""
     done = subprocess.run(
         ["make", "-n", *args, f"PYTHON={sys.executable}"],
-        cwd=clone,
+        cwd=where,
+        env=MAKE_ENV,
         capture_output=True,
         text=True,
         timeout=60,
@@ -133,6 +140,7 @@ def test_make_run_installs_the_server_alone_and_serves_the_console(tmp_path):
         run = subprocess.Popen(
             ["make", "run", "LISTEN=http://127.0.0.1:0", f"PYTHON={sys.executable}"],
             cwd=clone,
+            env=MAKE_ENV,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # make and its server: one group, stopped together
