@@ -43,6 +43,9 @@ Rules of this file:
 - A protocol error is answered (status and a one-line message), then the connection
   closes. A timeout in HEAD or BODY is answered with 408; in the others the connection
   closes silently.
+- The session sees the connection's activity: the start of every request and the end
+  of every reply (entering IDLE) count, so `/?ping`'s Remain and the lease's idle time
+  agree with the inactivity deadline.
 """
 
 from __future__ import annotations
@@ -347,6 +350,8 @@ class Connection:
         self.requests += 1
         request.client = self.client
         request.session = self.session
+        if self.session is not None:
+            self.session.request_started(self.loop.now)
         request.tls = self.tls
         if self.server.logs is not None:
             self.started = self.server.logs.request(self, request)
@@ -556,6 +561,8 @@ class Connection:
             self.state = state
             self.settled_requests = self.requests
             self._arm_for(state)
+            if state == IDLE and self.session is not None:
+                self.session.reply_ended(self.loop.now)  # the inactivity timer starts here
         events = WRITE if writing else 0
         if not self.eof and (
             state in (IDLE, HEAD, BODY)

@@ -163,7 +163,7 @@ class Manager:
         self.requests += 1
         session: Session = request.session
         now = self.loop.now
-        idle, session.last_active = now - session.last_active, now
+        idle = session.idle  # the connection marked the request's start (Session.request_started)
         self.current = request
         try:
             path, _, query = request.target[2:].partition("&")

@@ -32,9 +32,20 @@ class Session:
         self.client = client
         self.address = client[0] if client else ""
         self.opened = now
-        self.last_active = now
+        self.last_active = now  # the start of its last request or the end of its last reply
+        self.idle = 0.0  # seconds it had been idle when its current request started
         self.closed = False
         self._on_close: list[Callable[[], Any]] = []
+
+    def request_started(self, now: float) -> None:
+        """A request, static or dynamic, starts: activity (`now` in loop seconds)."""
+        self.idle = now - self.last_active
+        self.last_active = now
+
+    def reply_ended(self, now: float) -> None:
+        """The last reply is sent and the connection is idle: activity too, so the idle
+        time counts from here, like the connection's inactivity timeout."""
+        self.last_active = now
 
     def on_close(self, callback: Callable[[], Any]) -> None:
         self._on_close.append(callback)
@@ -120,7 +131,8 @@ class Lease:
         self.on_release()
 
     def holder_idle(self, now: float) -> float:
-        """Seconds since the holding client last made a request (for Retry-After)."""
+        """Seconds since the holding client's last activity, a request's start or a
+        reply's end (for Retry-After)."""
         holder = self.holder
         if holder is None:
             return 0.0
