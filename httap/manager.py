@@ -322,7 +322,7 @@ class Manager:
         origin = request.headers.get("origin")
         if origin is None or self._origin_allowed(origin):
             return
-        if origin.partition("://")[2] == request.headers.get("host"):
+        if origin.partition("://")[2] == request.authority:
             return  # the page this server served
         raise fail(
             403,

@@ -685,3 +685,29 @@ def test_hosts_refuses_names_it_does_not_serve(make_server, files, host, status)
     good = Client(running.connect())
     good.send(b"GET /hello.txt HTTP/1.1\r\nHost: pi.local\r\n\r\n")
     assert good.read().status == 200
+
+
+@pytest.mark.parametrize(
+    ("target", "host", "status", "named"),
+    [
+        ("http://evil.example/hello.txt", "pi.local", 421, "evil.example"),
+        ("http://evil.example:8080/?ping", "127.0.0.1", 421, "evil.example:8080"),
+        ("http://pi.local/hello.txt", "evil.example", 200, None),
+        ("https://[::1]:8443/?ping", "evil.example", 200, None),
+    ],
+)
+def test_hosts_judges_the_authority_the_request_is_for(
+    make_server, files, target, host, status, named
+):
+    """RFC 9112 3.2.2: an absolute-form target's authority wins over Host, for the gate too."""
+    running = make_server(documents=str(files), hosts=["pi.local"], gpio__backend="sim")
+    client = Client(running.connect())
+    client.send(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    reply = client.read()
+    assert reply.status == status, reply.body
+    if named is not None:
+        assert f"does not answer for the host {named!r} (hosts)" in reply.body.decode()
+    assert client.get("/hello.txt", headers="").status == 421  # Client sends "Host: test"
+    good = Client(running.connect())
+    good.send(b"GET /hello.txt HTTP/1.1\r\nHost: pi.local\r\n\r\n")
+    assert good.read().status == 200
