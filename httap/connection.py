@@ -46,6 +46,7 @@ Rules of this file:
 - The session sees the connection's activity: the start of every request and the end
   of every reply (entering IDLE) count, so `/?ping`'s Remain and the lease's idle time
   agree with the inactivity deadline.
+- Every reply, whoever made it, gets the owner's `reply_headers` (CORS) as it is queued.
 """
 
 from __future__ import annotations
@@ -325,7 +326,7 @@ class Connection:
             try:
                 request = parser.next_request()
             except http.ProtocolError as err:
-                self._answer_error(err.status, err.message)
+                self._answer_error(err.status, err.message, err.request)
                 break
             if request is None:
                 break
@@ -424,7 +425,13 @@ class Connection:
                 file = None
             else:
                 self.file = [fd, file.offset, file.length]
-        head = response.head_bytes() + http.date_line() + connection + b"\r\n"
+        head = (
+            response.head_bytes()
+            + self.server.reply_headers(request, response)
+            + http.date_line()
+            + connection
+            + b"\r\n"
+        )
         body = response.body
         if request.method == "HEAD" or not body:
             self.out.append(head)
@@ -440,11 +447,15 @@ class Connection:
             sent = 0 if request.method == "HEAD" else response.length
             self.server.logs.response(self, request, response.status, head, sent, self.started)
 
-    def _answer_error(self, status: int, message: str) -> None:
-        """Answer a protocol error or a timeout, then close."""
+    def _answer_error(
+        self, status: int, message: str, request: Optional[http.Request] = None
+    ) -> None:
+        """Answer a protocol error or a timeout, then close. `request` is the request
+        whose head was read, when there is one: its reply gets the owner's headers too."""
         self.closing = True
         response = http.error_response(status, message)
-        head = response.head_bytes() + http.date_line() + http.CLOSE_LINE + b"\r\n"
+        extra = b"" if request is None else self.server.reply_headers(request, response)
+        head = response.head_bytes() + extra + http.date_line() + http.CLOSE_LINE + b"\r\n"
         self.out.append(head + response.body)
         self.out_size += len(head) + len(response.body)
         if self.server.logs is not None:
@@ -622,6 +633,7 @@ class Connection:
         self._answer_error(
             408,
             f"request timeout: {missing} within {self._seconds(timeout):g} s (timeouts.{timeout})",
+            self.parser.partial,
         )
         self._flush()
         if self.state != CLOSED:

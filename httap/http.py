@@ -73,12 +73,17 @@ _memo: dict[bytes, tuple[str, str, str, dict[str, str], bool, Optional[str]]] = 
 
 
 class ProtocolError(Exception):
-    """A request the server refuses to frame: answer `status` with `message`, then close."""
+    """A request the server refuses to frame: answer `status` with `message`, then close.
+
+    `request` is the request whose head was read when the refusal came later (its
+    framing or its body), else None: its reply can then say what any reply to it says.
+    """
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.request: Optional[Request] = None
 
 
 class HTTPError(Exception):
@@ -372,6 +377,8 @@ class Parser:
             return self._read_body()
         except ProtocolError as err:
             self.state = DEAD
+            if err.request is None:
+                err.request = self.partial  # a body's refusal: its head was read
             self._error = err
             raise
 
@@ -403,7 +410,11 @@ class Parser:
                     request.keep_alive,
                     request.authority,
                 )
-        return self._framing(request)
+        try:
+            return self._framing(request)
+        except ProtocolError as err:
+            err.request = request
+            raise
 
     def _parse_head(self, head: bytes) -> Request:
         if b"\n" in head and head.count(b"\n") != head.count(b"\r\n"):

@@ -4,7 +4,7 @@ The router is short. First the gates: an authority (the Host header, or an
 absolute-form target's, which wins) that `hosts` does not list is refused (DNS
 rebinding), a configured redirect answers its paths, and `auth` may refuse the
 request. Then a target that starts with `/?` goes to the HTTaP manager, everything
-else to the static files.
+else to the static files. Whoever answers, `reply_headers` adds CORS to the reply.
 """
 
 from __future__ import annotations
@@ -89,6 +89,10 @@ class Server:
             self.manager = Manager(self)
         except GpioError as err:
             raise StartupError(f"cannot set up the GPIO pins: {err}") from None
+        # reply_headers(request, response) -> bytes: header lines that every reply
+        # carries besides its own, whoever made it; the one place CORS is applied. The
+        # connection calls it as it queues any reply, a late one or a protocol error's.
+        self.reply_headers = self.manager.cors_headers
         self.redirects = config.redirect
         self.hosts = _allowed_hosts(config)
         self._authorities: dict[Optional[str], bool] = {}  # the hosts gate's verdicts

@@ -1246,6 +1246,17 @@ def test_invalid_authorities(text: str) -> None:
     assert not http.valid_authority(text)
 
 
+def test_a_refusal_after_the_head_names_its_request() -> None:
+    """Its reply can then carry what every reply to that request carries (CORS)."""
+    head = post(b"Content-Length: 101\r\nOrigin: http://app.example\r\n", b"")
+    refused = refusal(head, max_body=100)
+    assert refused.status == 413 and refused.request.headers["origin"] == "http://app.example"
+    late = refusal(chunks(b"zz\r\n"))
+    assert late.status == 400 and late.request.method == "POST"
+    early = refusal(get(headers=b"Host: a b\r\nOrigin: http://app.example\r\n"))
+    assert early.request is None  # a malformed head: nothing of it is trusted
+
+
 # -- HTTP dates (our own, lighter than email.utils, which is the oracle here) ----------
 
 
