@@ -60,7 +60,8 @@ def call(client: Client, method: str, target: str, body=b"", headers: str = "") 
 
 
 def check_dynamic(reply: Reply, session: int | None = None) -> None:
-    """The headers every dynamic reply carries (docs/protocol.md, "Replies in the dynamic domain")."""
+    """The headers every dynamic reply carries (docs/protocol.md, "Replies in the dynamic
+    domain")."""
     headers = reply.headers
     assert headers["cache-control"] == NO_CACHE, reply.raw_head
     assert headers["expires"] == "0", reply.raw_head
