@@ -219,6 +219,21 @@ def test_sign_ins_at_once_are_held_for_their_turns_and_all_answered(guarded, tls
     assert running.call(lambda: running.server.auth.checks) == 4
 
 
+def test_a_sign_in_held_past_the_inactivity_timeout_is_answered(guarded, tls_pair):
+    """A refused sign-in's 401 is held back (1 s, 2 s, 4 s... for an address's failures
+    in a row): a pending reply, so even one held longer than timeouts.inactivity gets
+    its answer, and the connection goes on."""
+    running = guarded(**{"timeouts.inactivity": 3})
+    client = secure_client(running, tls_pair, source="127.0.0.21")
+    client.sock.settimeout(4 + 10)
+    for n, held in enumerate((1, 2, 4)):
+        began = time.monotonic()
+        reply = client.get("/?gpio/led", headers=basic("bob", f"guess{n}"))
+        assert reply.status == 401 and reply.json()["message"] == "wrong user name or password"
+        assert time.monotonic() - began >= held - 0.1
+    assert client.get("/hello.txt").status == 200
+
+
 @pytest.mark.parametrize(
     ("header", "why"),
     [
