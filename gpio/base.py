@@ -42,6 +42,9 @@ class Backend(ABC):
     """A board. Every call is short and never blocks: the poll loop calls them inline."""
 
     name = "base"
+    # True for a board in memory (gpio/sim.py): its inputs have no real wire, so
+    # `drive(gpio, value)` sets them, and `POST /?gpio/NAME {"drive": V}` reaches it.
+    simulated = False
 
     @abstractmethod
     def setup(self, pin: Pin) -> None:

@@ -29,6 +29,7 @@ class SimBackend(Backend):
     """A board in memory whose pins record every value they are given."""
 
     name = "sim"
+    simulated = True
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock

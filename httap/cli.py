@@ -1,5 +1,5 @@
 """The `httap` command: `serve` runs the server, `check` validates a configuration,
-`passwd` makes a password hash for `auth.users`."""
+`passwd` makes a password hash for `auth.users`, `init` writes a starter configuration."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import json
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import Optional
 
 from httap import __version__, config, privileges
+from httap.init import InitError, write_starter
 from httap.server import Server, StartupError, tls_setup
-
-log = logging.getLogger("httap.cli")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +30,12 @@ def _parser() -> argparse.ArgumentParser:
         help="print a password hash for auth.users (asks twice; or reads one line from a pipe)",
     )
     passwd.add_argument("name", nargs="?", help="the user, to print the web.json5 entry")
+    init = commands.add_parser(
+        "init", help="write a starter web.json5 and static/index.html; never overwrites"
+    )
+    init.add_argument(
+        "directory", nargs="?", default=".", metavar="DIR", help="where (default: here)"
+    )
     passwd.add_argument(
         "--cost",
         type=int,
@@ -93,11 +99,11 @@ def serve(args: argparse.Namespace) -> int:
         server.loop.add_signal_handler(signum, server.stop)
     try:
         urls = server.listen()
-        log.info("listening on %s", ", ".join(urls))
         # Sockets bound and devices open: nothing more needs root, so give it up.
         privileges.drop(identity, settings.documents if settings.chroot else None)
         if settings.chroot:
             server.serve_documents_from("/")
+        server.check_documents()  # as the user that serves them
     except (StartupError, privileges.PrivilegeError):
         server.close()  # release what Server() opened (the GPIO backend among others)
         raise
@@ -145,7 +151,16 @@ def passwd(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": serve, "check": check, "passwd": passwd}
+def init(args: argparse.Namespace) -> int:
+    written = write_starter(args.directory)
+    for path in written:
+        print(f"wrote {path}")
+    where = "" if Path(args.directory).resolve() == Path.cwd() else f"cd {args.directory} && "
+    print(f"next: {where}httap serve    (then open http://localhost:8080)")
+    return 0
+
+
+COMMANDS = {"serve": serve, "check": check, "passwd": passwd, "init": init}
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -157,6 +172,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     except PasswordError as err:
         print(f"httap passwd: {err}", file=sys.stderr)
+        return 2
+    except InitError as err:
+        print(f"httap init: {err}", file=sys.stderr)
         return 2
     except (StartupError, privileges.PrivilegeError) as err:
         print(f"httap: {err}", file=sys.stderr)

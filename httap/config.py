@@ -26,6 +26,10 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, Optional, Union
 
 __all__ = [
+    "GPIO_NUMBER",
+    "PWM_DUTY",
+    "PWM_FREQUENCY",
+    "WAIT",
     "AuthConfig",
     "Config",
     "ConfigError",
@@ -35,6 +39,7 @@ __all__ = [
     "ListenAddress",
     "LogConfig",
     "PinConfig",
+    "Range",
     "Redirect",
     "Route",
     "SerialConfig",
@@ -57,11 +62,18 @@ _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _describe(value: Any) -> str:
-    """Show a found value briefly: containers by kind (they can be long), scalars as JSON."""
+    """Show a found value briefly: containers by kind (they can be long), scalars as JSON,
+    and a whole number past 64 bits by its size (Python refuses to print one of more
+    than 4,300 digits, and nobody wants to read it)."""
     if isinstance(value, Mapping):
         return "an object"
     if isinstance(value, (list, tuple)):
         return "a list"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        digits = int(value.bit_length() * 0.30103) + 1  # at most one too many
+        if 10 ** (digits - 1) > abs(value):
+            digits -= 1
+        return f"a whole number of {digits} digits"
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -110,20 +122,58 @@ def _alternatives(choices: tuple) -> str:
     return " or ".join(shown) if len(shown) <= 2 else "one of " + ", ".join(shown)
 
 
-def number(
-    low: float, high: float, noun: str = "a number of seconds", *, integer: bool = False
-) -> Checker:
-    """A number (never a boolean) from low to high inclusive; whole if `integer`."""
-    expected = f"{noun} from {_show_number(low)} to {_show_number(high)}"
+class Range(NamedTuple):
+    """The numbers one setting or request parameter accepts: from `low` to `high`
+    inclusive (`low` itself excluded if `above`), whole numbers only if `integer`.
+
+    Each range is written once, here or beside its setting, and both the config's
+    checker (`within`) and the request checks in the manager use it, so a value that
+    web.json5 refuses is refused in a request too, with the same words.
+    """
+
+    low: float
+    high: float
+    noun: str = "a number of seconds"
+    integer: bool = False
+    above: bool = False
+
+    def holds(self, value: Any) -> bool:
+        """True for a number in the range: never a boolean, NaN or an infinity; a huge
+        whole number is compared exactly (no conversion to float that could overflow)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.integer and not isinstance(value, int):
+            return False
+        if self.above:
+            return self.low < value <= self.high
+        return self.low <= value <= self.high
+
+    def __str__(self) -> str:
+        low, high = _show_number(self.low), _show_number(self.high)
+        if self.above:
+            return f"{self.noun} more than {low} and at most {high}"
+        return f"{self.noun} from {low} to {high}"
+
+
+def within(span: Range) -> Checker:
+    """A number (never a boolean) in `span`."""
+    expected = str(span)
 
     def check(value: Any, where: Where) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise where.invalid(value, expected, wrong_type=True)
-        if (integer and not isinstance(value, int)) or not low <= value <= high:
+        if not span.holds(value):
             raise where.invalid(value, expected)
         return value
 
     return check
+
+
+def number(
+    low: float, high: float, noun: str = "a number of seconds", *, integer: bool = False
+) -> Checker:
+    """A number (never a boolean) from low to high inclusive; whole if `integer`."""
+    return within(Range(low, high, noun, integer))
 
 
 def size(low: int, high: int) -> Checker:
@@ -259,8 +309,14 @@ _NAME_NOUN = 'letters, digits, "_" and "-", starting with a letter or "_"'
 _HOST = r"\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+"
 _ORIGIN = rf"\*|https?://(?:{_HOST})(?::[0-9]{{1,5}})?"
 _MIME_TYPE = rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|\"[^\"\x00-\x1f]*\"))*"
-# Framing is the server's: a configured header must not be able to break it.
-_HEADER_NAME = rf"(?i)(?!(?:connection|content-length|transfer-encoding)\Z){_TOKEN}"
+# Framing is the server's: a configured header must not be able to break it. Nor may it
+# contradict the caching that `cache` states.
+_HEADER_NAME = (
+    rf"(?i)(?!(?:connection|content-length|transfer-encoding|cache-control|expires)\Z){_TOKEN}"
+)
+# `cache`: a file's path under `documents` ("/app.js") or a prefix ending with "*".
+_CACHE_PATH = r"/[^\x00-\x1f\x7f*]*(?:\*|(?<!/))"
+MAX_AGE = 31_536_000  # one year: the longest lifetime `cache` gives (RFC 9111 5.2.2.1)
 _HEADER_VALUE = r"[^\x00-\x08\x0a-\x1f\x7f]*"
 _PORT_NOUN = "a TCP port"
 _LISTEN_NOUN = 'a URL like "http://HOST:PORT" (HOST empty for every address, [IPv6] in brackets)'
@@ -446,16 +502,25 @@ class Session(NamedTuple):
     exclusive: str = setting(one_of("client", "connection", "off"), "client")
 
 
+# Ranges that requests share with web.json5: the manager checks the same numbers with them.
+GPIO_NUMBER = Range(0, 53, "a BCM GPIO number", integer=True)  # a Raspberry Pi's lines
+# PWM is bit-banged on the loop's timers: past 10 kHz the edges are mostly jitter, and
+# below 0.01 Hz (a 100 s period) a timer would lie days or years ahead.
+PWM_FREQUENCY = Range(0.01, 10_000, "a frequency in Hz")
+PWM_DUTY = Range(0, 1, "a duty cycle")
+WAIT = Range(0, 3600, "a number of seconds")  # long-polls and serial reads, serial timeout
+
+
 class PinConfig(NamedTuple):
     """One named pin; `initial`/`safe` None leave the level alone."""
 
-    gpio: int = setting(number(0, 53, "a BCM GPIO number", integer=True))
+    gpio: int = setting(within(GPIO_NUMBER))
     mode: str = setting(one_of("in", "out", "pwm"), "in")
     pull: str = setting(one_of("up", "down", "off"), "off")
     initial: Optional[int] = setting(optional(one_of(0, 1)), None)
     safe: Optional[int] = setting(optional(one_of(0, 1)), None)
-    frequency: float = setting(number(0.01, 1_000_000, "a frequency in Hz"), 100)
-    duty: float = setting(number(0, 1, "a duty cycle"), 0)
+    frequency: float = setting(within(PWM_FREQUENCY), 100)
+    duty: float = setting(within(PWM_DUTY), 0)
 
 
 # Pin settings that mean something only in some modes: given a value other than their
@@ -508,7 +573,7 @@ class SerialConfig(NamedTuple):
     bytesize: int = setting(one_of(5, 6, 7, 8), 8)
     parity: str = setting(one_of("N", "E", "O", "M", "S"), "N")
     stopbits: float = setting(one_of(1, 1.5, 2), 1)
-    timeout: Optional[float] = setting(optional(number(0, 3600)), None)
+    timeout: Optional[float] = setting(optional(within(WAIT)), None)
     buffer: int = setting(size(16, 1 << 24), 65536)
 
 
@@ -613,8 +678,16 @@ class Config(NamedTuple):
         dict_of(
             _HEADER_NAME,
             "header names (HTTP tokens; not Connection, Content-Length or Transfer-Encoding,"
-            " which the server sets)",
+            " which the server sets, nor Cache-Control or Expires: set lifetimes with `cache`)",
             text(_HEADER_VALUE, "a header value without CR, LF or other controls"),
+        ),
+        {},
+    )
+    cache: Mapping[str, int] = setting(
+        dict_of(
+            _CACHE_PATH,
+            'file paths like "/index.html" or prefixes like "/assets/*"',
+            number(0, MAX_AGE, "a whole number of seconds", integer=True),
         ),
         {},
     )
@@ -760,6 +833,10 @@ def _find(path: Optional[str]) -> Optional[Path]:
     if path is None:
         here = Path(_FILE_NAME)
         return here if here.is_file() else None
+    if Path(path).is_dir():
+        inside = Path(path) / _FILE_NAME
+        hint = f"; did you mean {inside}?" if inside.is_file() else ""
+        raise ConfigError(f"config file {path} is a directory: name the file{hint}")
     if not Path(path).is_file():
         raise ConfigError(f"config file not found: {path}")
     return Path(path)
@@ -778,6 +855,11 @@ def _read(path: Path) -> Any:
 
     try:
         return json5.loads(content, allow_duplicate_keys=False)
+    except RecursionError:  # the parser recurses once per level of nesting
+        raise ConfigError(
+            f"{path}: not valid JSON5: objects and lists nest too deep (a configuration"
+            " needs a few levels)"
+        ) from None
     except ValueError as err:
         message = str(err).replace("\r", "\\r").replace("\n", "\\n")
         match = _JSON5_ERROR.fullmatch(message)

@@ -149,14 +149,75 @@ class Request:
         self.path: Optional[str] = None
 
     def json(self) -> object:
-        """The body parsed as JSON; a clear 400 when it is not."""
+        """The body parsed as JSON (`parse_json`); 400 `bad-json` saying why when it is not."""
+        if not self.body:
+            raise HTTPError(400, "bad-json", "the body is not valid JSON: it is empty")
         try:
-            return json.loads(self.body)
+            return parse_json(self.body)
         except ValueError as err:
             raise HTTPError(400, "bad-json", f"the body is not valid JSON: {err}") from None
 
+    def json_object(self) -> dict:
+        """The body as a JSON object, for a handler that reads named fields: an empty
+        body is `{}` (nothing given, every field takes its default); any other body that
+        is not a JSON object is 400 `bad-json`, so `request.json_object().get("speed", 1)`
+        cannot fail. The values inside are the sender's: check them before use."""
+        if not self.body:
+            return {}
+        value = self.json()
+        if not isinstance(value, dict):
+            raise HTTPError(
+                400,
+                "bad-json",
+                f'the body must be a JSON object such as {{"speed": 1}}, not {_json_kind(value)}',
+            )
+        return value
+
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.target} {self.version}>"
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number (RFC 8259 section 6)")
+
+
+MAX_JSON_DIGITS = 4300  # Python 3.11's own limit for int(text), kept on every version
+
+
+def _whole_number(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_DIGITS:
+        raise ValueError(f"a whole number has more than {MAX_JSON_DIGITS} digits")
+    return int(text)
+
+
+_json_decoder = json.JSONDecoder(parse_constant=_no_constant, parse_int=_whole_number)
+
+
+def parse_json(body: bytes) -> object:
+    """The JSON value of a request body: UTF-8 text holding one value (RFC 8259).
+
+    Raises ValueError, with a short reason, for anything else: bytes that are not
+    UTF-8, text that is not JSON, NaN or Infinity (Python accepts them; JSON has no
+    such numbers), a whole number of more than MAX_JSON_DIGITS digits, and a value
+    nested deeper than the parser can recurse (a few hundred levels).
+    """
+    try:
+        return _json_decoder.decode(body.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("arrays and objects nest too deep") from None
+
+
+def _json_kind(value: object) -> str:
+    """A JSON value named by its kind, for messages (the value itself may be huge)."""
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return "a number"
 
 
 class FileBody:
@@ -309,9 +370,16 @@ KEEP_ALIVE_LINE = b"Connection: keep-alive\r\n"
 
 
 def error_response(status: int, message: str) -> Response:
-    """A one-line plain-text answer for a protocol error."""
+    """A one-line plain-text answer: a protocol error, a refusal or a redirect.
+
+    `no-store`: it answers this request at this moment, and a cache that kept it (404,
+    405, 301 and 308 may be kept by default, RFC 9110 section 15.1) would go on giving
+    it after the file appears or the configuration changes.
+    """
     return Response(
-        status, [("Content-Type", "text/plain; charset=utf-8")], (message + "\n").encode()
+        status,
+        [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")],
+        (message + "\n").encode(),
     )
 
 

@@ -13,12 +13,20 @@ Timer accuracy is measured, not assumed: every periodic task keeps its lateness 
 long after its deadline each run started) over its last `WINDOW` runs and counts its
 overruns, and `stats()` summarises them for `GET /?stats`. Recording costs one clock
 read, one subtraction and one append per run; the figures are computed only when read.
+
+A callback that raises does not stop the loop, and does not flood the log either: the
+first failure of each callback (a task, a timer, an idle callback, an event handler),
+named as `task_name` names it, is logged with its traceback; later ones are counted and
+summarised in one line at most every `summary_every` seconds (a minute), and the
+counts are in the stats.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
+import numbers
 import selectors
 import signal
 import socket
@@ -37,10 +45,70 @@ WRITE = selectors.EVENT_WRITE
 MODES = ("sleep", "spin")
 WINDOW = 1000  # the runs of a periodic task whose lateness the stats summarise
 RATE_SPAN = 1.0  # seconds: iterations per second are counted over at least this long
+MAX_WAIT = 3600.0  # seconds: the longest single wait in the selector (a farther timer waits again)
+MAX_DELAY = 366 * 86400.0  # seconds: the farthest an app may schedule a timer (a year)
+MIN_INTERVAL = 1e-6  # seconds: the shortest period of a task (select() counts microseconds)
+SUMMARY_EVERY = 60.0  # seconds: a failing callback's repeats are summarised this often
 
 
 def _cancelled() -> None:
     """What a cancelled handle holds instead of its callback."""
+
+
+def seconds(value: Any, what: str, low: float, high: float) -> float:
+    """`value`, a number of seconds from `low` to `high`, as a float.
+
+    For the numbers an application hands the loop (an interval, a delay, a time), so
+    that a bad one fails where it is given, not later inside the loop. TypeError for
+    what is not a real number (a bool, a string); ValueError outside the range (NaN and
+    the infinities included), with a message giving the range.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{what} is a number of seconds, not {type(value).__name__}")
+    number = float(value)
+    if not low <= number <= high:
+        raise ValueError(f"{what} is from {low:.10g} to {high:.10g} seconds, not {value!r}")
+    return number
+
+
+def callback_checked(callback: Any) -> Callable[[], Any]:
+    """`callback` if it can be called; TypeError at once otherwise, not at its first run."""
+    if not callable(callback):
+        raise TypeError(f"the callback must be callable (a function), not {callback!r}")
+    return callback
+
+
+def task_name(callback: Callable[..., Any]) -> str:
+    """A callback's name for the log and the stats: its qualified name without the
+    `<locals>.` steps (`setup.<locals>.toggle` is `setup.toggle`); a lambda adds its
+    line (`setup.<lambda>:12`), a partial is named by its function, and any other
+    callable object by its class."""
+    while isinstance(callback, functools.partial):
+        callback = callback.func
+    function = getattr(callback, "__func__", callback)  # a bound method's function
+    qualname = getattr(function, "__qualname__", None)
+    if not isinstance(qualname, str):
+        qualname = type(callback).__qualname__
+    name = qualname.replace("<locals>.", "")
+    code = getattr(function, "__code__", None)
+    if code is not None and code.co_name == "<lambda>":
+        name += f":{code.co_firstlineno}"
+    return name
+
+
+class Failures:
+    """How one callback has failed, under its name: `count` failures in all; the first
+    was logged with its traceback, the `unreported` ones since wait for the next summary
+    (`timer`), which gives `last`, the latest exception as one line."""
+
+    __slots__ = ("count", "last", "name", "timer", "unreported")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.count = 0
+        self.unreported = 0
+        self.last = ""
+        self.timer: Optional[Handle] = None
 
 
 class Handle:
@@ -69,10 +137,10 @@ class Periodic(Handle):
 
     `runs` counts its runs; `lateness` holds, in seconds, how late each of the last
     `WINDOW` runs started; `overruns` counts the runs that started after their next
-    deadline had passed.
+    deadline had passed; `errors` counts the runs that raised.
     """
 
-    __slots__ = ("lateness", "name", "overruns", "runs", "tasks")
+    __slots__ = ("errors", "lateness", "name", "overruns", "runs", "tasks")
 
     def __init__(
         self,
@@ -86,6 +154,7 @@ class Periodic(Handle):
         self.name = name
         self.runs = 0
         self.overruns = 0
+        self.errors = 0
         self.lateness: deque[float] = deque(maxlen=WINDOW)
         self.tasks = tasks
         tasks.append(self)
@@ -102,6 +171,7 @@ class Periodic(Handle):
             "runs": self.runs,
             "lateness_us": summary_us(self.lateness),
             "overruns": self.overruns,
+            "errors": self.errors,
         }
 
 
@@ -153,6 +223,8 @@ class Loop:
         self._soon: deque[Callable[[], Any]] = deque()
         self._idle: list[Handle] = []
         self.tasks: list[Periodic] = []  # the live periodic tasks, for the stats
+        self.failures: dict[str, Failures] = {}  # by task_name, the callbacks that raised
+        self.summary_every = SUMMARY_EVERY
         # (time, iterations) at the last two stats reads, at least RATE_SPAN apart
         self._rate_marks: deque[tuple[float, int]] = deque([(self.started, 0)], maxlen=2)
         self._running = False
@@ -202,12 +274,16 @@ class Loop:
     ) -> Periodic:
         """Run `callback` every `interval` seconds on absolute deadlines, so it does not drift.
 
-        `name` labels it in the stats; the default is the callback's qualified name.
+        `interval` is from MIN_INTERVAL to MAX_DELAY seconds (ValueError otherwise,
+        TypeError for what is not a number). `name` labels it in the stats and the log;
+        the default is the callback's `task_name`.
         """
-        if interval <= 0:
-            raise ValueError("interval must be positive")
+        interval = seconds(interval, "interval", MIN_INTERVAL, MAX_DELAY)
+        callback_checked(callback)
         if name is None:
-            name = getattr(callback, "__qualname__", repr(callback))
+            name = task_name(callback)
+        elif not isinstance(name, str):
+            raise TypeError(f"a task's name is a string, not {name!r}")
         handle = Periodic(time.monotonic() + interval, callback, interval, name, self.tasks)
         self._push(handle)
         return handle
@@ -275,6 +351,7 @@ class Loop:
             "iterations_per_second": self.iteration_rate(),
             "mode": self.mode,
             "tasks": [task.stats() for task in self.tasks],
+            "failures": {name: failed.count for name, failed in self.failures.items()},
         }
 
     # -- signals -----------------------------------------------------------------
@@ -317,8 +394,8 @@ class Loop:
         timers = self._timers
         if self.spin or self._soon or self._idle:
             timeout: Optional[float] = 0.0
-        elif timers:
-            timeout = max(0.0, timers[0].when - time.monotonic())
+        elif timers:  # a timer far away is waited for in steps: select() has a maximum
+            timeout = min(max(0.0, timers[0].when - time.monotonic()), MAX_WAIT)
         else:
             timeout = None
         events = self.selector.select(timeout)
@@ -337,12 +414,14 @@ class Loop:
                     missed = (started - handle.when) // handle.interval + 1
                     handle.when += missed * handle.interval
                 heapq.heappush(timers, handle)
-            self._run(handle.callback)
+                self._run(handle.callback, handle)
+            else:
+                self._run(handle.callback)
         for key, mask in events:
             try:
                 key.data.on_event(mask)
-            except Exception:
-                self._event_failed(key.data)
+            except Exception as err:
+                self._event_failed(key.data, err)
         for _ in range(len(self._soon)):
             self._run(self._soon.popleft())
         if self._idle:
@@ -350,25 +429,64 @@ class Loop:
             for handle in self._idle:
                 self._run(handle.callback)
 
-    @staticmethod
-    def _run(callback: Callable[[], Any]) -> None:
+    def _run(self, callback: Callable[[], Any], task: Optional[Periodic] = None) -> None:
         try:
             callback()
-        except Exception:
-            log.exception("callback %r failed", callback)
+        except Exception as err:
+            if task is None:
+                self._failed(task_name(callback), "callback", err)
+            else:
+                task.errors += 1
+                self._failed(task.name, "task", err)
 
-    @staticmethod
-    def _event_failed(handler: Any) -> None:
+    def _event_failed(self, handler: Any, err: Exception) -> None:
         """A bug in a handler must not stop the loop: log it and drop that handler's file."""
-        log.exception("event handler %r failed", handler)
+        name = type(handler).__qualname__
+        self._failed(f"{name}.on_event", "event handler", err)
         abort = getattr(handler, "abort", None)
         if abort is not None:
             try:
                 abort()
-            except Exception:
-                log.exception("aborting %r failed too", handler)
+            except Exception as err:
+                self._failed(f"{name}.abort", "event handler", err)
+
+    def _failed(self, name: str, kind: str, err: BaseException) -> None:
+        """Called in an `except` block: log the first failure of `name` with its
+        traceback, count the others and summarise them once per `summary_every`."""
+        failed = self.failures.get(name)
+        if failed is None:
+            failed = self.failures[name] = Failures(name)
+        failed.count += 1
+        if failed.count == 1:
+            log.exception(
+                "%s %s failed; further failures are counted and summarised every %g s",
+                kind,
+                name,
+                self.summary_every,
+            )
+            return
+        failed.unreported += 1
+        failed.last = f"{type(err).__name__}: {err}"
+        if failed.timer is None:
+            failed.timer = self.call_later(self.summary_every, lambda: self._summarise(failed))
+
+    def _summarise(self, failed: Failures) -> None:
+        """One line for the failures of `failed` since its last line."""
+        failed.timer = None
+        if failed.unreported:
+            log.error(
+                "%s failed %d more times (%d in all); the last: %s",
+                failed.name,
+                failed.unreported,
+                failed.count,
+                failed.last,
+            )
+            failed.unreported = 0
 
     def close(self) -> None:
+        """Release the loop's files; failures not yet summarised are summarised now."""
+        for failed in self.failures.values():
+            self._summarise(failed)
         if self._signal_handlers:
             signal.set_wakeup_fd(-1)
             for signum in self._signal_handlers:

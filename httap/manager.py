@@ -16,12 +16,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from urllib.parse import parse_qsl, unquote
 
 import gpio
 from gpio.pwm import SoftPwm
 from httap import __version__, http
+from httap.config import GPIO_NUMBER, PWM_DUTY, PWM_FREQUENCY, WAIT, Range
 from httap.connection import Pending
 from httap.loop import MODES
 from httap.serialport import Job, SerialPort
@@ -35,17 +37,29 @@ log = logging.getLogger("httap.manager")
 audit = logging.getLogger("httap.audit")
 
 HTTAP_VERSION = "1.0"
-NO_CACHE = [("Cache-Control", "no-cache, no-store, must-revalidate"), ("Expires", "0")]
+# Expires is a date in the past: the original's "0" is no HTTP-date (RFC 9111 section 5.3).
+NO_CACHE = [
+    ("Cache-Control", "no-cache, no-store, must-revalidate"),
+    ("Expires", http.http_date(0)),
+]
 STANDARD = ("gpio", "loop", "serial", "stats")
 PIN_METHODS = "GET, HEAD, POST, PUT"
+ACTION_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
 READ_METHODS = "GET, HEAD"
-MAX_WAIT = 3600.0
 SERIAL_PARAMS = {"wait", "until", "count"}
 EXPOSED = "HTTaP-Session, Retry-After, HTTaP-Serial-Timeout, HTTaP-Serial-Dropped"
 VARY_ORIGIN = b"Vary: Origin\r\n"
 MAX_ORIGINS = 64  # origins whose CORS lines are remembered; cleared when full
-MAX_PULSE = 60.0
-MAX_PWM_FREQUENCY = 10_000.0
+# How long a written value holds on a pin with a `safe` value, by session.exclusive: the
+# lease's release applies the safe values (session.py), and a write's reply says when.
+HOLDS = {
+    "client": "until this client's last connection closes",
+    "connection": "until this connection closes",
+    "off": "until the server stops",
+}
+PULSE = Range(0, 60, "a number of seconds", above=True)
+# A number in a query parameter: plain decimal digits, no sign or exponent.
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 
 Reply = Union[http.Response, Pending]
 _to_json = json.JSONEncoder(separators=(",", ":")).encode
@@ -175,7 +189,7 @@ class Manager:
                 request.path = unquote(path, errors="strict") if "%" in path else path
             except UnicodeDecodeError:
                 raise fail(400, "bad-path", "the path is not valid UTF-8 once decoded") from None
-            request.params = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
+            request.params = _params(query) if query else {}
             if request.method == "OPTIONS":
                 return self._preflight(request)
             if request.method not in ("GET", "HEAD"):
@@ -260,6 +274,7 @@ class Manager:
             "Server": f"httap/{__version__}",
             "Services": services,
             "Serial": sorted(self.config.serial),
+            "Simulated": self.backend.simulated,
             "Timeout": self.config.timeouts.inactivity,
             "Session": session.id,
         }
@@ -290,7 +305,12 @@ class Manager:
                 raise fail(
                     400, "bad-value", 'the body must be {"mode": "sleep"} or {"mode": "spin"}'
                 )
-            self.lease.acquire(request.session, self.loop.now)
+            self.lease.acquire(
+                request.session,
+                self.loop.now,
+                "setting the loop's mode is refused (it changes how the hardware is timed);"
+                " GET /?loop stays open",
+            )
             self.loop.mode = mode
         return self.loop.mode
 
@@ -302,8 +322,8 @@ class Manager:
             {
                 "error": "busy",
                 "message": f"another client drives the hardware: {busy.holder}, for"
-                f" {busy.held_for:.1f} s; reads stay open, writes are refused until it"
-                f" lets go (at most {timeout:g} s after its last request)",
+                f" {busy.held_for:.1f} s, until it lets go (at most {timeout:g} s after its"
+                f" last request); {busy.what}",
                 "holder": busy.holder,
                 "held_for": round(busy.held_for, 3),
             },
@@ -407,32 +427,82 @@ class Manager:
             if "wait" in request.params:
                 return self._long_poll(request, pin)
             return self._ok(request, self._state(pin))
-        self._writable(pin)
-        self.lease.acquire(request.session, self.loop.now)
-        return self._write(request, pin, self._body_value(request))
+        command = self._body_value(request)
+        if "drive" in command:
+            self._drivable(pin)
+            refused = f"driving pin {pin.name} is refused; reading pins stays open"
+        else:
+            self._writable(pin)
+            refused = f"writing pin {pin.name} is refused; reading pins stays open"
+        self.lease.acquire(request.session, self.loop.now, refused)
+        return self._write(request, pin, command)
 
     def _pin(self, name: str) -> gpio.Pin:
+        """A declared pin by name or GPIO number (every lookup comes here: one pin, a
+        batch, a long-poll, the app API). A name no pin has, or a number no GPIO has, is
+        404 `unknown-pin` listing the declared names; a GPIO that exists but is not
+        declared is 403 `not-declared` (docs/protocol.md)."""
         pin = self.pins.get(name)
-        if pin is None and name.isascii() and name.isdigit():
-            pin = self.by_number.get(int(name))
-        if pin is None:
-            raise fail(
-                403,
-                "not-declared",
-                f"pin {name!r} is not declared; declare it in web.json5, e.g. "
-                f'gpio: {{pins: {{led: {{gpio: 17, mode: "out"}}}}}}',
-            )
-        return pin
+        if pin is not None:
+            return pin
+        number = None
+        if name.isascii() and name.isdigit() and len(name) <= 9:  # "0017" is 17
+            number = int(name)
+        if GPIO_NUMBER.holds(number):
+            pin = self.by_number.get(number)
+            if pin is None:
+                raise fail(
+                    403,
+                    "not-declared",
+                    f"pin {name!r} (GPIO {number}) is not declared; declare it in web.json5,"
+                    f' e.g. gpio: {{pins: {{led: {{gpio: {number}, mode: "out"}}}}}}',
+                )
+            return pin
+        names = ", ".join(sorted(self.pins)) or "none"
+        raise fail(
+            404,
+            "unknown-pin",
+            f"no pin is named {_shown(name)}; the declared pins are: {names} (gpio.pins in"
+            f" web.json5), each also reached by its GPIO number ({GPIO_NUMBER.low}"
+            f" to {GPIO_NUMBER.high})",
+        )
 
-    @staticmethod
-    def _writable(pin: gpio.Pin) -> None:
+    def _writable(self, pin: gpio.Pin) -> None:
         if not pin.is_output:
+            sim = ' (on the simulated board, {"drive": 0} sets its wire)'
             raise fail(
                 409,
                 "mode-conflict",
                 f"pin {pin.name} is an input and cannot be written; declare it with"
-                ' mode "out" to drive it',
+                f' mode "out" to drive it{sim if self.backend.simulated else ""}',
             )
+
+    def _drivable(self, pin: gpio.Pin) -> None:
+        """`{"drive": V}` sets the wire of an input, as a button would: on the simulated
+        board only, whose wires are in memory; a real board's inputs follow real wires."""
+        if not self.backend.simulated:
+            raise fail(
+                409,
+                "sim-only",
+                f'{{"drive": V}} is only for the simulated board (gpio.backend "sim"); this'
+                f" board is {self.backend.name}, where pin {pin.name} follows its real wire",
+            )
+        if pin.is_output:
+            raise fail(
+                409,
+                "mode-conflict",
+                f"pin {pin.name} is an output: its level is what the server drives, so"
+                ' there is no wire to set; write it with 0, 1 or {"value": 1}',
+            )
+
+    def _written(self, pin: gpio.Pin) -> dict:
+        """The reply to a write: the pin's state, plus, for a pin with a `safe` value,
+        that value and how long the written one holds (HOLDS, by session.exclusive)."""
+        state = self._state(pin)
+        if pin.safe is not None:
+            state["safe"] = pin.safe
+            state["holds"] = HOLDS[self.lease.mode]
+        return state
 
     def _state(self, pin: gpio.Pin) -> dict:
         state = {"gpio": pin.gpio, "mode": pin.mode, "value": self.backend.read(pin.gpio)}
@@ -448,13 +518,13 @@ class Manager:
     def _body_value(self, request: http.Request) -> Any:
         """0, 1, true, false or a JSON object with one of value, pulse, pwm."""
         try:
-            value = json.loads(request.body)
+            value = http.parse_json(request.body)
         except ValueError:
             value = None
         if (
             isinstance(value, dict)
             and len(value) == 1
-            and next(iter(value)) in ("value", "pulse", "pwm")
+            and next(iter(value)) in ("value", "pulse", "pwm", "drive")
         ):
             return value
         if value in (0, 1) and not isinstance(value, float):
@@ -468,9 +538,9 @@ class Manager:
 
     def _write(self, request: http.Request, pin: gpio.Pin, command: dict) -> Reply:
         ((kind, argument),) = command.items()
-        if kind == "value":
-            self._set(pin, self._level(argument, pin), request)
-            return self._ok(request, self._state(pin))
+        if kind in ("value", "drive"):
+            self._set(pin, self._level(argument, pin), request, "drive" if kind == "drive" else "")
+            return self._ok(request, self._written(pin))
         if kind == "pulse":
             return self._pulse(request, pin, argument)
         return self._start_pwm(request, pin, argument)
@@ -482,23 +552,38 @@ class Manager:
         raise fail(
             400,
             "bad-value",
-            f"pin {pin.name}: a value is 0, 1, true or false, not {json.dumps(value)}",
+            f"pin {pin.name}: a value is 0, 1, true or false, not {_shown(value)}",
         )
 
     def _set(
         self, pin: gpio.Pin, value: int, cause: Optional[http.Request], note: str = ""
     ) -> None:
-        """Drive an output: ends any pulse or PWM on it, wakes its long-polls, and is
-        audited with `cause`, the request behind it (None: the server's own doing)."""
-        old = self.backend.read(pin.gpio)
+        """Drive an output (or set an input's wire on the simulated board: `_drivable`):
+        ends any pulse or PWM on it, wakes its long-polls, and is audited with `cause`,
+        the request behind it (None: the server's own doing)."""
+        old = self._output(pin)
         self._stop_activity(pin.gpio)
-        self.backend.write(pin.gpio, value)
+        if pin.is_output:
+            self.backend.write(pin.gpio, value)
+        else:
+            self.backend.drive(pin.gpio, value)
         self._notify(pin.gpio, value)
         self._audit(pin, old, value, cause, note)
 
+    def _output(self, pin: gpio.Pin) -> Any:
+        """What a pin does now, as the audit shows it: its wave while PWM runs
+        ("pwm 0.5 at 440 Hz"), else its level (0 or 1)."""
+        driver = self.pwm.get(pin.gpio)
+        if driver is not None and driver.running:
+            return _wave(driver)
+        return self.backend.read(pin.gpio)
+
     @staticmethod
     def _audit(pin: gpio.Pin, old: Any, new: Any, cause: Optional[http.Request], note: str) -> None:
-        """One line per hardware change, always: it answers "who set this pin"."""
+        """One line per hardware change, always: it answers "who set this pin". A write
+        that leaves the output as it was (`old == new`) is a repeat, not a change: no line."""
+        if old == new:
+            return
         if cause is None:
             session = client = "-"
             why = note
@@ -518,12 +603,11 @@ class Manager:
             timer, pending, request, _ = pulse
             timer.cancel()
             pin = self.by_number[number]
-
-            def answer() -> None:
-                reply = {**self._state(pin), "interrupted": True}
-                pending.resolve(self._ok(request, reply))
-
-            self.loop.call_soon(answer)
+            self.loop.call_soon(
+                lambda: self._answer(
+                    pending, request, lambda: {**self._written(pin), "interrupted": True}
+                )
+            )
         driver = self.pwm.get(number)
         if driver is not None:
             driver.stop()
@@ -533,23 +617,19 @@ class Manager:
             raise fail(
                 409, "mode-conflict", f'pin {pin.name} is {pin.mode}: pulses need mode "out"'
             )
-        if not _number(seconds) or not 0 < seconds <= MAX_PULSE:
-            raise fail(
-                400, "bad-value", f"a pulse lasts more than 0 and at most {MAX_PULSE:g} seconds"
-            )
+        _check(seconds, PULSE, "a pulse")
         active = self.pulses.get(pin.gpio)  # a pulse during a pulse: same level to restore
         level = active[3] if active is not None else self.backend.read(pin.gpio)
         self._set(pin, 1 - level, request, f"pulse {seconds:g} s")
         pending = Pending()
 
+        def restored() -> dict:
+            self._set(pin, level, request, "pulse end")
+            return self._written(pin)
+
         def end() -> None:
             self.pulses.pop(pin.gpio, None)
-            try:
-                self._set(pin, level, request, "pulse end")
-                reply = self._ok(request, self._state(pin))
-            except gpio.GpioError as err:
-                reply = self._gpio_failure(request, err)
-            pending.resolve(reply)
+            self._answer(pending, request, restored)
 
         timer = self.loop.call_later(seconds, end)
         self.pulses[pin.gpio] = (timer, pending, request, level)
@@ -557,7 +637,7 @@ class Manager:
 
     def _start_pwm(self, request: http.Request, pin: gpio.Pin, setting: Any) -> http.Response:
         self._apply_pwm(pin, setting, request)
-        return self._ok(request, self._state(pin))
+        return self._ok(request, self._written(pin))
 
     def _apply_pwm(
         self, pin: gpio.Pin, setting: Any, cause: Optional[http.Request], note: str = ""
@@ -569,18 +649,12 @@ class Manager:
             raise fail(400, "bad-value", 'pwm takes {"frequency": HZ, "duty": 0..1}')
         frequency = setting.get("frequency", driver.frequency or pin.frequency)
         duty = setting.get("duty", driver.duty)
-        if not _number(frequency) or not 0 < frequency <= MAX_PWM_FREQUENCY:
-            raise fail(
-                400,
-                "bad-value",
-                f"pwm frequency is more than 0 and at most {MAX_PWM_FREQUENCY:g} Hz",
-            )
-        if not _number(duty) or not 0 <= duty <= 1:
-            raise fail(400, "bad-value", "pwm duty is from 0 to 1")
-        old = _wave(driver) if driver.running else self.backend.read(pin.gpio)
+        _check(frequency, PWM_FREQUENCY, "pwm frequency")
+        _check(duty, PWM_DUTY, "pwm duty")
+        old = self._output(pin)
         self._stop_activity(pin.gpio)
         driver.start(float(frequency), float(duty))
-        self._audit(pin, old, _wave(driver), cause, note)
+        self._audit(pin, old, self._output(pin), cause, note)
 
     # -- the pins for applications ------------------------------------------------
     # The same checks and effects as the requests: a write ends a pulse or PWM on the pin
@@ -615,7 +689,7 @@ class Manager:
     def _batch(self, request: http.Request) -> dict:
         """`POST /?gpio {"a": 1, "b": 0}`: checked whole, then applied in order in this tick."""
         try:
-            writes = json.loads(request.body)
+            writes = http.parse_json(request.body)
         except ValueError:
             writes = None
         if not isinstance(writes, dict) or not writes:
@@ -631,25 +705,25 @@ class Manager:
             if isinstance(value, dict) and set(value) == {"value"}:
                 value = value["value"]
             plan.append((pin, self._level(value, pin)))
-        self.lease.acquire(request.session, self.loop.now)
+        names = ", ".join(pin.name for pin, _ in plan)
+        self.lease.acquire(
+            request.session,
+            self.loop.now,
+            f"writing pins {names} is refused; reading pins stays open",
+        )
         for pin, level in plan:
             self._set(pin, level, request)
-        return {pin.name: self._state(pin) for pin, _ in plan}
+        return {pin.name: self._written(pin) for pin, _ in plan}
 
     # -- long-polls --------------------------------------------------------------
 
     def _long_poll(self, request: http.Request, pin: gpio.Pin) -> Reply:
-        params = request.params
-        try:
-            wait = float(params["wait"])
-            value = int(params.get("value", self.backend.read(pin.gpio)))
-        except ValueError:
-            raise fail(400, "bad-value", "wait is seconds and value is 0 or 1") from None
-        if not 0 <= wait <= MAX_WAIT or value not in (0, 1):
-            raise fail(
-                400, "bad-value", f"wait is from 0 to {MAX_WAIT:g} seconds and value is 0 or 1"
-            )
+        wait = _param(request, "wait", WAIT)
+        value = request.params.get("value")
+        if value not in (None, "0", "1"):
+            raise fail(400, "bad-value", "value is 0 or 1: the value the pin is expected to leave")
         current = self.backend.read(pin.gpio)
+        value = current if value is None else int(value)
         if current != value or wait == 0:
             return self._ok(request, {**self._state(pin), "timeout": current == value})
         pending = Pending()
@@ -687,15 +761,33 @@ class Manager:
         self, watch: Watch, timed_out: bool, error: Optional[gpio.GpioError] = None
     ) -> None:
         self._drop_watch(watch)
+        self._answer(
+            watch.pending,
+            watch.request,
+            lambda: {**self._state(watch.pin), "timeout": timed_out},
+            error,
+        )
+
+    def _answer(
+        self,
+        pending: Pending,
+        request: http.Request,
+        state: Callable[[], dict],
+        error: Optional[gpio.GpioError] = None,
+    ) -> None:
+        """Answer a deferred pin reply (a long-poll, a pulse's end, a pulse cut short):
+        200 with `state()` read now, or 500 `gpio-error` when the board fails (`error`
+        given, or raised by `state()`), so that no reply is ever left hanging. It is
+        sent in the loop's next step: resolving runs the requests queued behind it,
+        which must not run in the middle of the request or timer that ended it (a batch
+        whose write woke a long-poll)."""
         try:
             if error is not None:
                 raise error
-            reply = self._ok(watch.request, {**self._state(watch.pin), "timeout": timed_out})
+            reply = self._ok(request, state())
         except gpio.GpioError as err:
-            reply = self._gpio_failure(watch.request, err)
-        # Resolving runs the requests queued behind the long-poll: not in the middle of
-        # the request whose write woke it (a batch, a pulse), but once it has finished.
-        self.loop.call_soon(lambda: watch.pending.resolve(reply))
+            reply = self._gpio_failure(request, err)
+        self.loop.call_soon(lambda: pending.resolve(reply))
 
     def _drop_watch(self, watch: Watch) -> None:
         watch.timer.cancel()
@@ -725,9 +817,16 @@ class Manager:
         self._allow(request, "GET, POST")
         job = self._serial_job(request, port)
         if request.method == "POST":
-            self.lease.acquire(request.session, self.loop.now)
+            self.lease.acquire(
+                request.session, self.loop.now, f"writing to serial port {port.name} is refused"
+            )
         else:  # a read takes bytes from the port: not from under the holder's feet
-            self.lease.check(request.session, self.loop.now)
+            self.lease.check(
+                request.session,
+                self.loop.now,
+                f"reading serial port {port.name} is refused: a read takes the bytes that"
+                " may be the holder's reply, so only the holder reads a port while it drives",
+            )
         pending = Pending()
         pending.convert = lambda done: self._serial_reply(request, port, done)
         pending.on_cancel(lambda: port.cancel(job))
@@ -742,35 +841,20 @@ class Manager:
                 400, "bad-param", f"unknown parameter {min(unknown)!r}; use wait, until, count"
             )
         until = None
+        # Neither `until` nor `count` can be longer than what the port keeps.
+        kept = Range(1, port.config.buffer, "a whole number of bytes", integer=True)
+        buffer = f" (serial.{port.name}.buffer)"
         if "until" in params:
             # Bytes, not text: decoded again as Latin-1 so that %FF is the byte 0xFF.
             query = request.target.partition("&")[2]
             raw = dict(parse_qsl(query, keep_blank_values=True, encoding="latin-1"))
             until = raw["until"].encode("latin-1")
-            if not until:
-                raise fail(400, "bad-value", "until is one or more bytes, e.g. until=%0A")
-        count = None
-        if "count" in params:
-            count = params["count"]
-            if (
-                not (count.isascii() and count.isdigit())
-                or not 0 < int(count) <= port.config.buffer
-            ):
+            if not kept.holds(len(until)):
                 raise fail(
-                    400,
-                    "bad-value",
-                    f"count is a whole number of bytes from 1 to {port.config.buffer}"
-                    f" (serial.{port.name}.buffer)",
+                    400, "bad-value", f"until is from 1 to {kept.high} bytes, e.g. %0A{buffer}"
                 )
-            count = int(count)
-        wait = port.config.timeout or 0.0
-        if "wait" in params:
-            try:
-                wait = float(params["wait"])
-            except ValueError:
-                wait = math.nan
-            if not 0 <= wait <= MAX_WAIT:
-                raise fail(400, "bad-value", f"wait is from 0 to {MAX_WAIT:g} seconds")
+        count = _param(request, "count", kept, None, buffer)
+        wait = _param(request, "wait", WAIT, port.config.timeout or 0.0)
         if request.method == "GET":
             return Job(b"", True, until, count, wait)
         return Job(request.body, bool(params), until, count, wait)
@@ -804,8 +888,15 @@ class Manager:
 
     # -- user actions ------------------------------------------------------------
 
-    def action(self, name: str, methods: tuple[str, ...] = ("GET",)) -> Callable:
-        """Decorator: register `function(request)` under `/?NAME` for `methods`."""
+    def action(self, name: str, methods: Union[str, tuple[str, ...]] = ("GET",)) -> Callable:
+        """Decorator: register `function(request)` under `/?NAME` for `methods` (one
+        method name, or several: one function answers them all and reads
+        `request.method`).
+
+        Raises ValueError, naming the action, for a name that would shadow the standard
+        vocabulary, a method not in ACTION_METHODS, and a name already registered: the
+        second registration would otherwise silently replace the first.
+        """
         name = name.strip("/")
         first = name.split("/", 1)[0]
         if not name or first in STANDARD or first.startswith("ping"):
@@ -813,9 +904,23 @@ class Manager:
                 f"action name {name!r} would shadow the standard vocabulary"
                 f" ({', '.join(STANDARD)}, ping…)"
             )
-        methods = tuple(method.upper() for method in methods)
+        methods = tuple(
+            method.upper() for method in ((methods,) if isinstance(methods, str) else methods)
+        )
+        if not methods or not set(methods) <= set(ACTION_METHODS):
+            raise ValueError(
+                f"action {name!r}: methods must name one or more of"
+                f" {', '.join(ACTION_METHODS)}, not {methods!r}"
+            )
 
         def register(function: Callable) -> Callable:
+            taken = self.actions.get(name)
+            if taken is not None:
+                raise ValueError(
+                    f"action {name!r} is already registered, for {', '.join(taken.methods)};"
+                    " register it once with every method it answers, e.g."
+                    ' methods=("GET", "POST"), and read request.method'
+                )
             self.actions[name] = Action(name, function, methods)
             return function
 
@@ -828,7 +933,12 @@ class Manager:
         ):
             self._allow(request, allowed)
         if request.method not in ("GET", "HEAD"):
-            self.lease.acquire(request.session, self.loop.now)
+            self.lease.acquire(
+                request.session,
+                self.loop.now,
+                f"{request.method} /?{action.name} is refused: an action other than GET may"
+                " drive the hardware",
+            )
         result = action.function(request)
         if isinstance(result, Pending):
             result.convert = lambda value: self._late_reply(request, value)
@@ -876,10 +986,13 @@ class Manager:
             end()
 
     def close(self) -> None:
-        """The server stops: outputs go to their safe values, the board is released."""
+        """The server stops: outputs go to their safe values, the board is released.
+
+        Safe values first: each one ends its pin's pulse or wave, and is audited against
+        what the pin was doing; then the pulses and waves of pins without one stop."""
+        self._apply_safe_values()
         for number in list(self.pulses) + list(self.pwm):
             self._stop_activity(number)
-        self._apply_safe_values()
         self.backend.close()
 
 
@@ -887,5 +1000,49 @@ def _wave(driver: SoftPwm) -> str:
     return f"pwm {driver.duty:g} at {driver.frequency:g} Hz"
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _shown(value: Any) -> str:
+    """A value from a request as a message quotes it: as JSON, cut short if long."""
+    try:
+        text = json.dumps(value)
+    except ValueError:  # a whole number past Python's 4,300 digits
+        text = "a huge number"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _params(query: str) -> dict[str, str]:
+    """The PARAMS of a dynamic target, form-decoded as browsers encode them (WHATWG URL
+    standard, application/x-www-form-urlencoded: `+` is a space, and bytes that are not
+    UTF-8 once percent-decoded become U+FFFD). A name given twice is 400 `bad-param`:
+    which of the two counts would be a guess."""
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name in params:
+            raise fail(400, "bad-param", f"the parameter {_shown(name)} is given twice")
+        params[name] = value
+    return params
+
+
+def _check(value: Any, span: Range, what: str) -> None:
+    """A number from a request body or the app API: 400 giving the range when outside."""
+    if not span.holds(value):
+        raise fail(400, "bad-value", f"{what} is {span}")
+
+
+def _param(
+    request: http.Request, name: str, span: Range, default: Any = None, note: str = ""
+) -> Any:
+    """The query parameter `name` as a number in `span` (`default` when it is absent);
+    400 giving the range otherwise. Only plain decimals are read: no sign, exponent,
+    "nan" or "inf"; a long run of digits is out of every range and never converted."""
+    text = request.params.get(name)
+    if text is None:
+        return default
+    value: Any = None
+    if _DECIMAL.fullmatch(text):
+        if not span.integer:
+            value = float(text)
+        elif text.isdigit() and len(text.lstrip("0")) <= 30:
+            value = int(text)
+    if not span.holds(value):
+        raise fail(400, "bad-value", f"{name} is {span}{note}")
+    return value

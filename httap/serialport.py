@@ -2,8 +2,24 @@
 
 pyserial opens and configures the device; after that the loop does the I/O. The port's
 file descriptor sits in the loop's selector, so a byte that arrives wakes the loop like
-a request does, and nothing ever waits in a system call: no threads, no timeouts inside
-pyserial.
+a request does, and its I/O never waits in a system call: no threads, no timeouts
+inside pyserial.
+
+Opening never blocks the loop either:
+- A device path (or pyserial's `spy://`, `alt://`, `hwgrep://`, which name one) is
+  opened by pyserial with O_NONBLOCK, so it does not wait for a carrier; configuring it
+  is a few ioctls that do not wait. A port that is lost has its unsent output discarded
+  before it is closed: Linux waits up to `closing_wait` (30 s by default) for a stalled
+  line to drain on close (drivers/tty/tty_port.c, tty_port_close_start).
+- `socket://HOST:PORT` is connected here, not by pyserial, whose `open()` waits up to
+  5 s in a blocking connect and whose `close()` sleeps 0.3 s: each attempt is a
+  non-blocking connect that the loop watches (`Dial`), bounded by CONNECT_TIMEOUT. An
+  address is used as it is; a host name is looked up off the loop, by a thread that
+  does nothing but `getaddrinfo()` (the C library has no non-blocking form; Python's
+  asyncio does the same), one at a time per port, and the same deadline bounds it.
+- pyserial's other URLs (`rfc2217://`, `loop://`, `cp2110://`) connect with blocking
+  calls or serve their bytes from a thread, without a descriptor for the loop: they
+  are refused at start-up.
 
 - Received bytes go into a bounded buffer (`serial.NAME.buffer`). On overflow the
   oldest bytes go and are counted; the count is handed to the next read, which reports
@@ -18,10 +34,15 @@ pyserial.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
+import termios
+import threading
 from collections import deque
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
+from urllib.parse import urlsplit
 
 from httap.config import SerialConfig
 from httap.loop import READ, WRITE, Handle, Loop
@@ -31,6 +52,145 @@ log = logging.getLogger("httap.serial")
 RETRY_FIRST = 0.5  # seconds before the first attempt to reopen a lost port
 RETRY_MAX = 8.0  # the back-off doubles up to this
 READ_SIZE = 65536
+CONNECT_TIMEOUT = 5.0  # seconds for one attempt on socket://HOST:PORT, lookup included
+DEVICE_SCHEMES = ("alt", "hwgrep", "spy")  # pyserial URLs that open a device path
+AddressInfo = tuple  # one entry of socket.getaddrinfo(): (family, type, proto, name, address)
+
+
+def endpoint(url: str) -> Optional[tuple[str, int]]:
+    """(host, port) of a `socket://HOST:PORT` URL; None for a device path or a pyserial
+    URL that names one (DEVICE_SCHEMES). ValueError, saying what to use, for a URL the
+    loop cannot serve without blocking, or a malformed socket:// URL."""
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme.lower() in DEVICE_SCHEMES:
+        return None
+    if scheme.lower() != "socket":
+        raise ValueError(
+            f"{url!r}: pyserial's {scheme}:// blocks or needs a thread, which the loop does"
+            " not allow; use a device path or socket://HOST:PORT"
+        )
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or beyond 65535
+        port = None
+    if not parts.hostname or not port or parts.username or parts.path.strip("/") or parts.query:
+        raise ValueError(
+            f"{url!r} is not socket://HOST:PORT (a host name or address, then a TCP port"
+            " from 1 to 65535, with no path or options)"
+        )
+    return parts.hostname, port
+
+
+def numeric_addresses(host: str, port: int) -> Optional[list[AddressInfo]]:
+    """The addresses of `host` when it is an IP address (no lookup: AI_NUMERICHOST);
+    None when it is a name, to be looked up off the loop."""
+    try:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        return None
+
+
+class Dial:
+    """One attempt to connect to HOST:PORT without blocking the loop.
+
+    Given the host's addresses (`addresses`), it tries each in turn with a non-blocking
+    connect that the loop watches; the whole attempt, the name lookup included, is
+    bounded by `timeout` seconds. `done(sock, None)` with a connected non-blocking socket,
+    or `done(None, why)`, is called once; after `cancel()`, never.
+    """
+
+    def __init__(
+        self,
+        loop: Loop,
+        host: str,
+        port: int,
+        done: Callable[[Optional[socket.socket], Optional[str]], Any],
+        timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        self.loop = loop
+        self.where = f"{host}:{port}"
+        self.done = done
+        self.sock: Optional[socket.socket] = None  # the connect under way
+        self.waiting: Optional[deque[AddressInfo]] = None  # addresses not tried yet
+        self.error = f"no address for {self.where}"  # why the last address failed
+        self.finished = False
+        silence = f"no answer from {self.where} within {timeout:g} s"
+        self.timer = loop.call_later(timeout, lambda: self._end(None, silence))
+
+    def addresses(self, found: Union[list[AddressInfo], OSError]) -> None:
+        """The host's addresses, or why they could not be found; only the first call counts."""
+        if self.finished or self.waiting is not None:
+            return
+        if isinstance(found, OSError):
+            self._end(None, f"cannot look up {self.where}: {found.strerror or found}")
+            return
+        self.waiting = deque(found)
+        self._next()
+
+    def _next(self) -> None:
+        """Start a connect to the next address; done(None, ...) when none is left."""
+        while self.waiting:
+            family, kind, proto, _, address = self.waiting.popleft()
+            try:
+                sock = socket.socket(family, kind, proto)
+            except OSError as err:  # e.g. out of descriptors
+                self.error = f"cannot connect to {self.where}: {err.strerror or err}"
+                continue
+            sock.setblocking(False)
+            code = sock.connect_ex(address)
+            if code == 0:
+                self._end(sock, None)
+                return
+            if code != errno.EINPROGRESS:
+                self.error = f"cannot connect to {self.where}: {os.strerror(code)}"
+            else:
+                try:
+                    self.loop.register(sock, WRITE, self)
+                except ValueError as err:  # a descriptor beyond select()
+                    self.error = f"cannot watch a connect to {self.where}: {err}"
+                else:
+                    self.sock = sock
+                    return
+            sock.close()
+        self._end(None, self.error)
+
+    def on_event(self, mask: int) -> None:
+        """The connect under way has finished (the socket is writable): how?"""
+        sock, self.sock = self.sock, None
+        if sock is None:
+            return
+        self.loop.unregister(sock)
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code == 0:
+            self._end(sock, None)
+            return
+        sock.close()
+        self.error = f"cannot connect to {self.where}: {os.strerror(code)}"
+        self._next()
+
+    def abort(self) -> None:
+        """The loop calls this when `on_event` raised."""
+        self._end(None, "internal error while connecting; see the log")
+
+    def cancel(self) -> None:
+        """Give up, without calling `done`."""
+        self.finished = True
+        self._release()
+
+    def _release(self) -> None:
+        self.timer.cancel()
+        if self.sock is not None:
+            self.loop.unregister(self.sock)
+            self.sock.close()
+            self.sock = None
+
+    def _end(self, sock: Optional[socket.socket], error: Optional[str]) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self._release()
+        self.done(sock, error)
 
 
 class Job:
@@ -109,19 +269,78 @@ class SerialPort:
         self.problem = "not opened yet"
         self.delay = RETRY_FIRST
         self.retry: Optional[Handle] = None
+        self.opened = 0.0  # when the device was last opened (monotonic seconds)
+        self.dialing: Optional[Dial] = None  # the attempt under way on socket://
+        self.looking_up = False  # a thread is looking the host's name up
 
     # -- opening, losing and reopening ---------------------------------------------
 
     def start(self) -> None:
         """Open the port at start-up. A device that is absent is not fatal: its requests
-        get 503 while the server keeps trying to open it."""
-        error = self._open()
-        if error is not None:
-            log.warning("serial %s: %s; retrying until it appears", self.name, error)
-            self._unavailable(error)
+        get 503 while the server keeps trying to open it. ValueError for a URL that the
+        loop cannot serve (see `endpoint`)."""
+        self._attempt(first=True)
 
-    def _open(self) -> Optional[str]:
-        """Open and register the device; the reason it failed, or None."""
+    def _attempt(self, first: bool = False) -> None:
+        """One attempt to open the device: a device path at once; socket:// through a
+        Dial, which calls back when it is connected or has failed."""
+        self.retry = None
+        target = endpoint(self.url)
+        if target is None:
+            error = self._open_device()
+            if error is not None:
+                self._failed(error, first)
+            return
+        host, port = target
+        log.debug("serial %s: connecting to %s", self.name, self.url)
+        self.dialing = Dial(
+            self.loop, host, port, lambda sock, error: self._dialed(sock, error, first)
+        )
+        found = numeric_addresses(host, port)
+        if found is not None:
+            self.dialing.addresses(found)
+        elif not self.looking_up:  # else the lookup under way answers this attempt too
+            self._look_up(host, port)
+
+    def _look_up(self, host: str, port: int) -> None:
+        """Look `host` up in a thread that does only that; the loop gets the answer."""
+        self.looking_up = True
+        loop = self.loop
+
+        def look_up() -> None:
+            try:
+                found: Union[list[AddressInfo], OSError] = socket.getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM
+                )
+            except OSError as err:  # socket.gaierror is one
+                found = err
+            loop.call_threadsafe(lambda: self._looked_up(found))
+
+        threading.Thread(target=look_up, name=f"look up {host}", daemon=True).start()
+
+    def _looked_up(self, found: Union[list[AddressInfo], OSError]) -> None:
+        self.looking_up = False
+        if self.dialing is not None:
+            self.dialing.addresses(found)
+
+    def _dialed(self, sock: Optional[socket.socket], error: Optional[str], first: bool) -> None:
+        self.dialing = None
+        if sock is not None:
+            error = self._watch(sock, sock.fileno())
+        if error is not None:
+            self._failed(error, first)
+
+    def _failed(self, error: str, first: bool) -> None:
+        """An attempt to open failed: say so (loudly the first time), and retry later."""
+        if first:
+            log.warning("serial %s: %s; retrying until it appears", self.name, error)
+        else:
+            log.debug("serial %s: %s", self.name, error)
+            self.delay = min(self.delay * 2, RETRY_MAX)
+        self._unavailable(error)
+
+    def _open_device(self) -> Optional[str]:
+        """Open a device path with pyserial and watch it; the reason it failed, or None."""
         import serial  # here, not at the top: a server without ports never loads pyserial
 
         settings = self.config
@@ -142,30 +361,36 @@ class SerialPort:
         except (AttributeError, OSError):
             device.close()
             return f"{self.url} has no file descriptor for the loop to watch"
+        return self._watch(device, fd)
+
+    def _watch(self, device: Any, fd: int) -> Optional[str]:
+        """Put an open device (a pyserial port, a socket) in the loop; why not, or None."""
         os.set_blocking(fd, False)
         try:
             self.loop.register(fd, READ, self)
         except ValueError as err:  # e.g. a descriptor beyond select()
             device.close()
             return f"{self.url} cannot be watched by the loop: {err}"
-        self.device, self.fd, self.delay = device, fd, RETRY_FIRST
+        self.device, self.fd, self.opened = device, fd, self.loop.clock()
         self.events = READ
-        log.info("serial %s: open on %s at %d baud", self.name, self.url, settings.baudrate)
+        log.info("serial %s: open on %s at %d baud", self.name, self.url, self.config.baudrate)
         return None
-
-    def _retry(self) -> None:
-        self.retry = None
-        error = self._open()
-        if error is not None:
-            log.debug("serial %s: %s", self.name, error)
-            self.delay = min(self.delay * 2, RETRY_MAX)
-            self._unavailable(error)
 
     def _lost(self, reason: str) -> None:
         """The open device failed: close it, fail what waits on it, and reopen it later.
         Bytes still buffered are counted as dropped: they belong to a session with the
-        device that has ended."""
+        device that has ended. A device lost soon after it opened (a bridge that accepts
+        and hangs up at once) keeps backing off, instead of being reopened twice a
+        second with two log lines each time."""
         log.warning("serial %s: %s; closed, retrying", self.name, reason)
+        if self.loop.clock() - self.opened < RETRY_MAX:
+            self.delay = min(self.delay * 2, RETRY_MAX)
+        else:  # it had worked for a while: try again soon
+            self.delay = RETRY_FIRST
+        try:  # so that closing it does not wait for a stalled line to drain
+            termios.tcflush(self.fd, termios.TCOFLUSH)
+        except (termios.error, OSError):
+            pass  # not a terminal (a socket), or gone already
         self._close_device()
         self.dropped += len(self.received)
         self.received.clear()
@@ -180,7 +405,7 @@ class SerialPort:
             self._finish(job, reason)
         if self.retry is not None:  # one retry at a time, or the device opens twice
             self.retry.cancel()
-        self.retry = self.loop.call_later(self.delay, self._retry)
+        self.retry = self.loop.call_later(self.delay, self._attempt)
 
     def _close_device(self) -> None:
         if self.device is None:
@@ -230,6 +455,9 @@ class SerialPort:
         if self.retry is not None:
             self.retry.cancel()
             self.retry = None
+        if self.dialing is not None:
+            self.dialing.cancel()
+            self.dialing = None
         self._close_device()
 
     def _start_read(self, job: Job) -> None:

@@ -13,6 +13,8 @@ import errno
 import importlib.util
 import ipaddress
 import logging
+import math
+import os
 import socket
 import traceback
 from pathlib import Path
@@ -23,9 +25,9 @@ from httap import http
 from httap.config import Config, ListenAddress, Redirect, default_documents
 from httap.connection import Connection, Pending
 from httap.logs import Logs
-from httap.loop import READ, Handle, Loop, Periodic
+from httap.loop import MAX_DELAY, READ, Handle, Loop, Periodic, callback_checked, seconds
 from httap.manager import Manager, json_response
-from httap.serialport import SerialPort
+from httap.serialport import SerialPort, endpoint
 from httap.static import StaticFiles
 
 if TYPE_CHECKING:
@@ -37,7 +39,10 @@ log = logging.getLogger("httap.server")
 ACCEPTS_PER_TURN = 32
 ACCEPT_PAUSE = 0.25  # seconds to stop accepting when the process is out of descriptors
 STOP_GRACE = 10.0  # seconds that responses in flight get to finish on a graceful stop
-LIBRARY = "/httap.js"  # the client library: served from the app when documents lack it
+# Served from the server's own app (static/) when the documents lack them: the client
+# library and the console's script, which any page may import, and the icon a browser
+# asks for by itself, so that no page's load leaves a 404 in the log.
+BUILT_IN = frozenset(("/httap.js", "/console.js", "/favicon.ico"))
 MAX_AUTHORITIES = 256  # the hosts gate's remembered verdicts; cleared when full
 
 Reply = Union[http.Response, Pending]
@@ -84,7 +89,17 @@ class Server:
             raise StartupError(message) from None
         self.loop = loop or Loop(Loop.selector_for(config.limits.connections))
         self.serve_documents_from(config.documents)
-        self.library = StaticFiles(default_documents(), config.index, config.mime, config.headers)
+        # Read once, now, and never rechecked: a chroot leaves the app's files out of reach.
+        self.library = StaticFiles(
+            default_documents(),
+            config.index,
+            config.mime,
+            config.headers,
+            recheck=math.inf,
+            cache=config.cache,
+        )
+        for path in BUILT_IN:
+            self.library.handle(http.Request("GET", path, "HTTP/1.1", {}, False))
         try:
             self.manager = Manager(self)
         except GpioError as err:
@@ -112,6 +127,12 @@ class Server:
         }
         if config.app:
             self.load_app(config.app)
+        for name, port in self.serial.items():  # all checked before any opens
+            try:
+                endpoint(port.url)
+            except ValueError as err:
+                self.close()
+                raise StartupError(f"serial.{name}.port: {err}") from None
         for port in self.serial.values():
             port.start()
 
@@ -176,17 +197,28 @@ class Server:
     def every(
         self, interval: float, callback: Callable[[], Any], name: Optional[str] = None
     ) -> Periodic:
-        """A periodic task on absolute deadlines; `name` labels it in `GET /?stats`."""
+        """A periodic task on absolute deadlines, every `interval` seconds (1 µs to a
+        year); `name` labels it in `GET /?stats` and the log. ValueError or TypeError
+        here, at the call, for a bad interval or callback."""
         return self.loop.every(interval, callback, name)
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> Handle:
-        return self.loop.call_later(delay, callback)
+        """Run `callback()` once, `delay` seconds from now (0 to a year). ValueError or
+        TypeError here, at the call, for a bad delay or callback."""
+        delay = seconds(delay, "delay", 0.0, MAX_DELAY)
+        return self.loop.call_later(delay, callback_checked(callback))
 
     def call_at(self, when: float, callback: Callable[[], Any]) -> Handle:
-        return self.loop.call_at(when, callback)
+        """Run `callback()` once at `when`, a `time.monotonic()` time from 0 (a time
+        past runs at once) to a year from now. ValueError or TypeError here, at the
+        call, for a bad time or callback."""
+        limit = self.loop.clock() + MAX_DELAY
+        when = seconds(when, "when, a time.monotonic() time up to a year from now,", 0.0, limit)
+        return self.loop.call_at(when, callback_checked(callback))
 
     def idle(self, callback: Callable[[], Any]) -> Handle:
-        return self.loop.idle(callback)
+        """Run `callback()` on every iteration of the loop (TypeError if it is not callable)."""
+        return self.loop.idle(callback_checked(callback))
 
     @property
     def mode(self) -> str:
@@ -203,7 +235,46 @@ class Server:
         A fresh StaticFiles, since every path the old one resolved or cached is gone.
         """
         config = self.config
-        self.static = StaticFiles(root, config.index, config.mime, config.headers)
+        self.static = StaticFiles(
+            root, config.index, config.mime, config.headers, cache=config.cache
+        )
+        self.documents_root = root
+
+    def check_documents(self) -> None:
+        """Log a WARNING for documents that cannot answer `/`: a directory this process
+        cannot enter (every file would be 404), or an `index` that is missing (404),
+        unreadable or a link out of the directory (403). Run it once the process is
+        the user it serves as (after privileges are dropped): that user's rights count.
+        `/` is resolved as a request's would be."""
+        shown, index = self.config.documents, self.config.index
+        if not os.access(self.documents_root, os.X_OK):
+            log.warning(
+                "documents %s: this server's user (uid %d) cannot open files in the"
+                " directory, so every file answers 404; give it access (chmod a+rx %s)",
+                shown,
+                os.geteuid(),
+                shown,
+            )
+            return
+        status = self.static.handle(http.Request("GET", "/", "HTTP/1.1", {}, False)).status
+        if status == 404:
+            log.warning(
+                "documents %s: there is no %s, so / answers 404; add one (`httap init`"
+                " writes a starter page) or set `index` to the page to serve",
+                shown,
+                index,
+            )
+        elif status != 200:
+            log.warning(
+                "documents %s: %s cannot be read by this server's user (uid %d) or is a"
+                " link out of the directory, so / answers %d; make it a readable file"
+                " (chmod a+r) inside %s",
+                shown,
+                index,
+                os.geteuid(),
+                status,
+                shown,
+            )
 
     # -- listening and accepting -------------------------------------------------
 
@@ -358,7 +429,7 @@ class Server:
         if dynamic:
             return self.manager.handle(request)
         response = self.static.handle(request)
-        if response.status == 404 and request.target.partition("?")[0] == LIBRARY:
+        if response.status == 404 and request.target.partition("?")[0] in BUILT_IN:
             return self.library.handle(request)  # every page can import /httap.js
         return response
 

@@ -66,12 +66,15 @@ class Session:
 
 
 class Busy(Exception):
-    """Another client holds the hardware."""
+    """Another client holds the hardware; `what` says what was refused and what stays
+    open, in words for the 503's message ("writing pin led is refused; reading pins
+    stays open")."""
 
-    def __init__(self, holder: str, held_for: float) -> None:
+    def __init__(self, holder: str, held_for: float, what: str) -> None:
         super().__init__(holder)
         self.holder = holder
         self.held_for = held_for
+        self.what = what
 
 
 class Lease:
@@ -84,20 +87,21 @@ class Lease:
         self.since = 0.0
         self.sessions: set[Session] = set()  # every open session, to count a client's
 
-    def acquire(self, session: Session, now: float) -> None:
+    def acquire(self, session: Session, now: float, what: str) -> None:
+        """Take the hardware for `session`, or raise Busy saying `what` was refused."""
         if self.mode == "off":
             return
         holder = self.holder
         if holder is None:
             self.holder, self.since = session, now
         elif not self._same_holder(holder, session):
-            raise Busy(self._describe(holder), now - self.since)
+            raise Busy(self._describe(holder), now - self.since, what)
 
-    def check(self, session: Session, now: float) -> None:
+    def check(self, session: Session, now: float, what: str) -> None:
         """Busy if someone else holds the hardware; unlike `acquire`, takes nothing."""
         holder = self.holder
         if self.mode != "off" and holder is not None and not self._same_holder(holder, session):
-            raise Busy(self._describe(holder), now - self.since)
+            raise Busy(self._describe(holder), now - self.since, what)
 
     def _same_holder(self, holder: Session, session: Session) -> bool:
         if self.mode == "connection":

@@ -14,6 +14,10 @@ Rules of this file:
   a changed, replaced or deleted file is noticed within that time.
 - HEAD gets exactly the response GET would get (ranges included); the connection omits
   the body.
+- Every reply states its caching (RFC 9111 section 5.2.2). A file's 200, 206 and 304 say
+  `Cache-Control: no-cache` (revalidate: a 304 is cheap) unless a `cache` rule gives its
+  path a lifetime (`max-age=N`); the 304 repeats it, as RFC 9110 section 15.4.5 asks.
+  Refusals and redirects say `no-store` (see `error_response`).
 """
 
 from __future__ import annotations
@@ -51,7 +55,6 @@ _TYPES = {
 _UTF8_TYPES = ("application/javascript", "application/json")
 _SIBLINGS = (("br", ".br"), ("gzip", ".gz"))  # pre-compressed siblings, preferred first
 _CONDITIONAL = ("if-none-match", "if-modified-since", "range")
-_REVALIDATION = ("cache-control", "expires")  # extra headers a 304 repeats
 _RANGE_RE = re.compile(
     r"bytes=[ \t]*(?:([0-9]{1,18})-([0-9]{0,18})|-([0-9]{1,18}))[ \t]*", re.IGNORECASE
 )
@@ -132,8 +135,12 @@ class StaticFiles:
     """Answers GET and HEAD for the files under `root`.
 
     `mime` maps ".ext" to a Content-Type, over the built-in table; `headers` are added to
-    every file response. `recheck` is how many seconds a target is trusted to name the
-    same, unchanged file; `cache_bytes` bounds the bytes kept in memory.
+    every file's 200 and 206 (not Cache-Control or Expires: `cache` decides those).
+    `cache` maps a file's path under `root` ("/index.html") or a prefix ending with "*"
+    ("/assets/*") to the whole seconds caches may reuse it without asking (0: never); the
+    exact path wins, then the longest prefix; a file no rule names is revalidated every
+    time. `recheck` is how many seconds a target is trusted to name the same, unchanged
+    file; `cache_bytes` bounds the bytes kept in memory.
     """
 
     def __init__(
@@ -144,13 +151,14 @@ class StaticFiles:
         headers: Optional[Mapping[str, str]] = None,
         recheck: float = 1.0,
         cache_bytes: int = CACHE_BYTES,
+        cache: Optional[Mapping[str, int]] = None,
     ) -> None:
         self._root = os.path.realpath(root).rstrip(os.sep)  # "" when the root is "/"
         self._prefix = self._root + os.sep
         self._index = index
         self._types = _type_table(mime or {})
         self._extra = list((headers or {}).items())
-        self._revalidation = [(n, v) for n, v in self._extra if n.lower() in _REVALIDATION]
+        self._lifetimes = dict(cache or {})
         self._recheck = recheck
         self._cache_bytes = cache_bytes
         self._cached = 0  # bytes of file data held by the entries in `_files`
@@ -240,18 +248,30 @@ class StaticFiles:
         in_memory = max(sizes) <= SMALL_FILE and self._cached + sum(sizes) <= self._cache_bytes
         content_type = self._content_type(real)
         vary = [("Vary", "Accept-Encoding")] if siblings else []
-        identity = self._representation(real, content_type, vary, None, in_memory)
+        # Said by every reply of the file and its siblings, 304s included.
+        shared = [*vary, ("Cache-Control", self._cache_control(real[len(self._root) :]))]
+        identity = self._representation(real, content_type, shared, None, in_memory)
         encoded = {
-            coding: self._representation(path, content_type, vary, coding, in_memory)
+            coding: self._representation(path, content_type, shared, coding, in_memory)
             for coding, path in siblings.items()
         }
         return _Entry(signature, identity, encoded, vary)
+
+    def _cache_control(self, path: str) -> str:
+        """The Cache-Control of the file at `path` under the root ("/app.js"): the lifetime
+        its exact rule or longest matching prefix gives, else revalidation every time."""
+        seconds = self._lifetimes.get(path)
+        if seconds is None:
+            prefixes = [p for p in self._lifetimes if p[-1] == "*" and path.startswith(p[:-1])]
+            if prefixes:
+                seconds = self._lifetimes[max(prefixes, key=len)]
+        return f"max-age={seconds}" if seconds else "no-cache"
 
     def _representation(
         self,
         path: str,
         content_type: str,
-        vary: list[tuple[str, str]],
+        shared: list[tuple[str, str]],
         coding: Optional[str],
         in_memory: bool,
     ) -> _Representation:
@@ -260,8 +280,7 @@ class StaticFiles:
             info = os.fstat(file.fileno())
             data = file.read() if in_memory else None
         etag = f'"{info.st_mtime_ns:x}-{info.st_size:x}{"-" + coding if coding else ""}"'
-        validators = [("ETag", etag), ("Last-Modified", http_date(info.st_mtime))]
-        validators += vary
+        validators = [("ETag", etag), ("Last-Modified", http_date(info.st_mtime)), *shared]
         # Ranges apply to the identity file only, so only its 200 advertises them.
         encoding = [("Content-Encoding", coding)] if coding else [("Accept-Ranges", "bytes")]
         headers = [("Content-Type", content_type), *validators, *encoding, *self._extra]
@@ -271,7 +290,7 @@ class StaticFiles:
         else:
             size = len(data)
             ok = Response(200, headers, data)
-        not_modified = Response(304, validators + self._revalidation)
+        not_modified = Response(304, validators)
         return _Representation(path, data, size, etag, info.st_mtime_ns // 10**9, ok, not_modified)
 
     def _content_type(self, path: str) -> str:

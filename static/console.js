@@ -8,6 +8,7 @@ const HISTORY = 60; // points in the lateness chart
 const lateness = [];
 let watches = []; // stop() of each input's watch
 let shown = { layout: null, updates: {} }; // the pins on the page: names and modes, updaters
+let simulated = false; // the simulated board (discovery's `Simulated`): inputs can be driven
 
 dev.addEventListener("busy", () => ($("busy").hidden = false));
 dev.addEventListener("reconnecting", () => ($("reconnecting").hidden = false));
@@ -26,9 +27,12 @@ function report(err) {
   if (err.error !== "busy" && err.status !== 0) $("error").textContent = err.message;
 }
 
-async function write(path, value) {
+const write = (path, value) => attempt(() => dev.set(path, value));
+
+// Sends a write (`request()`, a call of dev) and clears the banners, or shows what failed.
+async function attempt(request) {
   try {
-    const state = await dev.set(path, value);
+    const state = await request();
     $("busy").hidden = true;
     $("error").textContent = "";
     return state;
@@ -43,6 +47,7 @@ async function setUp() {
     const discovery = await dev.get("");
     $("device").textContent = discovery.ID;
     $("session").textContent = dev.session;
+    simulated = discovery.Simulated === true;
     showPins((await dev.get("gpio")).pins);
     $("serial").replaceChildren(...(discovery.Serial || []).map(portConsole));
   } catch (err) {
@@ -53,7 +58,8 @@ async function setUp() {
 // A new session redraws nothing that is already there: it updates the values, and only a
 // different set of pins (a new configuration) rebuilds the rows and their watches.
 function showPins(pins) {
-  const layout = JSON.stringify(Object.entries(pins).map(([name, { mode }]) => [name, mode]));
+  const modes = Object.entries(pins).map(([name, { mode }]) => [name, mode]);
+  const layout = JSON.stringify([simulated, modes]);
   if (layout !== shown.layout) {
     for (const stop of watches) stop();
     watches = [];
@@ -88,12 +94,27 @@ function outputSwitch(name) {
 
 function inputLamp(name) {
   const lamp = element("output", { class: "lamp", "aria-label": name });
+  const drive = simulated && driveButton(name);
   const stop = dev.watch(`gpio/${name}`, ({ value }) => {
     lamp.textContent = value;
     lamp.classList.toggle("on", value === 1);
+    if (drive) drive.show(value);
   });
   watches.push(stop);
-  return lamp;
+  return drive ? element("span", {}, drive.button, " ", lamp) : lamp;
+}
+
+// On the simulated board: a button that sets the input's wire to the other level.
+function driveButton(name) {
+  const button = element("button", { class: "drive", "aria-label": `drive ${name}` });
+  let next = 0;
+  const show = (value) => {
+    next = value === 1 ? 0 : 1;
+    button.textContent = `drive ${next}`;
+  };
+  show(1);
+  button.addEventListener("click", () => attempt(() => dev.drive(name, next)));
+  return { button, show };
 }
 
 function pwmSlider(name) {

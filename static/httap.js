@@ -56,6 +56,12 @@ export class HTTaP extends EventTarget {
     return this.send("POST", serialPath(port, { until, wait }), data);
   }
 
+  // The simulated board only (discovery's `Simulated`): sets the wire of input `pin` to
+  // `value` (0 or 1), as a button or a sensor would; a real board answers 409.
+  drive(pin, value) {
+    return this.send("POST", `gpio/${encodeURIComponent(pin)}`, JSON.stringify({ drive: value }));
+  }
+
   // Long-polls `path` (a pin) on its own requests, outside the queue: `callback(state)`
   // runs with the current state, then on every change. Returns a function that stops it.
   watch(path, callback, { wait = 20 } = {}) {

@@ -50,6 +50,10 @@ def setup(server):
     def parse(request):
         return {"got": request.json()}
 
+    @server.action("object", methods="POST")  # one method may be named alone
+    def an_object(request):
+        return {"got": request.json_object()}
+
     @server.action("list")
     def a_list(request):
         return [1, "two", None]
@@ -164,7 +168,7 @@ def call(client: Client, method: str, target: str, body=b"", headers: str = "") 
 
 def check_dynamic(reply: Reply, content_type: str | None = "application/json") -> None:
     assert reply.headers["cache-control"] == "no-cache, no-store, must-revalidate"
-    assert reply.headers["expires"] == "0"
+    assert reply.headers["expires"] == "Thu, 01 Jan 1970 00:00:00 GMT"
     assert reply.headers["httap-session"].isdigit()
     if content_type:
         assert reply.headers["content-type"] == content_type
@@ -268,6 +272,81 @@ def test_json_of_a_bad_body_is_a_clear_400(running, connect):
         assert reply.json()["error"] == "bad-json"
         assert "not valid JSON" in reply.json()["message"]
     assert call(client, "POST", "/?parse", "[1]").json() == {"got": [1]}
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ("[" * 5000 + "]" * 5000, "nest too deep"),
+        ('{"a": ' * 5000 + "1" + "}" * 5000, "nest too deep"),
+        ("NaN", "NaN is not a JSON number"),
+        ('{"speed": Infinity}', "Infinity is not a JSON number"),
+        ("-Infinity", "Infinity is not a JSON number"),
+        ("9" * 5000, "more than 4300 digits"),
+        ("\ufeff1", "not valid JSON"),
+        ("1 2", "not valid JSON"),
+    ],
+)
+def test_json_that_python_would_mishandle_is_a_clear_400(running, connect, body, why):
+    """Deep nesting raised RecursionError past the handler (a 500); NaN and Infinity
+    are not JSON (RFC 8259 section 6), though Python reads them."""
+    client = connect(running)
+    for action in ("parse", "object"):
+        reply = call(client, "POST", f"/?{action}", body)
+        assert reply.status == 400, (action, reply.body[:200])
+        check_dynamic(reply)
+        assert reply.json()["error"] == "bad-json"
+        assert why in reply.json()["message"]
+    assert call(client, "POST", "/?parse", "[1]").json() == {"got": [1]}
+    assert call(connect(running), "GET", "/?list").status == 200
+
+
+def test_json_object_is_a_dict_or_a_clear_400(running, connect):
+    client = connect(running)
+    assert call(client, "POST", "/?object", '{"speed": 3}').json() == {"got": {"speed": 3}}
+    assert call(client, "POST", "/?object", "").json() == {"got": {}}  # nothing given
+    for body, kind in (
+        ("[1]", "an array"),
+        ("null", "null"),
+        ('"x"', "a string"),
+        ("1", "a number"),
+    ):
+        reply = call(client, "POST", "/?object", body)
+        assert reply.status == 400, body
+        check_dynamic(reply)
+        assert reply.json()["error"] == "bad-json"
+        assert (
+            f'must be a JSON object such as {{"speed": 1}}, not {kind}' in reply.json()["message"]
+        )
+    assert call(client, "GET", "/?list").status == 200
+
+
+def readme_action_app() -> str:
+    """The app of README.md's "Your own actions", as written there."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### Your own actions", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.parametrize("body", ["[1]", "", "null", '"fast"', "7", "[" * 5000, "NaN"])
+def test_the_readme_action_pattern_never_answers_500(make_server, connect, tmp_path, body):
+    """`request.json().get(...)` answered 500 for a body of [1]: the README's pattern
+    must turn every wrong body into a 400, or take an empty one as all defaults."""
+    path = tmp_path / "readme_app.py"
+    path.write_text(readme_action_app())
+    running = make_server(
+        app=str(path), gpio__backend="sim", gpio__pins={"motor": {"gpio": 18, "mode": "out"}}
+    )
+    client = connect(running)
+    reply = call(client, "POST", "/?car/forward", body)
+    if body == "":
+        assert reply.status == 200 and reply.json() == {"moving": True, "speed": 1}
+    else:
+        assert reply.status == 400, (body, reply.body)
+        check_dynamic(reply)
+        assert reply.json()["error"] == "bad-json"
+    assert call(client, "POST", "/?car/forward", '{"speed": 2}').json()["speed"] == 2
+    assert call(connect(running), "GET", "/?gpio/motor").json()["value"] == 1
 
 
 def test_an_http_error_from_the_action(running, connect):
@@ -470,6 +549,49 @@ def test_shadowing_the_vocabulary_is_refused(running, name):
     assert running.call(lambda: name.strip("/") not in running.server.manager.actions)
 
 
+def register_in_loop(running, name: str, methods) -> str | None:
+    """Register an action in the loop's thread; the ValueError's message, or None."""
+
+    def register():
+        try:
+            running.server.action(name, methods=methods)(lambda request: {"second": True})
+        except ValueError as err:
+            return str(err)
+        return None
+
+    return running.call(register)
+
+
+@pytest.mark.parametrize("methods", [("GET",), ("POST",), "post", ("PUT", "GET")])
+def test_the_same_name_twice_is_an_error_naming_the_action(running, connect, methods):
+    """`car/forward` (POST) registered again, for GET or for POST, silently replaced
+    the first one."""
+    message = register_in_loop(running, "car/forward", methods)
+    assert message is not None
+    assert "'car/forward' is already registered, for POST" in message
+    assert 'methods=("GET", "POST")' in message
+    client = connect(running)
+    assert call(client, "POST", "/?car/forward").json()["moving"] == "forward"  # the first
+    assert call(client, "GET", "/?car/forward").status == 405
+    assert register_in_loop(running, "/car/forward/", ("PUT",)) is not None  # same name
+
+
+@pytest.mark.parametrize(("methods", "shown"), [((), "()"), (("FETCH",), "FETCH"), ("", "''")])
+def test_methods_that_no_request_has_are_an_error(running, methods, shown):
+    message = register_in_loop(running, "car/odd", methods)
+    assert message is not None and "'car/odd'" in message, message
+    assert "GET, HEAD, POST, PUT, DELETE, PATCH" in message and shown in message
+    assert running.call(lambda: "car/odd" not in running.server.manager.actions)
+
+
+def test_one_action_answers_each_of_its_methods(running, connect):
+    client = connect(running)
+    assert call(client, "POST", "/?object", "{}").status == 200  # methods="POST"
+    assert call(client, "GET", "/?object").headers["allow"] == "POST"
+    for method in ("GET", "POST", "PUT"):  # echo: methods=("get", "POST", "PUT")
+        assert call(client, method, "/?echo").json()["method"] == method
+
+
 def test_registering_from_the_test_thread_is_served(running, connect):
     running.call(lambda: running.server.action("late/added", methods=("POST",))(lambda r: [r.path]))
     assert call(connect(running), "POST", "/?late/added").json() == ["late/added"]
@@ -511,8 +633,19 @@ def start_cli(app: str) -> subprocess.CompletedProcess:
         ("X = 1\n", None, ["setup(server)"]),
         ("import no_such_module_here\n", 1, ["no_such_module_here"]),
         ('def setup(server):\n    server.action("gpio/x")(print)\n', 2, ["shadow"]),
+        (
+            "def setup(server):\n"
+            '    @server.action("car/drive")\n'
+            "    def look(request):\n"
+            "        return {}\n"
+            '    @server.action("car/drive", methods=("POST",))\n'
+            "    def drive(request):\n"
+            "        return {}\n",
+            5,
+            ["'car/drive' is already registered, for GET", "methods="],
+        ),
     ],
-    ids=["syntax", "setup-raises", "no-setup", "import", "shadowing"],
+    ids=["syntax", "setup-raises", "no-setup", "import", "shadowing", "twice"],
 )
 def test_app_errors_are_one_clear_line(tmp_path, source, line, words):
     path = tmp_path / "broken_app.py"
@@ -591,10 +724,37 @@ def test_an_app_write_goes_through_the_manager_and_wakes_long_polls(pin_app, con
 def test_app_pin_mistakes_become_the_fitting_errors(pin_app, connect):
     client = connect(pin_app)
     assert call(client, "POST", "/?pins/set", '{"name": "button", "value": 1}').status == 409
-    assert call(client, "POST", "/?pins/set", '{"name": "nope", "value": 1}').status == 403
+    unknown = call(client, "POST", "/?pins/set", '{"name": "nope", "value": 1}')
+    assert unknown.status == 404 and unknown.json()["error"] == "unknown-pin"
+    assert "button, buzzer, lamp, led" in unknown.json()["message"]
+    undeclared = call(client, "POST", "/?pins/set", '{"name": 22, "value": 1}')
+    assert undeclared.status == 403 and undeclared.json()["error"] == "not-declared"
+    assert call(client, "GET", "/?pins/read&name=nope").status == 404
     assert call(client, "POST", "/?pins/set", '{"name": "lamp", "value": 5}').status == 400
     assert call(client, "POST", "/?pins/wave", '{"duty": 2}').status == 400
     assert call(client, "POST", "/?pins/set", '{"name": "lamp", "value": 0}').status == 200
+
+
+@pytest.mark.parametrize(
+    ("setting", "words"),
+    [
+        ('{"frequency": 1e-11}', "pwm frequency is a frequency in Hz from 0.01 to 10000"),
+        ('{"frequency": 20000}', "from 0.01 to 10000"),
+        ('{"frequency": 1e400}', "from 0.01 to 10000"),
+        ('{"frequency": true}', "from 0.01 to 10000"),
+        ('{"duty": -0.5}', "pwm duty is a duty cycle from 0 to 1"),
+        ('{"duty": "half"}', "from 0 to 1"),
+        ('{"duty": ' + "1" * 4000 + "}", "from 0 to 1"),
+    ],
+)
+def test_app_pwm_numbers_are_range_checked_where_they_enter(pin_app, connect, setting, words):
+    """`server.pwm` takes numbers from the app: the same ranges as requests and web.json5."""
+    client = connect(pin_app)
+    reply = call(client, "POST", "/?pins/wave", setting)
+    assert reply.status == 400, reply.body
+    assert reply.json()["error"] == "bad-value" and words in reply.json()["message"]
+    assert call(client, "GET", "/?gpio/buzzer").json()["pwm"]["running"] is False
+    assert call(connect(pin_app), "GET", "/?pins/read&name=button").status == 200
 
 
 def test_app_pwm_read_and_pin(pin_app, connect):

@@ -242,6 +242,16 @@ def test_a_sign_in_held_past_the_inactivity_timeout_is_answered(guarded, tls_pai
         ("Authorization: Basic " + base64.b64encode(b"alice").decode() + "\r\n", "no colon"),
         ("Authorization: Basic " + base64.b64encode(b"al\xffce:x").decode() + "\r\n", "not UTF-8"),
         ("Authorization: Basic\r\n", "no token"),
+        ("Authorization: Basic \u00e9t\u00e9\r\n", "not ASCII"),
+        ("Authorization: Basic " + "A" * 6000 + "\r\n", "bytes without a colon"),
+        ("Authorization: Basic YWxpY2U6eA\r\n", "padding missing"),
+        ("Authorization: Basic YWxp Y2U6eA==\r\n", "a space inside"),
+        ("Authorization: Basic " + base64.b64encode(b":secret").decode() + "\r\n", "no name"),
+        (
+            "Authorization: Basic " + base64.b64encode(b"\xed\xa0\x80:x").decode() + "\r\n",
+            "a surrogate",
+        ),
+        ("Authorization: \r\n", "empty"),
     ],
 )
 def test_malformed_credentials_get_401_and_cost_no_check(guarded, tls_pair, header, why):
@@ -500,7 +510,8 @@ def test_only_ascii_digits_name_a_pin_by_number(make_server, files):
     client = Client(running.connect())
     assert client.get("/?gpio/4").json()["gpio"] == 4
     arabic_four = client.get("/?gpio/%D9%A4")
-    assert arabic_four.status == 403 and arabic_four.json()["error"] == "not-declared"
+    assert arabic_four.status == 404 and arabic_four.json()["error"] == "unknown-pin"
+    assert client.get("/?gpio/5").json()["error"] == "not-declared"
 
 
 def test_subject_reads_paths_as_the_domains_do():

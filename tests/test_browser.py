@@ -11,6 +11,8 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from httap.init import write_starter
+from tests import test_gpio
 from tests.conftest import ROOT, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
@@ -24,6 +26,7 @@ ARGS = [
     "--no-first-run",
 ]
 PHONE = {"width": 390, "height": 844}
+standins = test_gpio.standins  # the fixture: RPi.GPIO's stand-in, for a board not simulated
 ARTIFACTS = ROOT / "tests" / "artifacts"
 PINS = {
     "led": {"gpio": 17, "mode": "out", "initial": 0, "safe": 0},
@@ -109,6 +112,33 @@ def test_input_change_shows_within_a_second(make_server, page):
     running.call(lambda: running.server.gpio.drive(4, 0))
     expect(lamp).to_have_text("0", timeout=1000)
     screenshot(page, "input")
+
+
+def test_drive_control_on_the_simulated_board_changes_the_input_lamp(make_server, page):
+    running = console(make_server)
+    page.goto(url(running))
+    lamp = page.locator("[data-pin=button] output")
+    drive = page.get_by_role("button", name="drive button")
+    expect(lamp).to_have_text("1")
+    expect(drive).to_have_text("drive 0")
+    drive.click()
+    expect(lamp).to_have_text("0", timeout=2000)
+    expect(drive).to_have_text("drive 1")
+    assert pin(running, 4) == 0
+    screenshot(page, "drive")
+    drive.click()
+    expect(lamp).to_have_text("1", timeout=2000)
+    assert pin(running, 4) == 1
+
+
+@pytest.mark.usefixtures("standins")
+def test_no_drive_control_on_a_real_board(make_server, page):
+    # RPi.GPIO's stand-in
+    running = make_server(documents=str(ROOT / "static"), gpio__backend="rpi", gpio__pins=PINS)
+    page.goto(url(running))
+    expect(page.locator("[data-pin=button] output")).to_have_text("1")
+    expect(page.get_by_role("switch", name="led")).to_be_visible()
+    assert page.get_by_role("button", name="drive button").count() == 0
 
 
 def test_restart_shows_reconnecting_then_a_new_session(make_server, page):
@@ -216,3 +246,38 @@ def test_the_console_over_https_with_sign_in(make_server, browser, tls_pair):
     assert response.status == 401
     assert response.headers["www-authenticate"] == 'Basic realm="httap", charset="UTF-8"'
     unsigned.close()
+
+
+@pytest.mark.parametrize("name", ["console", "init", "blink", "buzzer", "car", "scpi", "simon"])
+def test_a_page_asks_for_nothing_missing(make_server, page, tmp_path, name):
+    """The access log of a page's load shows no 404: not even for /favicon.ico, which a
+    browser asks for by itself, and which the server has for every documents directory.
+    The page `httap init` writes gets its console.js and httap.js from the server."""
+    access = tmp_path / "access.log"
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    if name == "console":
+        running = console(make_server, log__access=str(access))
+    elif name == "init":
+        write_starter(str(tmp_path / "device"))
+        running = make_server(
+            config_file=str(tmp_path / "device" / "web.json5"),
+            listen=["http://127.0.0.1:0"],
+            gpio__pins=PINS,
+            log__access=str(access),
+        )
+    else:
+        running = make_server(
+            config_file=str(ROOT / "examples" / name / "web.json5"),
+            listen=["http://127.0.0.1:0"],
+            log__access=str(access),
+        )
+    page.goto(url(running))
+    if name == "init":
+        expect(page.get_by_role("switch", name="led")).to_be_visible()
+    icon = '"GET /favicon.ico HTTP/1.1"'
+    assert wait_for(lambda: icon in access.read_text()), access.read_text()
+    requests = access.read_text().splitlines()
+    assert [line for line in requests if icon in line and '" 200 ' in line], requests
+    assert [line for line in requests if '" 404 ' in line] == []
+    assert errors == []

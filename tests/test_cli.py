@@ -7,18 +7,20 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from client import Client
-from conftest import HELLO, ROOT, wait_for
 
 from httap import __version__
+from tests.client import Client
+from tests.conftest import HELLO, ROOT, wait_for
 
 LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
 # The environment without the variables under test, so the caller's shell cannot leak in.
@@ -236,6 +238,101 @@ def test_serve_with_a_bad_config_is_one_clear_line(tmp_path, docs):
     bad.write_text("{limits: {connections: 0}}")
     done = httap("serve", "--config", str(bad), "--documents", str(docs))
     one_line_error(done, str(bad), "limits.connections", "0")
+
+
+def test_one_listening_line_per_address(spawn, docs):
+    process = spawn(
+        "serve",
+        *("--listen", "http://127.0.0.1:0", "--listen", "http://127.0.0.1:0"),
+        *("--documents", str(docs), "--gpio", "sim"),
+    )
+    urls = re.findall(r"http://127\.0\.0\.1:\d+", process.banner)
+    assert len(set(urls)) == 2, process.banner
+    process.signal(signal.SIGTERM)
+    assert process.wait() == 0
+    everything = process.banner + process.proc.stdout.read() + process.proc.stderr.read()
+    assert everything.count("listening on") == 1, everything
+    assert [everything.count(url) for url in urls] == [1, 1], everything
+
+
+# -- warnings at start-up: the server starts, and the log says why / would fail ---------
+
+
+def warnings_of(process) -> list[str]:
+    """Stop the server cleanly; its WARNING lines."""
+    process.signal(signal.SIGTERM)
+    assert process.wait() == 0
+    log = process.proc.stderr.read()
+    assert "Traceback" not in log
+    return [line for line in log.splitlines() if " WARNING httap.server: " in line]
+
+
+def serve_docs(spawn, docs: Path, *args: str):
+    return spawn(
+        "serve",
+        *("--listen", "http://127.0.0.1:0", "--documents", str(docs), "--gpio", "sim"),
+        *args,
+    )
+
+
+def test_documents_without_their_index_warn_at_start_up(spawn, docs):
+    (docs / "index.html").unlink()
+    process = serve_docs(spawn, docs)
+    assert fetch(process, "/").status == 404
+    assert fetch(process, "/hello.txt").body == HELLO  # the rest is served as ever
+    (warning,) = warnings_of(process)
+    assert f"documents {docs.resolve()}: there is no index.html" in warning
+    assert "httap init" in warning and "`index`" in warning
+
+
+def test_an_index_that_links_out_warns_at_start_up(spawn, docs):
+    (docs / "index.html").unlink()
+    (docs / "index.html").symlink_to("/etc/hostname")
+    process = serve_docs(spawn, docs)
+    assert fetch(process, "/").status == 403
+    assert fetch(process, "/hello.txt").body == HELLO
+    (warning,) = warnings_of(process)
+    assert f"documents {docs.resolve()}: index.html cannot be read" in warning
+    assert "link out of the directory, so / answers 403" in warning
+
+
+def test_unreadable_documents_warn_at_start_up(spawn, tmp_path):
+    """As root, the server becomes `nobody`, who cannot enter a directory of mode 700;
+    otherwise the directory is made mode 000 for this user."""
+    top = Path(tempfile.mkdtemp(prefix="httap-docs-"))  # tmp_path is private to its user
+    top.chmod(0o755)
+    www = top / "www"
+    www.mkdir()
+    (www / "index.html").write_bytes(b"<h1>home</h1>\n")
+    settings = tmp_path / "web.json5"
+    if os.geteuid() == 0:
+        settings.write_text('{user: "nobody"}')
+        www.chmod(0o700)
+    else:
+        settings.write_text("{}")
+        www.chmod(0o000)
+    try:
+        process = serve_docs(spawn, www, "--config", str(settings))
+        assert fetch(process, "/").status == 404
+        assert fetch(process, "/?").status == 200  # the server itself runs on
+        (warning,) = warnings_of(process)
+    finally:
+        www.chmod(0o755)
+        shutil.rmtree(top)
+    assert f"documents {www}: this server's user (uid " in warning
+    assert "cannot open files in the directory, so every file answers 404" in warning
+    assert f"chmod a+rx {www}" in warning
+
+
+@pytest.mark.parametrize("command", ["serve", "check"])
+def test_config_naming_a_directory_is_one_line(tmp_path, command):
+    (tmp_path / "web.json5").write_text("{}")
+    done = httap(command, "--config", str(tmp_path))
+    one_line_error(done, f"config file {tmp_path} is a directory", str(tmp_path / "web.json5"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    line = one_line_error(httap(command, "--config", str(empty)), f"{empty} is a directory")
+    assert "did you mean" not in line
 
 
 # -- check ----------------------------------------------------------------------------

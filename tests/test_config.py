@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -311,6 +313,45 @@ def test_not_utf8(tmp_path):
         config.load(str(path), env={})
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 5000 + "]" * 5000,
+        "{id: " + "[" * 5000 + "]" * 5000 + "}",
+        "{gpio: {pins: " + "{a: " * 5000 + "1" + "}" * 5000 + "}}",
+    ],
+)
+def test_deep_nesting_is_one_line(tmp_path, text):
+    """The JSON5 parser recursed past Python's limit: a RecursionError traceback."""
+    message = error_of(tmp_path, text)
+    assert message == (
+        f"{tmp_path / 'web.json5'}: not valid JSON5: objects and lists nest too deep (a"
+        " configuration needs a few levels)"
+    )
+
+
+@pytest.mark.parametrize("command", ["check", "serve"])
+@pytest.mark.parametrize(
+    "text",
+    ["{a: " + "[" * 5000 + "]" * 5000 + "}", "{timeouts: {inactivity: 0x" + "f" * 5000 + "}}"],
+    ids=["nested", "huge-number"],
+)
+def test_a_hostile_config_is_one_line_and_exit_2(tmp_path, command, text):
+    path = write(tmp_path, text)
+    done = subprocess.run(
+        [sys.executable, "-m", "httap", command, "--config", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stderr[-500:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-500:]
+    assert lines[0].startswith(f"httap: {path}: ")
+    assert done.stdout == ""
+
+
 def test_top_level_must_be_an_object(tmp_path):
     message = error_of(tmp_path, "[1, 2]")
     assert message == f"{tmp_path / 'web.json5'}: found a list, expected an object at the top level"
@@ -337,9 +378,9 @@ def test_file_errors_start_with_the_path_as_given(tmp_path, monkeypatch):
         ),
         (
             "{zzz: 1}",
-            "zzz: unknown key; allowed keys at the top level: app, auth, chroot, cors, documents,"
-            " gpio, group, headers, hosts, id, index, limits, listen, log, mime, redirect, serial,"
-            " session, timeouts, tls, user",
+            "zzz: unknown key; allowed keys at the top level: app, auth, cache, chroot, cors,"
+            " documents, gpio, group, headers, hosts, id, index, limits, listen, log, mime,"
+            " redirect, serial, session, timeouts, tls, user",
         ),
         (
             "{gpio: {pins: {led: {gpio: 17, mdoe: 'out'}}}}",
@@ -473,7 +514,8 @@ def test_unknown_keys(tmp_path, text, message):
             "{headers: {'Content-Length': '5'}}",
             'headers: found the key "Content-Length",'
             " expected header names (HTTP tokens; not Connection, Content-Length or"
-            " Transfer-Encoding, which the server sets)",
+            " Transfer-Encoding, which the server sets, nor Cache-Control or Expires: set"
+            " lifetimes with `cache`)",
         ),
         # pins
         (
@@ -505,6 +547,32 @@ def test_unknown_keys(tmp_path, text, message):
         (
             "{gpio: {pins: {led: {gpio: 4, mode: 'out', safe: true}}}}",
             "gpio.pins.led.safe: found true (a boolean), expected 0 or 1",
+        ),
+        (  # its first edge would be 3,000 years away: past what select() can wait
+            "{gpio: {pins: {m: {gpio: 4, mode: 'pwm', frequency: 1e-11}}}}",
+            "gpio.pins.m.frequency: found 1e-11, expected a frequency in Hz from 0.01 to 10000",
+        ),
+        (  # PWM is bit-banged on the loop's timers, as requests are told
+            "{gpio: {pins: {m: {gpio: 4, mode: 'pwm', frequency: 20000}}}}",
+            "gpio.pins.m.frequency: found 20000, expected a frequency in Hz from 0.01 to 10000",
+        ),
+        (
+            "{gpio: {pins: {m: {gpio: 4, mode: 'pwm', duty: -Infinity}}}}",
+            "gpio.pins.m.duty: found -Infinity, expected a duty cycle from 0 to 1",
+        ),
+        (
+            "{serial: {s: {port: 'loop://', timeout: 3601}}}",
+            "serial.s.timeout: found 3601, expected a number of seconds from 0 to 3600",
+        ),
+        (  # Python will not print a whole number of more than 4,300 digits
+            "{timeouts: {inactivity: 0x" + "f" * 4000 + "}}",
+            "timeouts.inactivity: found a whole number of 4817 digits, expected a"
+            " number of seconds from 3 to 200",
+        ),
+        (
+            "{limits: {body: -" + "9" * 4000 + "}}",
+            "limits.body: found a whole number of 4000 digits, expected a whole"
+            " number of bytes from 0 to 1073741824",
         ),
         # serial ports
         ("{serial: {s: {baudrate: 9600}}}", 'serial.s: missing key "port"'),

@@ -60,6 +60,10 @@ def test_each_page_gets_the_library_from_its_own_server(make_server, name):
     assert library.status == 200
     assert library.headers["content-type"] == "text/javascript; charset=utf-8"
     assert library.body == (ROOT / "static" / "httap.js").read_bytes()
+    for built_in, kind in (("/console.js", "text/javascript"), ("/favicon.ico", "image/")):
+        reply = client.get(built_in)
+        assert (reply.status, reply.body) == (200, (ROOT / "static" / built_in[1:]).read_bytes())
+        assert reply.headers["content-type"].startswith(kind)
 
 
 # -- blink -----------------------------------------------------------------------------

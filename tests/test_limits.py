@@ -15,10 +15,10 @@ import tty
 import weakref
 
 import pytest
-from client import Client
-from conftest import HELLO, open_fds, wait_for
 
 from httap import connection
+from tests.client import Client
+from tests.conftest import HELLO, open_fds, wait_for
 
 POST = b"POST / HTTP/1.1\r\nHost: t\r\n"
 

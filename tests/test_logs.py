@@ -10,7 +10,7 @@ import pytest
 
 from tests.client import Client
 from tests.conftest import wait_for
-from tests.test_manager import PINS, call
+from tests.test_manager import PINS, call, encode
 
 # 127.0.0.1 - - [21/Nov/2026:21:55:02 +0000] "GET /index.html HTTP/1.1" 200 1024 s=12 0.000183
 ACCESS = re.compile(
@@ -130,3 +130,55 @@ def test_audit_of_a_safe_value_on_disconnect(audited, caplog):
 def test_audit_of_an_app_write_outside_a_request(audited, caplog):
     audited.call(lambda: audited.server.write("led", 1))
     assert lines(caplog, "httap.audit") == ["s=- - led 0 -> 1 (app)"]
+
+
+REPEATS = {
+    "led": {"gpio": 17, "mode": "out", "safe": 0},
+    "button": {"gpio": 4, "mode": "in", "pull": "up"},
+    "motor": {"gpio": 18, "mode": "pwm", "frequency": 100, "safe": 0},
+}
+
+
+def test_audit_records_changes_not_repeats(make_server, caplog):
+    caplog.set_level(logging.INFO, logger="httap.audit")
+    running = make_server(gpio__backend="sim", gpio__pins=REPEATS)
+    client = Client(running.connect())
+    session = session_of(call(client, "POST", "/?gpio/led", b"1"))
+    for _ in range(3):  # writes, a batch, a pulse's start, an app's write: all repeats
+        call(client, "POST", "/?gpio/led", b"1")
+        call(client, "PUT", "/?gpio/led", {"value": 1})
+        call(client, "POST", "/?gpio", {"led": 1})
+        running.call(lambda: running.server.write("led", 1))
+    for _ in range(3):
+        call(client, "PUT", "/?gpio/motor", {"pwm": {"frequency": 440, "duty": 0.5}})
+        call(client, "PUT", "/?gpio/motor", {"pwm": {"duty": 0.5}})
+        running.call(lambda: running.server.pwm("motor", duty=0.5))
+    for _ in range(3):  # the simulated wire of an input
+        call(client, "POST", "/?gpio/button", {"drive": 0})
+    call(client, "POST", "/?gpio/led", b"0")
+    client.close()  # the lease ends: led is at its safe value already, motor is not
+    safe = "s=- - motor pwm 0.5 at 440 Hz -> 0 (safe value)"
+    assert wait_for(lambda: safe in lines(caplog, "httap.audit"))
+    assert lines(caplog, "httap.audit") == [
+        f"s={session} 127.0.0.1 led 0 -> 1 (POST /?gpio/led)",
+        f"s={session} 127.0.0.1 motor 0 -> pwm 0.5 at 440 Hz (PUT /?gpio/motor)",
+        f"s={session} 127.0.0.1 button 1 -> 0 (POST /?gpio/button, drive)",
+        f"s={session} 127.0.0.1 led 1 -> 0 (POST /?gpio/led)",
+        safe,
+    ]
+
+
+def test_a_pulse_over_a_pulse_logs_no_repeat(make_server, caplog):
+    caplog.set_level(logging.INFO, logger="httap.audit")
+    running = make_server(gpio__backend="sim", gpio__pins=REPEATS, session__exclusive="off")
+    first, second = Client(running.connect()), Client(running.connect())
+    first.send(encode("POST", "/?gpio/led", {"pulse": 0.5}))
+    assert wait_for(lambda: len(lines(caplog, "httap.audit")) == 1)
+    assert call(second, "POST", "/?gpio/led", {"pulse": 0.05}).json()["value"] == 0
+    assert first.read().json()["interrupted"] is True
+    assert [line.split(" ", 2)[2] for line in lines(caplog, "httap.audit")] == [
+        "led 0 -> 1 (POST /?gpio/led, pulse 0.5 s)",
+        "led 1 -> 0 (POST /?gpio/led, pulse end)",  # the second pulse's end; its start repeated
+    ]
+    first.close()
+    second.close()

@@ -7,12 +7,18 @@ counts, never early) and leave speed alone, since the machine may be busy.
 
 from __future__ import annotations
 
+import functools
+import logging
+import math
+import socket
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
-from httap.loop import Loop
+from httap.loop import READ, Loop, task_name
 from tests.client import Client
 from tests.conftest import wait_for
 from tests.test_manager import call, check_error
@@ -214,5 +220,220 @@ def test_cancelled_timers_do_not_pile_up_in_the_heap():
             loop.call_later(60, lambda: None).cancel()
         assert len(loop._timers) < 5_000
         assert kept in loop._timers and not kept.cancelled
+    finally:
+        loop.close()
+
+
+# -- numbers the loop is given, and how far it waits -----------------------------------
+
+
+def test_a_timer_far_in_the_future_does_not_stop_the_loop(loop):
+    """select() has a largest timeout: a loop whose next timer lay 1e11 s away raised
+    OverflowError, and ended. The wait is clamped; the far timer stays scheduled."""
+    ran: list[str] = []
+    far = loop.call_at(time.monotonic() + 1e11, lambda: ran.append("far"))
+    waker = threading.Timer(0.05, lambda: loop.call_threadsafe(loop.stop))
+    waker.start()  # the loop waits for the far timer alone until another thread stops it
+    try:
+        loop.run()
+    finally:
+        waker.join()
+    assert loop.iterations >= 1 and ran == []
+    assert far in loop._timers and not far.cancelled
+
+
+BAD_NUMBERS = [
+    # (method, arguments, exception, words of the message)
+    ("every", (0, print), ValueError, "interval is from 1e-06 to 31622400 seconds, not 0"),
+    ("every", (-1, print), ValueError, "interval is from"),
+    ("every", (math.nan, print), ValueError, "not nan"),
+    ("every", (math.inf, print), ValueError, "not inf"),
+    ("every", (1e11, print), ValueError, "to 31622400 seconds, not 1"),
+    ("every", ("0.5", print), TypeError, "interval is a number of seconds, not str"),
+    ("every", (True, print), TypeError, "not bool"),
+    ("every", (0.5, "print"), TypeError, "callback must be callable"),
+    ("every", (0.5, print, 7), TypeError, "name is a string"),
+    ("call_later", (-1, print), ValueError, "delay is from 0 to 31622400 seconds, not -1"),
+    ("call_later", (math.nan, print), ValueError, "not nan"),
+    ("call_later", (math.inf, print), ValueError, "not inf"),
+    ("call_later", (1e11, print), ValueError, "delay is from 0"),
+    ("call_later", (None, print), TypeError, "delay is a number of seconds, not NoneType"),
+    ("call_later", (1, None), TypeError, "callback must be callable"),
+    ("call_at", (math.nan, print), ValueError, "time.monotonic() time"),
+    ("call_at", (-math.inf, print), ValueError, "not -inf"),
+    ("call_at", (-1, print), ValueError, "from 0 to"),
+    ("call_at", (time.monotonic() + 1e11, print), ValueError, "up to a year from now"),
+    ("call_at", ("soon", print), TypeError, "not str"),
+    ("idle", (42,), TypeError, "callback must be callable (a function), not 42"),
+]
+
+
+@pytest.mark.parametrize("method, args, error, words", BAD_NUMBERS)
+def test_the_app_api_refuses_a_bad_number_at_the_call(make_server, method, args, error, words):
+    running = make_server()
+    with pytest.raises(error) as caught:
+        getattr(running.server, method)(*args)
+    assert words in str(caught.value)
+    client = Client(running.connect())
+    assert client.get("/?ping").status == 200  # nothing was scheduled, the loop goes on
+    assert running.call(lambda: running.server.loop.stats()["tasks"]) == []
+    client.close()
+
+
+def test_a_bad_number_in_an_app_stops_the_start_with_its_line(tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text("def setup(server):\n    server.every(0, print)\n")
+    serve = ("serve", "--listen", "http://127.0.0.1:0", "--gpio", "sim", "--app", str(app))
+    done = subprocess.run(
+        [sys.executable, "-m", "httap", *serve],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"httap: cannot load the app {app}, line 2: ValueError:"
+        " interval is from 1e-06 to 31622400 seconds, not 0"
+    )
+
+
+# -- callbacks that raise ----------------------------------------------------------------
+
+
+FAILING = """
+def setup(server):
+    def toggle():
+        raise ZeroDivisionError("no rate")
+
+    server.every(0.005, toggle)
+"""
+
+
+def test_a_failing_task_is_logged_once_then_counted(make_server, tmp_path, caplog):
+    """A task that raises on every tick: one traceback, under a readable name; the
+    repeats are counted in /?stats and summarised in one line (here when the server
+    stops, sooner than the once a minute the summaries come otherwise)."""
+    app = tmp_path / "app.py"
+    app.write_text(FAILING)
+    caplog.set_level(logging.INFO, logger="httap.loop")
+    running = make_server(app=str(app))
+    client = Client(running.connect())
+
+    def failed_enough() -> dict:
+        stats = client.get("/?stats").json()
+        (task,) = stats["tasks"]
+        return stats if task["errors"] >= 40 else {}
+
+    stats = wait_for(failed_enough)
+    (task,) = stats["tasks"]
+    assert task["name"] == "setup.toggle" and task["runs"] >= task["errors"] >= 40
+    assert stats["failures"]["setup.toggle"] >= task["errors"]
+    assert client.get("/?ping").status == 200
+    client.close()
+    lines = [record for record in caplog.records if record.name == "httap.loop"]
+    (first,) = lines  # one line so far, however many ticks failed
+    assert first.getMessage() == (
+        "task setup.toggle failed; further failures are counted and summarised every 60 s"
+    )
+    assert first.exc_info[0] is ZeroDivisionError  # with its traceback
+    running.stop()
+    errors = running.server.loop.failures["setup.toggle"].count
+    lines = [record for record in caplog.records if record.name == "httap.loop"]
+    assert len(lines) == 2
+    assert lines[1].getMessage() == (
+        f"setup.toggle failed {errors - 1} more times ({errors} in all);"
+        " the last: ZeroDivisionError: no rate"
+    )
+    assert lines[1].exc_info is None
+    assert all("<locals>" not in line.getMessage() for line in lines)
+
+
+class Broken:
+    """An event handler with a bug, on a socket that stays readable."""
+
+    def __init__(self, loop: Loop) -> None:
+        self.mine, self.theirs = socket.socketpair()
+        self.theirs.send(b"x")
+        self.aborts = 0
+        loop.register(self.mine, READ, self)
+
+    def on_event(self, mask: int) -> None:
+        raise KeyError("bug")
+
+    def abort(self) -> None:  # keeps the file registered: the bug comes back each time
+        self.aborts += 1
+
+
+def test_repeated_failures_are_summarised_at_most_once_per_period(caplog):
+    """Each kind of callback: a task, a timer re-armed by itself, an idle callback and
+    an event handler. Each logs its first failure with a traceback, then a summary line
+    no sooner than `summary_every` after the last line, and the counts add up."""
+    caplog.set_level(logging.INFO, logger="httap.loop")
+    loop = Loop()
+    loop.summary_every = 0.05
+    runs = {"timer": 0}
+
+    def tick():
+        raise ValueError("tick")
+
+    def again():
+        runs["timer"] += 1
+        loop.call_later(0.001, again)
+        raise OSError("again")
+
+    def lazy():
+        raise RuntimeError("idle")
+
+    task = loop.every(0.001, tick)
+    loop.call_later(0.001, again)
+    idler = loop.idle(lazy)
+    broken = Broken(loop)
+    try:
+        loop.call_later(0.2, idler.cancel)
+        run_for(loop, 0.3)
+    finally:
+        failures = {name: failed.count for name, failed in loop.failures.items()}
+        loop.close()
+        broken.mine.close()
+        broken.theirs.close()
+    names = {
+        "test_repeated_failures_are_summarised_at_most_once_per_period.tick": task.errors,
+        "test_repeated_failures_are_summarised_at_most_once_per_period.again": runs["timer"],
+        "test_repeated_failures_are_summarised_at_most_once_per_period.lazy": None,
+        "Broken.on_event": broken.aborts,
+    }
+    assert set(failures) == set(names)
+    for name, count in names.items():
+        lines = [r for r in caplog.records if r.name == "httap.loop" and name in r.getMessage()]
+        assert failures[name] > 10 and (count is None or failures[name] == count), name
+        first, *summaries = lines
+        assert first.exc_info is not None and all(line.exc_info is None for line in summaries)
+        assert 1 <= len(summaries) < failures[name] / 2, name
+        told = 1 + sum(int(line.getMessage().split(" failed ")[1].split()[0]) for line in summaries)
+        assert told == failures[name], name  # every failure is accounted for, once
+        times = [line.created for line in lines[:-1]]  # the last one came at close
+        assert all(b - a >= 0.05 - 0.002 for a, b in zip(times, times[1:])), (name, times)
+
+
+def test_task_names_are_readable():
+    def setup():
+        def toggle():
+            pass
+
+        return toggle, lambda: None
+
+    toggle, anonymous = setup()
+    line = anonymous.__code__.co_firstlineno
+    assert task_name(toggle) == "test_task_names_are_readable.setup.toggle"
+    assert task_name(anonymous) == f"test_task_names_are_readable.setup.<lambda>:{line}"
+    assert task_name(functools.partial(toggle)) == task_name(toggle)
+    assert task_name(Broken.on_event) == "Broken.on_event"
+    assert task_name(Client.close) == "Client.close"
+    assert task_name(print) == "print"
+    loop = Loop()
+    try:
+        assert task_name(Loop.stop) == task_name(loop.stop) == "Loop.stop"
+        assert task_name(loop) == "Loop"  # an object without a name: its class
+        assert loop.every(1, toggle).name == "test_task_names_are_readable.setup.toggle"
     finally:
         loop.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import socket
 import struct
 import time
@@ -64,7 +65,7 @@ def check_dynamic(reply: Reply, session: int | None = None) -> None:
     domain")."""
     headers = reply.headers
     assert headers["cache-control"] == NO_CACHE, reply.raw_head
-    assert headers["expires"] == "0", reply.raw_head
+    assert headers["expires"] == "Thu, 01 Jan 1970 00:00:00 GMT", reply.raw_head
     assert headers["httap-session"].isdigit(), reply.raw_head
     if session is not None:
         assert int(headers["httap-session"]) == session
@@ -286,7 +287,14 @@ def test_write_bodies(start, connect, method, body, expected):
     reply = call(client, method, "/?gpio/led", body)
     assert reply.status == 200, reply.body
     check_dynamic(reply)
-    assert reply.json() == {"gpio": LED, "mode": "out", "value": expected}
+    holds = "until this client's last connection closes"  # led has a safe value
+    assert reply.json() == {
+        "gpio": LED,
+        "mode": "out",
+        "value": expected,
+        "safe": 0,
+        "holds": holds,
+    }
     assert values(running, LED) == [0, expected]  # the initial level, then the write
     assert read_pin(running, LED) == expected
 
@@ -429,7 +437,8 @@ def test_batch_applies_in_order_with_one_reply(start, connect):
     [
         ('{"led": 1, "buzzer": 7}', 400, "bad-value"),
         ('{"led": 1, "buzzer": {"pulse": 1}}', 400, "bad-value"),
-        ('{"led": 1, "nope": 1}', 403, "not-declared"),
+        ('{"led": 1, "nope": 1}', 404, "unknown-pin"),
+        ('{"led": 1, "22": 1}', 403, "not-declared"),
         ('{"led": 1, "button": 1}', 409, "mode-conflict"),
         ('[["led", 1]]', 400, "bad-value"),
         ("{}", 400, "bad-value"),
@@ -950,3 +959,329 @@ def test_get_never_writes(start, connect, target, body):
     assert values(running, LED) == [0]
     # And a GET does not take the lease.
     assert call(connect(running, "127.0.0.2"), "POST", "/?gpio/led", "1").status == 200
+
+
+# -- numbers from a request are range-checked where they enter (issue 11, item 1) --------
+
+HUGE = "1" + "0" * 4000  # a whole number past every range, short of Python's 4,300 digits
+
+
+def still_serves(running, connect) -> None:
+    """Another client is served: the bad input hurt neither the loop nor anyone else."""
+    assert call(connect(running), "GET", "/?gpio/button").status == 200
+
+
+def test_a_pwm_frequency_below_the_range_is_refused_and_the_loop_lives(start, connect):
+    """1e-11 Hz was answered 200; its next edge, a century ahead, then overflowed the
+    loop's select() timeout and the process exited."""
+    running = start()
+    client = connect(running)
+    reply = call(client, "POST", "/?gpio/buzzer", '{"pwm": {"frequency": 1e-11, "duty": 0.5}}')
+    check_error(reply, 400, "bad-value", "pwm frequency", "from 0.01 to 10000")
+    assert call(client, "GET", "/?gpio/buzzer").json()["pwm"]["running"] is False
+    time.sleep(0.2)
+    assert running.thread.is_alive()
+    still_serves(running, connect)
+
+
+@pytest.mark.parametrize("frequency", [1e-11, 0.005, 10_000.5, 1e6, 10**30])
+def test_pwm_frequency_has_one_range_for_web_json5_and_requests(
+    start, connect, tmp_path, frequency
+):
+    """web.json5 and a request refuse the same frequencies, in the same words."""
+    from httap import config
+
+    pins = {"buzzer": {"gpio": BUZZER, "mode": "pwm", "frequency": frequency}}
+    with pytest.raises(config.ConfigError) as refused:
+        config.load(None, env={}, overrides={"gpio.pins": pins})
+    assert str(config.PWM_FREQUENCY) in str(refused.value)
+    running = start()
+    body = json.dumps({"pwm": {"frequency": frequency, "duty": 0.5}})
+    check_error(
+        call(connect(running), "POST", "/?gpio/buzzer", body),
+        400,
+        "bad-value",
+        str(config.PWM_FREQUENCY),
+    )
+    for edge in (config.PWM_FREQUENCY.low, config.PWM_FREQUENCY.high):  # both take the ends
+        pins["buzzer"]["frequency"] = edge
+        config.load(None, env={}, overrides={"gpio.pins": pins})
+        body = json.dumps({"pwm": {"frequency": edge, "duty": 0.5}})
+        assert call(connect(running), "POST", "/?gpio/buzzer", body).status == 200
+
+
+@pytest.mark.parametrize(
+    ("target", "body", "words"),
+    [
+        ("/?gpio/led", f'{{"pulse": {HUGE}}}', "a pulse is a number of seconds more than 0"),
+        ("/?gpio/led", '{"pulse": 1e400}', "at most 60"),
+        ("/?gpio/led", '{"pulse": -0.5}', "at most 60"),
+        ("/?gpio/led", '{"pulse": 60.001}', "at most 60"),
+        ("/?gpio/led", '{"pulse": false}', "at most 60"),
+        ("/?gpio/buzzer", f'{{"pwm": {{"frequency": {HUGE}}}}}', "from 0.01 to 10000"),
+        ("/?gpio/buzzer", '{"pwm": {"frequency": -1e400}}', "from 0.01 to 10000"),
+        ("/?gpio/buzzer", '{"pwm": {"frequency": "440"}}', "from 0.01 to 10000"),
+        ("/?gpio/buzzer", '{"pwm": {"frequency": true}}', "from 0.01 to 10000"),
+        ("/?gpio/buzzer", f'{{"pwm": {{"duty": {HUGE}}}}}', "pwm duty is a duty cycle from 0 to 1"),
+        ("/?gpio/buzzer", '{"pwm": {"duty": -1e-9}}', "from 0 to 1"),
+        ("/?gpio/buzzer", '{"pwm": {"duty": [0.5]}}', "from 0 to 1"),
+        ("/?gpio/led", f'{{"value": {HUGE}}}', "0, 1, true or false"),
+    ],
+)
+def test_numbers_in_bodies_outside_their_range(start, connect, target, body, words):
+    running = start()
+    client = connect(running)
+    check_error(call(client, "POST", target, body), 400, "bad-value", words)
+    assert values(running, LED) == [0]
+    assert call(client, "GET", target).json()["value"] == 0  # the same connection goes on
+    still_serves(running, connect)
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ("wait=1_0", "wait is a number of seconds from 0 to 3600"),
+        ("wait=inf", "from 0 to 3600"),
+        ("wait=1e400", "from 0 to 3600"),
+        ("wait=" + "9" * 5000, "from 0 to 3600"),
+        ("wait=-0.5", "from 0 to 3600"),
+        ("wait=3600.5", "from 0 to 3600"),
+        ("wait=0x10", "from 0 to 3600"),
+        ("wait=", "from 0 to 3600"),
+        ("wait=%D9%A1", "from 0 to 3600"),  # an Arabic-Indic one: float() would take it
+        ("wait=1&value=%2B1", "value is 0 or 1"),  # "+1": int() would take it
+        ("wait=1&value=%201", "value is 0 or 1"),
+        ("wait=1&value=%D9%A1", "value is 0 or 1"),
+        ("wait=1&value=" + "1" * 5000, "value is 0 or 1"),
+    ],
+)
+def test_long_poll_numbers_outside_their_range(start, connect, params, words):
+    running = start(limits__uri=16384)
+    client = connect(running)
+    began = time.monotonic()
+    check_error(call(client, "GET", f"/?gpio/button&{params}"), 400, "bad-value", words)
+    assert time.monotonic() - began < 0.9  # refused at once, not waited out
+    still_serves(running, connect)
+
+
+# -- every parser of untrusted bytes answers 400 (issue 11, item 7) ----------------------
+
+DEEP = "[" * 5000 + "]" * 5000
+
+
+@pytest.mark.parametrize(
+    ("target", "body", "code"),
+    [
+        ("/?gpio/led", DEEP, "bad-value"),
+        ("/?gpio", DEEP, "bad-value"),
+        ("/?gpio/led", '{"value": ' + DEEP + "}", "bad-value"),
+        ("/?gpio", '{"led": ' + DEEP + "}", "bad-value"),
+        ("/?gpio/buzzer", '{"pwm": ' + DEEP + "}", "bad-value"),
+        ("/?gpio/led", "{" * 5000, "bad-value"),
+        ("/?loop", DEEP, "bad-json"),
+    ],
+)
+def test_deeply_nested_json_is_a_400(start, connect, target, body, code):
+    running = start()
+    client = connect(running)
+    reply = check_error(call(client, "POST", target, body), 400, code)
+    assert "Traceback" not in reply["message"]
+    assert values(running, LED) == [0]
+    assert call(client, "GET", "/?gpio/led").status == 200
+    still_serves(running, connect)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "NaN",
+        '{"pulse": NaN}',
+        '{"pulse": Infinity}',
+        '{"pwm": {"frequency": -Infinity}}',
+        "1" * 5000,
+        b"\xff\xfe1",
+        b"\xef\xbb\xbf1",  # a BOM: RFC 8259 section 8.1 says a sender must not add one
+        "1 2",
+        '{"value": 1',
+        "\x00",
+        " " * 100_000,
+    ],
+)
+def test_bodies_that_are_not_json_are_a_400(start, connect, body):
+    running = start()
+    client = connect(running)
+    for target in ("/?gpio/led", "/?gpio", "/?gpio/buzzer"):
+        check_error(call(client, "POST", target, body), 400, "bad-value")
+    check_error(call(client, "POST", "/?loop", body), 400, "bad-json", "not valid JSON")
+    assert values(running, LED) == [0]
+    still_serves(running, connect)
+
+
+def test_a_parameter_given_twice_is_a_400(start, connect):
+    running = start()
+    client = connect(running)
+    began = time.monotonic()
+    reply = call(client, "GET", "/?gpio/button&wait=0&wait=5&value=1")
+    check_error(reply, 400, "bad-param", '"wait"', "twice")
+    assert time.monotonic() - began < 0.9
+    assert call(client, "GET", "/?gpio/button&wait=0").status == 200
+    still_serves(running, connect)
+
+
+@pytest.mark.parametrize(
+    ("target", "status", "code"),
+    [
+        ("/?gpio/%FF", 400, "bad-path"),
+        ("/?gpio/%C3%28", 400, "bad-path"),
+        ("/?gpio/%", 404, "unknown-pin"),
+        ("/?gpio/%%41", 404, "unknown-pin"),
+        ("/?gpio/led%00", 404, "unknown-pin"),
+        ("/?gpio/button&wait=%FF", 400, "bad-value"),
+        ("/?gpio/button&%FF=1&wait=0", 200, None),  # bytes that are not UTF-8 become U+FFFD
+        ("/?gpio/button&wait=0&&&=&", 200, None),
+    ],
+)
+def test_odd_percent_encoding_in_dynamic_targets(start, connect, target, status, code):
+    running = start()
+    client = connect(running)
+    reply = call(client, "GET", target)
+    if code is None:
+        assert reply.status == status, reply.body
+    else:
+        check_error(reply, status, code)
+    still_serves(running, connect)
+
+
+# -- a name no pin has is 404, a GPIO not declared 403 (issue 11, item 9) ---------------
+
+
+def test_a_name_no_pin_has_is_404_listing_the_declared_pins(start, connect):
+    running = start(limits__uri=8192)
+    client = connect(running)
+    for method, target, body in (
+        ("GET", "/?gpio/nope", ""),
+        ("HEAD", "/?gpio/nope", ""),
+        ("POST", "/?gpio/nope", "1"),
+        ("PUT", "/?gpio/nope", '{"pulse": 0.1}'),
+        ("GET", "/?gpio/nope&wait=5&value=0", ""),  # a long-poll
+        ("POST", "/?gpio", '{"led": 1, "nope": 1}'),  # a batch
+        ("GET", "/?gpio/99", ""),  # no GPIO has that number
+        ("GET", "/?gpio/" + "9" * 5000, ""),
+        ("GET", "/?gpio/17.0", ""),
+    ):
+        reply = call(client, method, target, body)
+        assert reply.status == 404, (target, reply.body)
+        if method != "HEAD":
+            check_error(reply, 404, "unknown-pin", "button, buzzer, led", "gpio.pins")
+    assert values(running, LED) == [0]
+    still_serves(running, connect)
+
+
+def test_without_declared_pins_the_404_says_so(make_server, connect):
+    running = make_server(gpio__backend="sim")
+    check_error(call(connect(running), "GET", "/?gpio/led"), 404, "unknown-pin", "are: none")
+
+
+def test_a_gpio_that_exists_but_is_not_declared_is_403(start, connect):
+    running = start()
+    client = connect(running)
+    for target in ("/?gpio/0", "/?gpio/53", "/?gpio/022", "/?gpio/22&wait=5"):
+        check_error(call(client, "GET", target), 403, "not-declared", "declare it in web.json5")
+    assert call(client, "GET", "/?gpio/017").json()["gpio"] == LED  # a number, zeros or not
+
+
+# -- a deferred reply is answered even when the board fails (issue 11, item 10) ----------
+
+
+def unplug(running, number: int) -> None:
+    """The board loses a pin: from now on every read or write of it raises GpioError."""
+    running.call(lambda: running.server.gpio.pins.pop(number))
+
+
+def test_a_pulse_cut_short_while_the_board_fails_answers_500(start, connect):
+    running = start()
+    pulsing = connect(running)
+    pulsing.send(encode("POST", "/?gpio/led", {"pulse": 3}))
+    assert wait_for(lambda: read_pin(running, LED) == 1)
+
+    def write_then_fail() -> None:
+        running.server.write("led", 0)  # ends the pulse, as a request would
+        running.server.gpio.pins.pop(LED)  # and the board fails at that moment
+
+    running.call(write_then_fail)
+    pulsing.sock.settimeout(2)
+    check_error(pulsing.read(), 500, "gpio-error", "GPIO 17")
+    assert call(pulsing, "GET", "/?gpio/button").status == 200
+    still_serves(running, connect)
+
+
+def test_a_pulse_whose_board_fails_at_its_end_answers_500(start, connect):
+    running = start()
+    client = connect(running)
+    client.send(encode("POST", "/?gpio/led", {"pulse": 0.3}))
+    assert wait_for(lambda: read_pin(running, LED) == 1)
+    unplug(running, LED)
+    client.sock.settimeout(3)
+    check_error(client.read(), 500, "gpio-error", "GPIO 17")
+    assert call(client, "GET", "/?gpio/button").status == 200
+
+
+def test_a_long_poll_whose_board_fails_answers_500(start, connect):
+    running = start()
+    client = connect(running)
+    client.send(encode("GET", "/?gpio/button&wait=5&value=1"))
+    time.sleep(0.1)
+    unplug(running, BUTTON)
+    client.sock.settimeout(2)
+    check_error(client.read(), 500, "gpio-error", "GPIO 4")
+    assert call(client, "GET", "/?gpio/led").status == 200
+
+
+def test_a_pwm_wave_whose_board_fails_is_logged_and_stops(start, connect, caplog):
+    running = start()
+    client = connect(running)
+    assert (
+        call(client, "POST", "/?gpio/buzzer", {"pwm": {"frequency": 50, "duty": 0.5}}).status == 200
+    )
+    with caplog.at_level(logging.ERROR):
+        unplug(running, BUZZER)
+        assert wait_for(
+            lambda: any("GPIO 18" in r.getMessage() + str(r.exc_info) for r in caplog.records)
+        )
+    check_error(call(client, "GET", "/?gpio/buzzer"), 500, "gpio-error", "GPIO 18")
+    assert running.call(lambda: running.server.manager.pwm[BUZZER].running) is False
+    assert call(client, "GET", "/?gpio/led").status == 200
+
+
+def test_safe_values_on_a_failing_board_are_logged(start, connect, caplog):
+    running = start()
+    holder = connect(running)
+    assert call(holder, "POST", "/?gpio/led", "1").status == 200
+    unplug(running, LED)
+    with caplog.at_level(logging.ERROR, logger="httap.manager"):
+        holder.close()
+        assert wait_for(lambda: "safe value" in caplog.text)
+    assert "cannot set led to its safe value 0" in caplog.text
+    other = connect(running, "127.0.0.2")
+    assert call(other, "POST", "/?gpio/buzzer", "1").status == 200  # the lease was let go
+
+
+# -- every busy message tells the truth for its resource (issue 11, item 14) -------------
+
+
+def test_each_busy_message_names_what_was_refused(start, connect, tmp_path):
+    running = start(app=make_app(tmp_path))
+    holder, other = connect(running, "127.0.0.1"), connect(running, "127.0.0.2")
+    assert call(holder, "POST", "/?gpio/led", "1").status == 200
+    for method, target, body, words in (
+        ("POST", "/?gpio/led", "0", ["writing pin led is refused; reading pins stays open"]),
+        ("PUT", "/?gpio/buzzer", '{"pwm": {"duty": 0.5}}', ["writing pin buzzer is refused"]),
+        ("POST", "/?gpio", '{"led": 0, "buzzer": 1}', ["writing pins led, buzzer is refused"]),
+        ("POST", "/?loop", '{"mode": "spin"}', ["setting the loop's mode", "GET /?loop"]),
+        ("POST", "/?car/forward", "", ["POST /?car/forward", "refused"]),
+    ):
+        value = check_error(call(other, method, target, body), 503, "busy", "127.0.0.1", *words)
+        assert "reads stay open" not in value["message"]
+        assert value["held_for"] >= 0
+    assert values(running, LED) == [0, 1]
+    assert call(other, "GET", "/?loop").json()["mode"] == "sleep"

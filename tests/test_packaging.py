@@ -6,7 +6,7 @@ import subprocess
 import sys
 import zipfile
 
-from conftest import ROOT
+from tests.conftest import ROOT
 
 
 def test_the_wheel_holds_both_packages_the_app_and_the_command(tmp_path):

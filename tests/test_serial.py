@@ -8,13 +8,19 @@ never holds up other clients.
 
 from __future__ import annotations
 
+import logging
 import os
 import select
+import socket
+import threading
 import time
 import tty
 
 import pytest
 
+from httap import config
+from httap.serialport import CONNECT_TIMEOUT
+from httap.server import Server, StartupError
 from tests.client import Client
 from tests.conftest import wait_for
 from tests.test_manager import call, check_error, encode
@@ -260,6 +266,70 @@ def test_only_the_holder_reads_while_it_holds_the_hardware(make_server, devices,
     assert call(other, "GET", "/?gpio").status == 200  # other reads stay open
 
 
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        (
+            "count=" + "9" * 5000,
+            "count is a whole number of bytes from 1 to 16 (serial.dev.buffer)",
+        ),
+        ("count=17", "from 1 to 16"),
+        ("count=1.5", "from 1 to 16"),
+        ("count=-1", "from 1 to 16"),
+        ("count=%2B3", "from 1 to 16"),  # "+3": int() would take it
+        ("count=%D9%A3", "from 1 to 16"),  # an Arabic-Indic three: int() would take it too
+        ("count=1e1", "from 1 to 16"),
+        ("wait=inf", "wait is a number of seconds from 0 to 3600"),
+        ("wait=1e400", "from 0 to 3600"),
+        ("wait=" + "9" * 5000, "from 0 to 3600"),
+        ("wait=-1", "from 0 to 3600"),
+        ("wait=3600.01", "from 0 to 3600"),
+        ("until=" + "%41" * 17, "until is from 1 to 16 bytes"),  # could never be matched
+        ("until=", "until is from 1 to 16 bytes"),
+    ],
+)
+def test_numbers_and_sizes_outside_their_range(make_server, devices, clients, params, words):
+    device = devices()
+    running = make_server(
+        serial={"dev": {"port": device.path, "buffer": 16}},
+        gpio__backend="sim",
+        limits__uri=16384,
+    )
+    client = clients(running)
+    for method in ("GET", "POST"):
+        began = time.monotonic()
+        reply = call(client, method, f"/?serial/dev&{params}", b"x" if method == "POST" else b"")
+        check_error(reply, 400, "bad-value", words)
+        assert time.monotonic() - began < 0.9  # refused at once
+    assert call(client, "POST", "/?serial/dev", b"z").json() == {"written": 1}
+    assert device.expect(1) == b"z"  # the refused writes wrote nothing
+    device.send(b"ok")
+    check_bytes(call(clients(running), "GET", "/?serial/dev&count=2&wait=5"), b"ok")
+
+
+def test_busy_messages_say_what_was_refused_on_the_port(make_server, devices, clients):
+    """A read from another client was refused with "reads stay open": not for a port."""
+    device = devices()
+    running = start(make_server, device.path)
+    holder = clients(running)
+    assert call(holder, "POST", "/?serial/dev", b"x").status == 200
+    other = clients(running, source="127.0.0.2")
+    read = check_error(
+        call(other, "GET", "/?serial/dev"),
+        503,
+        "busy",
+        "reading serial port dev is refused",
+        "the holder's reply",
+    )
+    write = check_error(
+        call(other, "POST", "/?serial/dev", b"y"), 503, "busy", "writing to serial port dev"
+    )
+    for refused in (read, write):
+        assert "stay open" not in refused["message"], refused
+    assert device.expect(1) == b"x"
+    assert call(other, "GET", "/?gpio").status == 200
+
+
 def test_unplug_and_replug(make_server, devices, clients, tmp_path):
     link = tmp_path / "ttyUSB0"  # a device path that appears and disappears
     running = start(make_server, str(link))  # absent at start: not fatal
@@ -300,3 +370,181 @@ def test_unplug_and_replug(make_server, devices, clients, tmp_path):
     check_bytes(call(client, "GET", "/?serial/dev&count=4&wait=5"), b"back")
     assert call(client, "POST", "/?serial/dev", b"ok").json() == {"written": 2}
     assert device.expect(2) == b"ok"
+
+
+# -- socket:// ports, and opening that never holds up the loop ---------------------------
+
+
+@pytest.fixture
+def black_hole():
+    """A TCP port on 127.0.0.1 that never answers a connect, as behind a firewall that
+    drops packets: a listener with a backlog of 0 whose queue is full and never
+    accepted, so the kernel drops the SYNs that follow. Yields the port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    address = listener.getsockname()
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(address)
+        fillers.append(filler)
+    probe = socket.socket()
+    probe.setblocking(False)
+    probe.connect_ex(address)
+    assert select.select([], [probe], [], 0.3)[1] == [], "the queue did not fill up"
+    yield address[1]
+    for sock in (listener, probe, *fillers):
+        sock.close()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 where nobody listens (a connect is refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def opened(client: Client):
+    """The reply to a read of the port once it is open, else None."""
+    reply = call(client, "GET", "/?serial/dev")
+    return reply if reply.status == 200 else None
+
+
+def listen_on(port: int) -> socket.socket:
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(1)
+    listener.settimeout(15)
+    return listener
+
+
+def test_a_black_holed_socket_port_never_holds_up_the_loop(
+    make_server, black_hole, clients, caplog
+):
+    """pyserial connects with a blocking 5 s timeout: every attempt on a port that
+    drops connects held the loop (and every ping) for 5 s. Now pings are answered
+    while an attempt is under way, and no tick of a task is late by a connect."""
+    caplog.set_level(logging.DEBUG, logger="httap.serial")
+    url = f"socket://127.0.0.1:{black_hole}"
+    running = start(make_server, url)
+    running.call(lambda: running.server.every(0.01, lambda: None, name="tick"))
+    client = clients(running)
+
+    def lines(words: str) -> list[float]:
+        return [r.created for r in caplog.records if words in r.getMessage()]
+
+    answered: list[float] = []
+    deadline = time.monotonic() + 20
+    while not lines("no answer from") and time.monotonic() < deadline:
+        assert call(client, "GET", "/?ping").status == 200
+        answered.append(time.time())
+    (began, *_), (ended, *_) = lines(f"connecting to {url}"), lines("no answer from")
+    during = [when for when in answered if began < when < ended]
+    assert len(during) >= 20, (len(during), len(answered))  # a blocking connect answers none
+    stats = call(client, "GET", "/?stats").json()
+    (tick,) = [task for task in stats["tasks"] if task["name"] == "tick"]
+    assert tick["runs"] > 0 and tick["lateness_us"]["max"] < CONNECT_TIMEOUT * 1e6
+    check_error(
+        call(client, "GET", "/?serial/dev"),
+        503,
+        "port-unavailable",
+        f"no answer from 127.0.0.1:{black_hole} within 5 s",
+    )
+
+
+def test_a_socket_port_that_refuses_then_answers_then_leaves(make_server, clients):
+    port = free_port()
+    running = start(make_server, f"socket://127.0.0.1:{port}")
+    client = clients(running)
+
+    def refused():
+        reply = call(client, "GET", "/?serial/dev")
+        return reply if "refused" in reply.body.decode() else None
+
+    check_error(wait_for(refused), 503, "port-unavailable", "Connection refused")
+    assert call(client, "GET", "/?ping").status == 200
+    with listen_on(port) as listener:
+        for _ in range(2):  # the device answers, leaves, and is reached again
+            check_bytes(wait_for(lambda: opened(client), timeout=15), b"", timeout="1")
+            device, _ = listener.accept()
+            client.send(encode("POST", "/?serial/dev&until=%0A&wait=5", b"*IDN?\n"))
+            assert device.recv(100) == b"*IDN?\n"
+            device.sendall(b"ACME,1\n")
+            check_bytes(client.read(), b"ACME,1\n")
+            device.close()
+            lost = wait_for(lambda: call(client, "GET", "/?serial/dev").status == 503)
+            assert lost
+
+
+def test_a_host_name_is_looked_up_off_the_loop(make_server, clients, monkeypatch):
+    """A name lookup can take seconds (a resolver that does not answer); it happens in
+    a thread, and the loop serves meanwhile. Here the lookup waits for the test."""
+    release = threading.Event()
+    asked: list[str] = []
+    lookup = socket.getaddrinfo
+
+    def slow(host, port, *args, **kwargs):
+        if not kwargs.get("flags", 0) & socket.AI_NUMERICHOST:  # a lookup, not an address
+            asked.append(host)
+            release.wait(30)
+        return lookup(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    port = free_port()
+    with listen_on(port) as listener:
+        running = start(make_server, f"socket://localhost:{port}")
+        client = clients(running)
+        for _ in range(50):
+            assert call(client, "GET", "/?ping").status == 200
+        check_error(call(client, "GET", "/?serial/dev"), 503, "port-unavailable")
+        assert asked == ["localhost"] and not release.is_set()  # all while it looked up
+        release.set()
+        check_bytes(wait_for(lambda: opened(client)), b"", timeout="1")
+        device, _ = listener.accept()
+        device.sendall(b"hi")
+        check_bytes(call(client, "GET", "/?serial/dev&count=2&wait=5"), b"hi")
+        device.close()
+
+
+@pytest.mark.parametrize(
+    "url, words",
+    [
+        ("rfc2217://127.0.0.1:2217", "rfc2217:// blocks or needs a thread"),
+        ("loop://", "use a device path or socket://HOST:PORT"),
+        ("socket://127.0.0.1", "is not socket://HOST:PORT"),
+        ("socket://127.0.0.1:99999", "a TCP port from 1 to 65535"),
+        ("socket://:7000", "a host name or address"),
+        ("socket://127.0.0.1:7000?logging=debug", "with no path or options"),
+    ],
+)
+def test_a_port_the_loop_cannot_serve_is_refused_at_start(url, words):
+    settings = config.load(
+        None, env={}, overrides={"serial": {"dev": {"port": url}}, "gpio.backend": "sim"}
+    )
+    with pytest.raises(StartupError) as caught:
+        Server(settings)
+    assert str(caught.value).startswith(f"serial.dev.port: {url!r}")
+    assert words in str(caught.value)
+
+
+def test_a_bridge_that_hangs_up_at_once_is_retried_with_back_off(make_server, clients):
+    """A bridge that accepts and closes at once (ser2net with its line busy does) was
+    reopened every 0.5 s, a warning and an info line each time: the back-off now goes
+    on while a port is lost soon after it opened."""
+    port = free_port()
+    with listen_on(port) as listener:
+        running = start(make_server, f"socket://127.0.0.1:{port}")
+        client = clients(running)
+        for delay in ("1", "2", "4"):
+            device, _ = listener.accept()
+            device.close()
+
+            def backed_off(delay=delay):
+                reply = call(client, "GET", "/?serial/dev")
+                return reply if reply.headers.get("retry-after") == delay else None
+
+            check_error(wait_for(backed_off), 503, "port-unavailable", "end of file")
+        assert call(client, "GET", "/?ping").status == 200

@@ -54,7 +54,7 @@ def site(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def files(site: Path) -> StaticFiles:
-    return StaticFiles(str(site), headers={"Cache-Control": "max-age=60", "X-Extra": "yes"})
+    return StaticFiles(str(site), headers={"X-Extra": "yes"}, cache={"/*": 60})
 
 
 def request(target: str, method: str = "GET", **headers: str) -> Request:

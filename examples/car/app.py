@@ -3,6 +3,8 @@
 Three things stop the car, from the network side in, so that it never runs away:
 - the server's lease lets one client drive at a time (a second one gets 503);
 - when the driver's link drops, the server sets every pin to its `safe` value (0);
+  a one-shot client (curl) drops its link once it has the reply, so its drive stops
+  at once: the page keeps its connection open, and so its drive goes on;
 - a dead man's switch here: no drive command for 500 ms and the motors stop, so a
   page that freezes, or a link that stalls without closing, stops the car too.
 The page repeats its command every 200 ms while a button is held.
