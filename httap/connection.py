@@ -43,10 +43,11 @@ Rules of this file:
 - A protocol error is answered (status and a one-line message), then the connection
   closes. A timeout in HEAD or BODY is answered with 408; in the others the connection
   closes silently.
-- The session sees the connection's activity: the start of every request and the end
-  of every reply (entering IDLE) count, so `/?ping`'s Remain and the lease's idle time
-  agree with the inactivity deadline.
-- Every reply, whoever made it, gets the owner's `reply_headers` (CORS) as it is queued.
+- The session sees the connection's activity (`Session.last_active`): the start of
+  every request and the end of every reply (entering IDLE) count, so `/?ping`'s Remain
+  and the lease's idle time agree with the inactivity deadline.
+- Every reply, whoever made it, gets the owner's `reply_headers` (CORS; None when
+  there are none) as it is queued.
 """
 
 from __future__ import annotations
@@ -103,11 +104,11 @@ DEADLINES: dict[str, tuple[str, Optional[str]]] = {
 
 
 def state_of(
-    closing: bool, writing: bool, scheduled: bool, pending: bool, partial: bool, buffered: bool
+    closing: bool, writing: bool, scheduled: bool, pending: bool, partial: bool, buffered: int
 ) -> str:
     """The state of an open connection past its handshake, from the facts (see the table):
     the last response is queued; output is queued; requests wait for the next turn; a
-    reply is pending; a body is arriving; part of a head has arrived."""
+    reply is pending; a body is arriving; bytes of a head have arrived (a count)."""
     if closing:
         return CLOSING
     if writing or scheduled:
@@ -351,8 +352,6 @@ class Connection:
         self.requests += 1
         request.client = self.client
         request.session = self.session
-        if self.session is not None:
-            self.session.request_started(self.loop.now)
         request.tls = self.tls
         if self.server.logs is not None:
             self.started = self.server.logs.request(self, request)
@@ -361,6 +360,8 @@ class Connection:
         except Exception:
             log.exception("handler failed for %r", request)
             reply = http.error_response(500, "internal server error: the handler failed")
+        if self.session is not None:  # activity: stamped once routed, for the handler
+            self.session.last_active = self.loop.now  # (/?ping) reads the time before it
         if isinstance(reply, Pending):
             if reply._connection is not None or (reply.done and not reply.resolved):
                 log.error("a Pending was returned twice or after it was cancelled: %r", request)
@@ -425,9 +426,10 @@ class Connection:
                 file = None
             else:
                 self.file = [fd, file.offset, file.length]
+        extra = self.server.reply_headers
         head = (
             response.head_bytes()
-            + self.server.reply_headers(request, response)
+            + (b"" if extra is None else extra(request, response))
             + http.date_line()
             + connection
             + b"\r\n"
@@ -454,8 +456,9 @@ class Connection:
         whose head was read, when there is one: its reply gets the owner's headers too."""
         self.closing = True
         response = http.error_response(status, message)
-        extra = b"" if request is None else self.server.reply_headers(request, response)
-        head = response.head_bytes() + extra + http.date_line() + http.CLOSE_LINE + b"\r\n"
+        extra = self.server.reply_headers
+        lines = b"" if request is None or extra is None else extra(request, response)
+        head = response.head_bytes() + lines + http.date_line() + http.CLOSE_LINE + b"\r\n"
         self.out.append(head + response.body)
         self.out_size += len(head) + len(response.body)
         if self.server.logs is not None:
@@ -557,13 +560,14 @@ class Connection:
         previous = self.state
         writing = bool(self.out) or self.file is not None
         pending = self.pending is not None
+        buffered = self.parser.buffered
         state = state_of(
             self.closing,
             writing,
             self.scheduled,
             pending,
             self.parser.partial is not None,
-            bool(self.parser.buffered),
+            buffered,
         )
         if self.server.stopping and state in (IDLE, HEAD, BODY):
             self.close()  # the server is stopping and what was in flight is done
@@ -573,11 +577,10 @@ class Connection:
             self.settled_requests = self.requests
             self._arm_for(state)
             if state == IDLE and self.session is not None:
-                self.session.reply_ended(self.loop.now)  # the inactivity timer starts here
+                self.session.last_active = self.loop.now  # the inactivity timer starts here
         events = WRITE if writing else 0
         if not self.eof and (
-            state in (IDLE, HEAD, BODY)
-            or ((pending or self.scheduled) and self.parser.buffered < HIGH_WATER)
+            state in (IDLE, HEAD, BODY) or ((pending or self.scheduled) and buffered < HIGH_WATER)
         ):
             events |= READ
         self._watch(events)

@@ -131,14 +131,20 @@ class Request:
     )
 
     def __init__(
-        self, method: str, target: str, version: str, headers: dict[str, str], keep_alive: bool
+        self,
+        method: str,
+        target: str,
+        version: str,
+        headers: dict[str, str],
+        keep_alive: bool,
+        authority: Optional[str] = None,
     ) -> None:
         self.method = method
         self.target = target
         self.version = version
         self.headers = headers
         self.keep_alive = keep_alive
-        self.authority: Optional[str] = None
+        self.authority = authority
         self.body = b""
         self.expect_continue = False
         self.client: Optional[tuple] = None
@@ -463,8 +469,7 @@ class Parser:
         known = _memo.get(head) if len(head) <= self._memo_limit else None
         if known is not None:
             method, target, version, headers, keep_alive, authority = known
-            request = Request(method, target, version, headers.copy(), keep_alive)
-            request.authority = authority
+            request = Request(method, target, version, headers.copy(), keep_alive, authority)
         else:
             request = self._parse_head(head)
             if len(head) <= MEMO_HEAD:
@@ -549,9 +554,8 @@ class Parser:
         authority = None
         if target_b[0] != 47:  # not "/"
             target_b, authority = self._origin_form(method, target_b)
-        request = Request(method, target_b.decode("ascii"), version, {}, version == "HTTP/1.1")
-        request.authority = authority
-        return request
+        target = target_b.decode("ascii")
+        return Request(method, target, version, {}, version == "HTTP/1.1", authority)
 
     @staticmethod
     def _origin_form(method: str, target: bytes) -> tuple[bytes, Optional[str]]:

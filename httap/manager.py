@@ -181,7 +181,7 @@ class Manager:
         self.requests += 1
         session: Session = request.session
         now = self.loop.now
-        idle = session.idle  # the connection marked the request's start (Session.request_started)
+        idle = now - session.last_active  # the connection stamps this request once routed
         self.current = request
         try:
             path, _, query = request.target[2:].partition("&")
@@ -360,9 +360,8 @@ class Manager:
         Access-Control-Allow-Origin, exposes the HTTaP headers, and, when `auth` is on
         and the origin is listed by name (not through "*"), says
         Access-Control-Allow-Credentials: true (Fetch standard, "CORS protocol"). A reply
-        that names its own Access-Control-Allow-Origin (an action's) keeps it."""
-        if not self._origins:
-            return b""
+        that names its own Access-Control-Allow-Origin (an action's) keeps it. Used only
+        when `cors.origins` is set."""
         origin = request.headers.get("origin")
         if origin is None:
             return VARY_ORIGIN

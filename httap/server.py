@@ -107,7 +107,10 @@ class Server:
         # reply_headers(request, response) -> bytes: header lines that every reply
         # carries besides its own, whoever made it; the one place CORS is applied. The
         # connection calls it as it queues any reply, a late one or a protocol error's.
-        self.reply_headers = self.manager.cors_headers
+        # None without `cors.origins`: then no reply pays for it.
+        self.reply_headers: Optional[Callable[[http.Request, http.Response], bytes]] = (
+            self.manager.cors_headers if config.cors.origins else None
+        )
         self.redirects = config.redirect
         self.hosts = _allowed_hosts(config)
         self._authorities: dict[Optional[str], bool] = {}  # the hosts gate's verdicts

@@ -32,20 +32,12 @@ class Session:
         self.client = client
         self.address = client[0] if client else ""
         self.opened = now
-        self.last_active = now  # the start of its last request or the end of its last reply
-        self.idle = 0.0  # seconds it had been idle when its current request started
+        # Its last activity, in loop seconds: the start of its last request (of any
+        # kind) or the end of its last reply, as its connection stamps them, so that the
+        # idle time agrees with the connection's inactivity timeout.
+        self.last_active = now
         self.closed = False
         self._on_close: list[Callable[[], Any]] = []
-
-    def request_started(self, now: float) -> None:
-        """A request, static or dynamic, starts: activity (`now` in loop seconds)."""
-        self.idle = now - self.last_active
-        self.last_active = now
-
-    def reply_ended(self, now: float) -> None:
-        """The last reply is sent and the connection is idle: activity too, so the idle
-        time counts from here, like the connection's inactivity timeout."""
-        self.last_active = now
 
     def on_close(self, callback: Callable[[], Any]) -> None:
         self._on_close.append(callback)
