@@ -620,7 +620,9 @@ _REDIRECT_PATH = r"/[^\x00-\x20\x7f-\U0010ffff?#*]*"  # printable ASCII; no quer
 _REDIRECT_URL = re.compile(
     rf"(?P<origin>https?://(?:{_HOST})(?::[0-9]{{1,5}})?)?(?P<path>{_REDIRECT_PATH})?(?P<star>\*?)"
 )
-_REDIRECT_TO_NOUN = 'a path like "/new" or a URL like "https://host/new"'
+_REDIRECT_TO_NOUN = (
+    'a path like "/new" or a URL like "https://host/new", with no query: the request\'s is kept'
+)
 _redirect_from = text(rf"{_REDIRECT_PATH}\*?", 'a path like "/old", or a prefix like "/docs/*"')
 _redirect_status = one_of(301, 302, 303, 307, 308)
 _redirect_scheme = optional(one_of("http", "https"))
