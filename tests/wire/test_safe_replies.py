@@ -3,25 +3,22 @@ reply how long the value holds; a one-shot client's write is undone when it clos
 kept-alive session keeps it; and the README's curl lines do what the README says
 (run with curl itself, when it is installed).
 
-Over real sockets to a real server on the simulated board, as tests/test_manager.py.
+Over real sockets to a real server on the simulated board, as tests/wire/test_manager.py.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import shlex
-import shutil
-import subprocess
 import time
 
-import json5
 import pytest
 
-from tests import test_manager
-from tests.client import Client
-from tests.conftest import ROOT, wait_for
-from tests.test_manager import call, check_dynamic, encode
+from tests.helpers import ROOT, wait_for
+from tests.helpers.client import Client
+from tests.helpers.dynamic import call, check_dynamic, encode
+from tests.helpers.processes import curl, needs_curl
+from tests.helpers.readme import README, readme_command, readme_pins
+from tests.helpers.servers import read_pin, values
 
 LED, VALVE, MOTOR = 17, 22, 18
 PINS = {
@@ -34,9 +31,6 @@ HOLDS = {
     "connection": "until this connection closes",
     "off": "until the server stops",
 }
-README = (ROOT / "README.md").read_text()
-connect = test_manager.connect  # the fixture: clients closed at the end
-needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 
 
 @pytest.fixture
@@ -45,14 +39,6 @@ def start(make_server):
         return make_server(**{"gpio__backend": "sim", "gpio__pins": PINS, **overrides})
 
     return start_gpio
-
-
-def read_pin(running, number: int) -> int:
-    return running.call(lambda: running.server.gpio.read(number))
-
-
-def values(running, number: int) -> list[int]:
-    return [value for _, value in running.call(lambda: running.server.gpio.history(number))]
 
 
 def one_shot(running, method: str, target: str, body="", source: str = "127.0.0.1"):
@@ -158,39 +144,6 @@ def test_a_kept_alive_session_keeps_the_value(start, connect):
 
 
 # -- the README's curl lines, run with curl ---------------------------------------------
-
-
-def readme_commands(section: str) -> list[str]:
-    """The commands of the ```sh blocks in the README section `## SECTION`, each on one
-    line (a line ending with a backslash is joined to the next)."""
-    text = README.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
-    return [line for block in blocks for line in block.replace("\\\n", " ").splitlines()]
-
-
-def readme_command(section: str, *words: str) -> str:
-    """The one command of the section that holds every word."""
-    (command,) = [line for line in readme_commands(section) if all(w in line for w in words)]
-    return command
-
-
-def curl(running, command: str) -> str:
-    """Run a README curl command against `running` (its address put in); its output."""
-    base = f"http://127.0.0.1:{running.port}"
-    command = re.sub(r"http://(pi|127\.0\.0\.1):8080", base, command)
-    args = shlex.split(command, comments=True)
-    assert args[0] == "curl", command
-    done = subprocess.run(
-        [args[0], "-sS", *args[1:]], capture_output=True, text=True, timeout=30, check=True
-    )
-    return done.stdout
-
-
-def readme_pins() -> dict:
-    """`gpio.pins` of the README's configuration block."""
-    text = README.split("\n## Configuration: `web.json5`\n", 1)[1]
-    block = re.search(r"```json5\n(.*?)```", text, re.S).group(1)
-    return json5.loads(block)["gpio"]["pins"]
 
 
 @needs_curl

@@ -21,9 +21,9 @@ import pytest
 from httap import config
 from httap.serialport import CONNECT_TIMEOUT
 from httap.server import Server, StartupError
-from tests.client import Client
-from tests.conftest import wait_for
-from tests.test_manager import call, check_error, encode
+from tests.helpers import free_port, wait_for
+from tests.helpers.client import Client
+from tests.helpers.dynamic import call, check_error, encode
 
 
 class Device:
@@ -397,13 +397,6 @@ def black_hole():
     yield address[1]
     for sock in (listener, probe, *fillers):
         sock.close()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 where nobody listens (a connect is refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def opened(client: Client):

@@ -11,8 +11,7 @@ import pytest
 
 from httap import config
 from httap.config import ConfigError, ListenAddress
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
 
 
 def write(directory: Path, text: str, name: str = "web.json5") -> Path:

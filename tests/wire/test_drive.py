@@ -14,19 +14,18 @@ import subprocess
 
 import pytest
 
-from tests import test_gpio, test_manager
-from tests.client import Client
-from tests.conftest import ROOT, wait_for
-from tests.test_manager import call, check_dynamic, check_error, encode
-from tests.test_safe_replies import curl, needs_curl, readme_command, readme_pins
+from tests.helpers import ROOT, wait_for
+from tests.helpers.client import Client
+from tests.helpers.dynamic import call, check_dynamic, check_error, encode
+from tests.helpers.processes import curl, needs_curl
+from tests.helpers.readme import readme_command, readme_pins
+from tests.helpers.servers import values
 
 LED, BUTTON = 17, 4
 PINS = {
     "led": {"gpio": LED, "mode": "out"},
     "button": {"gpio": BUTTON, "mode": "in", "pull": "up"},
 }
-connect = test_manager.connect  # the fixture: clients closed at the end
-standins = test_gpio.standins  # the fixture: RPi.GPIO and gpiod stand-ins
 
 
 @pytest.fixture
@@ -35,14 +34,6 @@ def start(make_server):
         return make_server(**{"gpio__backend": "sim", "gpio__pins": PINS, **overrides})
 
     return start_gpio
-
-
-def read_pin(running, number: int) -> int:
-    return running.call(lambda: running.server.gpio.read(number))
-
-
-def values(running, number: int) -> list[int]:
-    return [value for _, value in running.call(lambda: running.server.gpio.history(number))]
 
 
 # -- on the simulated board --------------------------------------------------------------
@@ -136,7 +127,7 @@ def test_a_bad_drive_value_is_400(start, connect, value):
 
 @pytest.mark.usefixtures("standins")
 def test_drive_off_the_simulated_board_is_409(make_server, connect):
-    # RPi.GPIO's stand-in (tests/standins): gpiod's needs a /dev/gpiochip* to be picked.
+    # RPi.GPIO's stand-in (tests/helpers/standins): gpiod's needs a /dev/gpiochip* to be picked.
     backend = "rpi"
     running = make_server(gpio__backend=backend, gpio__pins=PINS)
     client = connect(running)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 import time
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Optional
 
 import h11
@@ -24,8 +23,9 @@ from hypothesis import strategies as st
 
 from httap import http
 from httap.http import FileBody, Parser, ProtocolError, Request, Response
+from tests.helpers import ROOT
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "http.md"
+DOCS = ROOT / "docs" / "http.md"
 
 # -- helpers -----------------------------------------------------------------------
 

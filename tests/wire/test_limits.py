@@ -17,14 +17,14 @@ import weakref
 import pytest
 
 from httap import connection
-from tests.client import Client
-from tests.conftest import HELLO, open_fds, wait_for
+from tests.helpers import HELLO, open_fds, wait_for
+from tests.helpers.client import Client
 
 POST = b"POST / HTTP/1.1\r\nHost: t\r\n"
 
 
 @pytest.fixture
-def start(make_server, docs):
+def start_with_fds(make_server, docs):
     """make_server over `docs`; returns (server, descriptors open once it listens)."""
 
     def run(**overrides):
@@ -83,15 +83,15 @@ def refused(srv, base: int, parts: list[bytes], status: int, name: str) -> None:
 
 
 @pytest.mark.parametrize("complete", [True, False], ids=["whole-head", "head-never-ends"])
-def test_header_limit(start, complete):
-    srv, base = start(limits__header=1024)
+def test_header_limit(start_with_fds, complete):
+    srv, base = start_with_fds(limits__header=1024)
     first = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nX-A: " + b"a" * 500 + b"\r\n"
     rest = b"".join(b"X-%d: %s\r\n" % (i, b"b" * 100) for i in range(10))
     refused(srv, base, [first, rest + (b"\r\n" if complete else b"")], 431, "limits.header")
 
 
-def test_header_just_under_the_limit_is_served(start):
-    srv, base = start(limits__header=1024)
+def test_header_just_under_the_limit_is_served(start_with_fds):
+    srv, base = start_with_fds(limits__header=1024)
     client = Client(srv.connect())
     filler = b"X-Fill: " + b"f" * (1024 - len(b"Host: t\r\nX-Fill: \r\n")) + b"\r\n"
     client.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n" + filler + b"\r\n")
@@ -102,28 +102,28 @@ def test_header_just_under_the_limit_is_served(start):
 
 
 @pytest.mark.parametrize("complete", [True, False], ids=["whole-line", "line-never-ends"])
-def test_uri_limit(start, complete):
-    srv, base = start(limits__uri=256)
+def test_uri_limit(start_with_fds, complete):
+    srv, base = start_with_fds(limits__uri=256)
     first = b"GET /" + b"u" * 100
     rest = b"u" * 1000 + (b" HTTP/1.1\r\nHost: t\r\n\r\n" if complete else b"")
     refused(srv, base, [first, rest], 414, "limits.uri")
 
 
-def test_body_limit_by_content_length(start):
-    srv, base = start(limits__body=1024)
+def test_body_limit_by_content_length(start_with_fds):
+    srv, base = start_with_fds(limits__body=1024)
     head = b"POST /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 2000\r\n"
     refused(srv, base, [head, b"\r\n"], 413, "limits.body")
 
 
-def test_body_limit_by_chunked_total(start):
-    srv, base = start(limits__body=1024)
+def test_body_limit_by_chunked_total(start_with_fds):
+    srv, base = start_with_fds(limits__body=1024)
     head = b"POST /hello.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
     chunk = b"190\r\n" + b"c" * 400 + b"\r\n"  # 400 bytes: the third one goes over 1024
     refused(srv, base, [head, chunk, chunk, chunk], 413, "limits.body")
 
 
-def test_body_limit_with_expect_continue_sends_no_100(start):
-    srv, base = start(limits__body=1024)
+def test_body_limit_with_expect_continue_sends_no_100(start_with_fds):
+    srv, base = start_with_fds(limits__body=1024)
     client = Client(srv.connect())
     client.send(
         b"POST /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 2000\r\n"
@@ -136,8 +136,8 @@ def test_body_limit_with_expect_continue_sends_no_100(start):
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
-def test_body_at_the_limit_is_read(start, chunked):
-    srv, base = start(limits__body=1024)
+def test_body_at_the_limit_is_read(start_with_fds, chunked):
+    srv, base = start_with_fds(limits__body=1024)
     client = Client(srv.connect())
     if chunked:
         framing, body = b"Transfer-Encoding: chunked", b"400\r\n" + b"x" * 1024 + b"\r\n0\r\n\r\n"
@@ -152,8 +152,8 @@ def test_body_at_the_limit_is_read(start, chunked):
     no_leak(base)
 
 
-def test_connection_limit(start):
-    srv, base = start(limits__connections=3)
+def test_connection_limit(start_with_fds):
+    srv, base = start_with_fds(limits__connections=3)
     clients = [Client(srv.connect()) for _ in range(3)]
     for client in clients:
         assert client.get("/hello.txt").status == 200  # all three are in and kept alive
@@ -178,8 +178,8 @@ def test_connection_limit(start):
     no_leak(base)
 
 
-def test_requests_per_connection_limit(start):
-    srv, base = start(limits__requests=3)
+def test_requests_per_connection_limit(start_with_fds):
+    srv, base = start_with_fds(limits__requests=3)
     client = Client(srv.connect())
     for _ in range(2):
         reply = client.get("/hello.txt")
@@ -195,8 +195,8 @@ def test_requests_per_connection_limit(start):
     no_leak(base)
 
 
-def test_requests_limit_with_pipelining_answers_only_up_to_the_limit(start):
-    srv, base = start(limits__requests=2)
+def test_requests_limit_with_pipelining_answers_only_up_to_the_limit(start_with_fds):
+    srv, base = start_with_fds(limits__requests=2)
     client = Client(srv.connect())
     client.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n" * 4)
     assert "connection" not in client.read().headers
@@ -221,8 +221,8 @@ def test_requests_limit_with_pipelining_answers_only_up_to_the_limit(start):
     ],
     ids=["bare-lf", "no-host", "http2", "brew", "te-and-cl", "gzip", "expect", "chunk-size"],
 )
-def test_protocol_error_answers_then_closes(start, data, status):
-    srv, base = start()
+def test_protocol_error_answers_then_closes(start_with_fds, data, status):
+    srv, base = start_with_fds()
     client = Client(srv.connect())
     pipelined = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n"
     client.send(data + pipelined)  # whatever follows a protocol error is never answered
@@ -237,8 +237,8 @@ def test_protocol_error_answers_then_closes(start, data, status):
     no_leak(base)
 
 
-def test_client_reset_mid_request_leaks_nothing(start):
-    srv, base = start()
+def test_client_reset_mid_request_leaks_nothing(start_with_fds):
+    srv, base = start_with_fds()
     for partial in (
         b"GET /hello.txt HTTP/1.1\r\nHo",
         b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\nab",
@@ -262,8 +262,8 @@ def wait_reply(client: Client, timeout: float) -> float:
     return time.monotonic() - start
 
 
-def test_parse_timeout(start):
-    srv, base = start(timeouts__parse=1)
+def test_parse_timeout(start_with_fds):
+    srv, base = start_with_fds(timeouts__parse=1)
     client = Client(srv.connect())
     client.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n")  # no blank line: a stalled head
     sent = time.monotonic()
@@ -279,8 +279,8 @@ def test_parse_timeout(start):
     no_leak(base)
 
 
-def test_parse_timeout_cuts_a_slowloris(start):
-    srv, base = start(timeouts__parse=1)
+def test_parse_timeout_cuts_a_slowloris(start_with_fds):
+    srv, base = start_with_fds(timeouts__parse=1)
     client = Client(srv.connect())
     client.send(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nX-Slow: ")
     first = time.monotonic()
@@ -299,8 +299,8 @@ def test_parse_timeout_cuts_a_slowloris(start):
     no_leak(base)
 
 
-def test_parse_timeout_on_a_kept_alive_connection(start):
-    srv, base = start(timeouts__parse=1)
+def test_parse_timeout_on_a_kept_alive_connection(start_with_fds):
+    srv, base = start_with_fds(timeouts__parse=1)
     client = Client(srv.connect())
     assert client.get("/hello.txt").status == 200
     client.send(b"GET /hello.txt HT")
@@ -312,8 +312,8 @@ def test_parse_timeout_on_a_kept_alive_connection(start):
     no_leak(base)
 
 
-def test_inactivity_timeout_closes_silently(start):
-    srv, base = start(timeouts__inactivity=3)
+def test_inactivity_timeout_closes_silently(start_with_fds):
+    srv, base = start_with_fds(timeouts__inactivity=3)
     kept = Client(srv.connect())
     assert kept.get("/hello.txt").status == 200
     answered = time.monotonic()
@@ -331,8 +331,8 @@ def test_inactivity_timeout_closes_silently(start):
     no_leak(base)
 
 
-def test_a_request_resets_the_inactivity_timeout(start):
-    srv, base = start(timeouts__inactivity=3)
+def test_a_request_resets_the_inactivity_timeout(start_with_fds):
+    srv, base = start_with_fds(timeouts__inactivity=3)
     client = Client(srv.connect())
     began = time.monotonic()
     for _ in range(3):
@@ -344,8 +344,8 @@ def test_a_request_resets_the_inactivity_timeout(start):
 
 
 @pytest.mark.parametrize("trickle", [False, True], ids=["stalled", "trickling"])
-def test_request_timeout(start, trickle):
-    srv, base = start(timeouts__request=1, timeouts__parse=10)
+def test_request_timeout(start_with_fds, trickle):
+    srv, base = start_with_fds(timeouts__request=1, timeouts__parse=10)
     client = Client(srv.connect())
     client.send(b"POST /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n" + b"b" * 10)
     sent = time.monotonic()
@@ -366,10 +366,10 @@ def test_request_timeout(start, trickle):
     no_leak(base)
 
 
-def test_a_reader_that_stops_is_dropped_one_that_moves_is_not(start, docs):
+def test_a_reader_that_stops_is_dropped_one_that_moves_is_not(start_with_fds, docs):
     big = os.urandom(12 * 1024 * 1024)
     (docs / "big.bin").write_bytes(big)
-    srv, base = start(timeouts__inactivity=3)
+    srv, base = start_with_fds(timeouts__inactivity=3)
     clients = []
     for _ in range(2):
         sock = srv.connect()
@@ -439,7 +439,7 @@ def setup(server):
 """
 
 
-def test_replies_slower_than_the_inactivity_timeout_all_arrive(start, tmp_path):
+def test_replies_slower_than_the_inactivity_timeout_all_arrive(start_with_fds, tmp_path):
     """Eight long-polls, a slow action and a serial wait, each about 1 s longer than
     timeouts.inactivity (httap.js's watch() waits 20 s against the default 15 s): every
     one gets its reply, and its connection then serves another request. Before, the
@@ -450,7 +450,7 @@ def test_replies_slower_than_the_inactivity_timeout_all_arrive(start, tmp_path):
     master, slave = os.openpty()
     tty.setraw(slave)
     try:
-        srv, base = start(
+        srv, base = start_with_fds(
             timeouts__inactivity=3,
             gpio__backend="sim",
             gpio__pins={"button": {"gpio": 4, "mode": "in", "pull": "up"}},
@@ -506,8 +506,8 @@ def test_a_queued_reply_is_timed_from_its_queuing():
 # -- idleness -------------------------------------------------------------------------
 
 
-def test_idle_server_uses_no_cpu(start):
-    srv, base = start(timeouts__inactivity=60, timeouts__parse=60, timeouts__request=60)
+def test_idle_server_uses_no_cpu(start_with_fds):
+    srv, base = start_with_fds(timeouts__inactivity=60, timeouts__parse=60, timeouts__request=60)
     clients = [Client(srv.connect()) for _ in range(4)]
     for client in clients:
         assert client.get("/hello.txt").status == 200

@@ -16,8 +16,8 @@ import pytest
 
 from httap import config, http
 from httap.auth import Auth, hash_password, subject, verify_password
-from tests.client import Client
-from tests.conftest import ROOT, wait_for
+from tests.helpers import ROOT, wait_for
+from tests.helpers.client import Client
 
 SECRET = b"the secret plans\n"
 CHEAP = 10  # scrypt cost for tests: the smallest `auth.users` accepts
@@ -39,7 +39,7 @@ def users():
 
 
 @pytest.fixture
-def files(tmp_path):
+def docs(tmp_path):
     docs = tmp_path / "docs"
     (docs / "private").mkdir(parents=True)
     (docs / "hello.txt").write_bytes(b"hello, world\n")
@@ -48,7 +48,7 @@ def files(tmp_path):
 
 
 @pytest.fixture
-def guarded(make_server, files, tls_pair, users):
+def guarded(make_server, docs, tls_pair, users):
     """A server with an https:// and an http:// address; auth on."""
 
     def start(**overrides):
@@ -56,7 +56,7 @@ def guarded(make_server, files, tls_pair, users):
             "listen": ["https://127.0.0.1:0", "http://127.0.0.1:0"],
             "tls.certificate": tls_pair[0],
             "tls.key": tls_pair[1],
-            "documents": str(files),
+            "documents": str(docs),
             "gpio.backend": "sim",
             "gpio.pins": {"led": {"gpio": 4, "mode": "out"}},
             "auth.users": users,
@@ -503,9 +503,9 @@ def test_per_pin_rules_are_refused_since_a_pin_has_other_names(tmp_path, users):
     )
 
 
-def test_only_ascii_digits_name_a_pin_by_number(make_server, files):
+def test_only_ascii_digits_name_a_pin_by_number(make_server, docs):
     running = make_server(
-        documents=str(files), gpio__backend="sim", gpio__pins={"door": {"gpio": 4, "mode": "out"}}
+        documents=str(docs), gpio__backend="sim", gpio__pins={"door": {"gpio": 4, "mode": "out"}}
     )
     client = Client(running.connect())
     assert client.get("/?gpio/4").json()["gpio"] == 4
@@ -695,8 +695,8 @@ def test_auth_mistakes_are_named(tmp_path, users):
         ("", 421),
     ],
 )
-def test_hosts_refuses_names_it_does_not_serve(make_server, files, host, status):
-    running = make_server(documents=str(files), hosts=["pi.local"], gpio__backend="sim")
+def test_hosts_refuses_names_it_does_not_serve(make_server, docs, host, status):
+    running = make_server(documents=str(docs), hosts=["pi.local"], gpio__backend="sim")
     client = Client(running.connect())
     client.send(f"GET /hello.txt HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
     reply = client.read()
@@ -723,10 +723,10 @@ def test_hosts_refuses_names_it_does_not_serve(make_server, files, host, status)
     ],
 )
 def test_hosts_judges_the_authority_the_request_is_for(
-    make_server, files, target, host, status, named
+    make_server, docs, target, host, status, named
 ):
     """RFC 9112 3.2.2: an absolute-form target's authority wins over Host, for the gate too."""
-    running = make_server(documents=str(files), hosts=["pi.local"], gpio__backend="sim")
+    running = make_server(documents=str(docs), hosts=["pi.local"], gpio__backend="sim")
     client = Client(running.connect())
     client.send(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
     reply = client.read()
@@ -845,10 +845,10 @@ CORS_CASES = {
 
 
 @pytest.mark.parametrize("case", CORS_CASES)
-def test_every_reply_to_an_allowed_origin_carries_cors(guarded, files, tls_pair, tmp_path, case):
+def test_every_reply_to_an_allowed_origin_carries_cors(guarded, docs, tls_pair, tmp_path, case):
     """With `cors.origins` and `auth`, a page from the origin can read every reply, a
     gate's refusal included, and sign in (Access-Control-Allow-Credentials)."""
-    (files / "guide").mkdir()
+    (docs / "guide").mkdir()
     app = tmp_path / "app.py"
     app.write_text(EXPLODING_APP)
     running = guarded(
@@ -868,9 +868,9 @@ def test_every_reply_to_an_allowed_origin_carries_cors(guarded, files, tls_pair,
     others_served(running, tls_pair)
 
 
-def test_the_host_gates_421_carries_cors_too(make_server, files):
+def test_the_host_gates_421_carries_cors_too(make_server, docs):
     running = make_server(
-        documents=str(files), hosts=["pi.local"], cors__origins=[APP_ORIGIN], gpio__backend="sim"
+        documents=str(docs), hosts=["pi.local"], cors__origins=[APP_ORIGIN], gpio__backend="sim"
     )
     client = Client(running.connect())
     reply = client.get("/?ping", headers=FROM_APP)

@@ -19,12 +19,11 @@ from pathlib import Path
 import pytest
 
 from httap import __version__
-from tests.client import Client
-from tests.conftest import HELLO, ROOT, wait_for
+from tests.helpers import HELLO, ROOT, free_port, wait_for
+from tests.helpers.client import Client
+from tests.helpers.processes import CLEAN_ENV, fetch, httap, one_line_error
 
 LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
-# The environment without the variables under test, so the caller's shell cannot leak in.
-CLEAN_ENV = {key: value for key, value in os.environ.items() if not key.startswith("HTTAP_")}
 
 
 @pytest.fixture(autouse=True)
@@ -35,52 +34,11 @@ def clean_environment(monkeypatch):
             monkeypatch.delenv(key)
 
 
-def httap(
-    *args: str,
-    cwd: Path | None = None,
-    env: dict | None = None,
-    timeout: float = 20,
-    input: str | None = None,
-):
-    """Run `python -m httap ARGS` to its end, `input` on its stdin; returns the
-    CompletedProcess (text)."""
-    return subprocess.run(
-        [sys.executable, "-m", "httap", *args],
-        input=input,
-        cwd=cwd or ROOT,
-        env={**CLEAN_ENV, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def check(*args: str, **kwargs) -> dict:
     done = httap("check", *args, **kwargs)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     return json.loads(done.stdout)
-
-
-def fetch(process, target: str = "/hello.txt"):
-    sock = socket.create_connection((process.host, process.port), timeout=5)
-    client = Client(sock)
-    try:
-        return client.get(target)
-    finally:
-        client.close()
-
-
-def one_line_error(done, *parts: str) -> str:
-    """A refusal: status 2, no traceback, one line on stderr naming each of `parts`."""
-    assert done.returncode == 2, (done.returncode, done.stderr)
-    assert "Traceback" not in done.stderr
-    assert done.stdout == ""
-    line = done.stderr
-    assert line.endswith("\n") and line.count("\n") == 1, line
-    for part in parts:
-        assert part in line, (part, line)
-    return line
 
 
 def has_ipv6_loopback() -> bool:
@@ -90,12 +48,6 @@ def has_ipv6_loopback() -> bool:
         return True
     except OSError:
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- serve ----------------------------------------------------------------------------

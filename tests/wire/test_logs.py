@@ -8,9 +8,10 @@ import socket
 
 import pytest
 
-from tests.client import Client
-from tests.conftest import wait_for
-from tests.test_manager import PINS, call, encode
+from tests.helpers import wait_for
+from tests.helpers.client import Client
+from tests.helpers.dynamic import call, encode
+from tests.helpers.servers import PINS
 
 # 127.0.0.1 - - [21/Nov/2026:21:55:02 +0000] "GET /index.html HTTP/1.1" 200 1024 s=12 0.000183
 ACCESS = re.compile(

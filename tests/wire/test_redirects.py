@@ -10,8 +10,8 @@ import pytest
 
 from httap import config
 from httap.config import ConfigError
-from tests.client import Client
-from tests.conftest import HELLO
+from tests.helpers import HELLO
+from tests.helpers.client import Client
 
 RULES = [
     {"from": "/old", "to": "/hello.txt", "status": 301},

@@ -11,8 +11,9 @@ import time
 
 import pytest
 
-from tests.client import Client, Reply
-from tests.conftest import ROOT, wait_for
+from tests.helpers import ROOT, wait_for
+from tests.helpers.client import Client, Reply
+from tests.helpers.dynamic import call, encode
 
 LAMP = 27
 PINS = {
@@ -154,18 +155,6 @@ def setup(server):
 # -- helpers ---------------------------------------------------------------------------
 
 
-def encode(method: str, target: str, body: bytes | str = b"", headers: str = "") -> bytes:
-    if isinstance(body, str):
-        body = body.encode()
-    length = f"Content-Length: {len(body)}\r\n" if body or method in ("POST", "PUT") else ""
-    return f"{method} {target} HTTP/1.1\r\nHost: test\r\n{length}{headers}\r\n".encode() + body
-
-
-def call(client: Client, method: str, target: str, body=b"", headers: str = "") -> Reply:
-    client.send(encode(method, target, body, headers))
-    return client.read(head_only=method == "HEAD")
-
-
 def check_dynamic(reply: Reply, content_type: str | None = "application/json") -> None:
     assert reply.headers["cache-control"] == "no-cache, no-store, must-revalidate"
     assert reply.headers["expires"] == "Thu, 01 Jan 1970 00:00:00 GMT"
@@ -186,20 +175,6 @@ def app(tmp_path):
 @pytest.fixture
 def running(make_server, app):
     return make_server(app=app, gpio__backend="sim", gpio__pins=PINS)
-
-
-@pytest.fixture
-def connect():
-    opened: list[Client] = []
-
-    def open_client(running, source: str | None = None) -> Client:
-        client = Client(running.connect(source=source))
-        opened.append(client)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
 
 
 def app_log(running, connect) -> list:

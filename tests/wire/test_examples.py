@@ -14,10 +14,10 @@ import time
 
 import pytest
 
-from tests.client import Client
-from tests.conftest import ROOT, wait_for
-from tests.test_actions import call
-from tests.test_packaging import make
+from tests.helpers import ROOT, wait_for
+from tests.helpers.client import Client
+from tests.helpers.dynamic import call
+from tests.helpers.processes import make
 
 EXAMPLES = ROOT / "examples"
 

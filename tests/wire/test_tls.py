@@ -13,14 +13,15 @@ import time
 
 import pytest
 
-from tests.client import Client
-from tests.conftest import open_fds, slowloris, wait_for
+from tests.helpers import open_fds, wait_for
+from tests.helpers.client import Client
+from tests.helpers.slowloris import slowloris
 
 GOOD_REQUEST = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n"
 
 
 @pytest.fixture
-def files(tmp_path):
+def docs(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "hello.txt").write_bytes(b"hello, world\n")
@@ -29,7 +30,7 @@ def files(tmp_path):
 
 
 @pytest.fixture
-def secure(make_server, files, tls_pair):
+def secure(make_server, docs, tls_pair):
     """A server with one https:// and one http:// address over the same documents."""
     certificate, key = tls_pair
 
@@ -38,7 +39,7 @@ def secure(make_server, files, tls_pair):
             "listen": ["https://127.0.0.1:0", "http://127.0.0.1:0"],
             "tls.certificate": certificate,
             "tls.key": key,
-            "documents": str(files),
+            "documents": str(docs),
             "gpio.backend": "sim",
             "gpio.pins": {"led": {"gpio": 4, "mode": "out"}},
             **overrides,
@@ -92,11 +93,11 @@ def test_requests_over_tls_share_one_kept_alive_connection(secure, tls_pair):
     client.close()
 
 
-def test_a_large_file_arrives_whole_over_tls(secure, tls_pair, files):
+def test_a_large_file_arrives_whole_over_tls(secure, tls_pair, docs):
     running = secure()
     client = tls_client(running, tls_pair)
     reply = client.get("/big.bin")
-    expected = (files / "big.bin").read_bytes()
+    expected = (docs / "big.bin").read_bytes()
     assert reply.status == 200
     assert hashlib.sha256(reply.body).digest() == hashlib.sha256(expected).digest()
     part = client.get("/big.bin", headers="Range: bytes=1000000-1999999\r\n")
@@ -315,11 +316,11 @@ def test_make_run_tls_serves_over_https(spawn, tls_pair, tmp_path):
     assert oct(os.stat(key).st_mode & 0o777) == "0o600"
 
 
-def test_a_slow_reader_over_tls_is_not_taken_for_an_idle_one(secure, tls_pair, files):
+def test_a_slow_reader_over_tls_is_not_taken_for_an_idle_one(secure, tls_pair, docs):
     """A reader that keeps taking bytes, slower than the inactivity timeout would allow
     for the whole file, gets all of it: each TLS record that leaves counts as progress."""
     size = 192 * 1024
-    (files / "slow.bin").write_bytes(os.urandom(size))
+    (docs / "slow.bin").write_bytes(os.urandom(size))
     running = secure(**{"timeouts.inactivity": 3})
     running.server.listeners[0].sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
     raw = socket.socket()
@@ -340,7 +341,7 @@ def test_a_slow_reader_over_tls_is_not_taken_for_an_idle_one(secure, tls_pair, f
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     while len(body) < size:
         body += sock.recv(65536)
-    assert body == (files / "slow.bin").read_bytes()
+    assert body == (docs / "slow.bin").read_bytes()
     assert time.monotonic() - started > 3  # it did outlast the inactivity timeout
     sock.close()
 

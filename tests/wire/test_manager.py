@@ -17,17 +17,12 @@ import time
 
 import pytest
 
-from tests.client import Client, Reply
-from tests.conftest import wait_for
+from tests.helpers import wait_for
+from tests.helpers.client import Client
+from tests.helpers.dynamic import call, check_dynamic, check_error, encode
+from tests.helpers.servers import BUTTON, BUZZER, LED, PINS, history, read_pin, values
 
-LED, BUTTON, BUZZER = 17, 4, 18
-PINS = {
-    "led": {"gpio": LED, "mode": "out", "safe": 0},
-    "button": {"gpio": BUTTON, "mode": "in", "pull": "up"},
-    "buzzer": {"gpio": BUZZER, "mode": "pwm"},
-}
 RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
-NO_CACHE = "no-cache, no-store, must-revalidate"
 
 APP = """
 def setup(server):
@@ -42,59 +37,6 @@ def setup(server):
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def encode(method: str, target: str, body=b"", headers: str = "") -> bytes:
-    """One request's exact bytes; a dict or list body is sent as JSON."""
-    if isinstance(body, (dict, list)):
-        body = json.dumps(body)
-    if isinstance(body, str):
-        body = body.encode()
-    length = f"Content-Length: {len(body)}\r\n" if body or method in ("POST", "PUT") else ""
-    head = f"{method} {target} HTTP/1.1\r\nHost: test\r\n{length}{headers}\r\n"
-    return head.encode() + body
-
-
-def call(client: Client, method: str, target: str, body=b"", headers: str = "") -> Reply:
-    client.send(encode(method, target, body, headers))
-    return client.read(head_only=method == "HEAD")
-
-
-def check_dynamic(reply: Reply, session: int | None = None) -> None:
-    """The headers every dynamic reply carries (docs/protocol.md, "Replies in the dynamic
-    domain")."""
-    headers = reply.headers
-    assert headers["cache-control"] == NO_CACHE, reply.raw_head
-    assert headers["expires"] == "Thu, 01 Jan 1970 00:00:00 GMT", reply.raw_head
-    assert headers["httap-session"].isdigit(), reply.raw_head
-    if session is not None:
-        assert int(headers["httap-session"]) == session
-    if reply.status not in (204, 304):
-        assert headers["content-type"] == "application/json", reply.raw_head
-        assert int(headers["content-length"]) == len(reply.body)
-        json.loads(reply.body)  # the whole body, no more, no less, is one JSON value
-
-
-def check_error(reply: Reply, status: int, code: str, *words: str) -> dict:
-    assert reply.status == status, (reply.raw_head, reply.body)
-    check_dynamic(reply)
-    value = reply.json()
-    assert value["error"] == code, value
-    for word in words:
-        assert word in value["message"], value
-    return value
-
-
-def history(running, number: int) -> list[tuple[float, int]]:
-    return running.call(lambda: running.server.gpio.history(number))
-
-
-def values(running, number: int) -> list[int]:
-    return [value for _, value in history(running, number)]
-
-
-def read_pin(running, number: int) -> int:
-    return running.call(lambda: running.server.gpio.read(number))
 
 
 def drive(running, number: int, value: int) -> None:
@@ -122,21 +64,6 @@ def start(make_server):
         return make_server(**settings)
 
     return start_gpio
-
-
-@pytest.fixture
-def connect():
-    """Open clients (from a source address if given); all are closed at the end."""
-    opened: list[Client] = []
-
-    def open_client(running, source: str | None = None, timeout: float = 5.0) -> Client:
-        client = Client(running.connect(source=source, timeout=timeout))
-        opened.append(client)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
 
 
 # -- discovery, ping, stats ------------------------------------------------------------

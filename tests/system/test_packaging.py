@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from packaging.markers import Marker
 
-from tests.client import Client
-from tests.conftest import ROOT, wait_for
+from tests.helpers import ROOT, wait_for
+from tests.helpers.client import Client
+from tests.helpers.processes import MAKE_ENV, make
 
 
 def test_the_wheel_holds_both_packages_the_app_and_the_command(tmp_path):
@@ -107,26 +108,6 @@ def fresh_copy(where: Path) -> Path:
     for name in ("httap", "gpio", "static"):
         shutil.copytree(ROOT / name, clone / name, ignore=shutil.ignore_patterns("__pycache__"))
     return clone
-
-
-# make's own variables, which a `make test` around this suite would pass down.
-MAKE_ENV = {
-    key: value for key, value in os.environ.items() if not key.startswith(("MAKE", "MFLAGS"))
-}
-
-
-def make(where: Path, *args: str) -> str:
-    """`make -n ARGS` in `where` with this Python: the commands make would run, none run."""
-    done = subprocess.run(
-        ["make", "-n", *args, f"PYTHON={sys.executable}"],
-        cwd=where,
-        env=MAKE_ENV,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return done.stdout
 
 
 def test_make_run_installs_the_server_alone_and_serves_the_console(tmp_path):

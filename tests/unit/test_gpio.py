@@ -1,8 +1,8 @@
 """The GPIO backends: one contract for every board, then what only some boards do.
 
 The contract suite runs the same tests on the simulated board and on the rpi and gpiod
-backends. Those two run on stand-ins for their libraries (tests/standins: RPi.GPIO 0.7
-and the libgpiod v2 bindings), which keep the libraries' API, state rules and errors —
+backends. Those two run on stand-ins for their libraries (tests/helpers/standins: RPi.GPIO
+0.7 and the libgpiod v2 bindings), which keep the libraries' API, state rules and errors —
 RPi.GPIO's RuntimeError for a channel not set up, libgpiod's EBUSY and EPERM — over
 simulated pins, so a backend that misuses its library fails here as it would on a Pi.
 
@@ -17,7 +17,6 @@ import itertools
 import logging
 import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -28,31 +27,10 @@ from gpio.gpiod import GpiodBackend, find_chip
 from gpio.pwm import SoftPwm
 from gpio.rpi import RpiBackend
 from gpio.sim import HISTORY_LIMIT, SimBackend
-from httap.loop import Loop
+from tests.helpers import run_for
 
-STANDINS = Path(__file__).resolve().parent / "standins"
 CHIP = "/dev/gpiochip0"  # the stand-in's RP1: "pinctrl-rp1", 54 lines
 OTHER_CHIP = "/dev/gpiochip10"  # the stand-in's other controller, 32 lines
-
-
-def _is_standin(name: str) -> bool:
-    return name in ("RPi", "gpiod") or name.startswith(("RPi.", "gpiod."))
-
-
-@pytest.fixture
-def standins(monkeypatch):
-    """`import RPi.GPIO` and `import gpiod` give the stand-ins, fresh, for this test only."""
-    monkeypatch.syspath_prepend(str(STANDINS))
-    for name in [name for name in sys.modules if _is_standin(name)]:
-        monkeypatch.delitem(sys.modules, name)
-    import gpiod
-    import RPi.GPIO
-
-    RPi.GPIO._reset()
-    gpiod._reset()
-    yield SimpleNamespace(GPIO=RPi.GPIO, gpiod=gpiod)
-    for name in [name for name in sys.modules if _is_standin(name)]:
-        del sys.modules[name]
 
 
 @pytest.fixture
@@ -519,22 +497,10 @@ def test_sim_refuses_to_drive_an_output():
 
 
 @pytest.fixture
-def loop():
-    made = Loop()
-    yield made
-    made.close()
-
-
-@pytest.fixture
 def sim_pwm(loop):
     sim = SimBackend()
     sim.setup(Pin("buzzer", 18, "pwm"))
     return sim, SoftPwm(sim, 18, loop.call_at, loop.clock)
-
-
-def run_for(loop: Loop, seconds: float) -> None:
-    loop.call_later(seconds, loop.stop)
-    loop.run()
 
 
 def rises(history: list[tuple[float, int]]) -> list[float]:

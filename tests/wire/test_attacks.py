@@ -13,8 +13,9 @@ import time
 
 import pytest
 
-from tests.client import Client
-from tests.conftest import HELLO, open_fds, slowloris, wait_for
+from tests.helpers import HELLO, open_fds, wait_for
+from tests.helpers.client import Client
+from tests.helpers.slowloris import slowloris
 
 LED, BUTTON = 17, 22
 PINS = {
@@ -49,7 +50,7 @@ SMUGGLED = b"POST /?gpio/led HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n1"
 
 
 @pytest.fixture
-def site(make_server, tmp_path):
+def start_with_fds(make_server, tmp_path):
     """make_server over a docs dir (hello.txt, an 8 MiB file), the sim board and an app;
     returns (server, descriptors open once it listens). The secret lies beside the docs."""
     docs = tmp_path / "docs"
@@ -199,8 +200,8 @@ FRAMED = [
 
 
 @pytest.mark.parametrize(("data", "status"), [pytest.param(d, s, id=n) for n, d, s in REFUSED])
-def test_smuggling_is_refused_and_closed(site, data, status):
-    srv, base = site()
+def test_smuggling_is_refused_and_closed(start_with_fds, data, status):
+    srv, base = start_with_fds()
     client = Client(srv.connect())
     client.send(data + SMUGGLED)
     served(srv)  # meanwhile
@@ -216,8 +217,8 @@ def test_smuggling_is_refused_and_closed(site, data, status):
 
 
 @pytest.mark.parametrize("data", [pytest.param(d, id=n) for n, d in FRAMED])
-def test_smuggling_is_framed_as_one_body(site, data):
-    srv, base = site()
+def test_smuggling_is_framed_as_one_body(start_with_fds, data):
+    srv, base = start_with_fds()
     client = Client(srv.connect())
     client.send(data + b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
     served(srv)
@@ -234,9 +235,9 @@ def test_smuggling_is_framed_as_one_body(site, data):
 # -- slowloris ---------------------------------------------------------------------------
 
 
-def test_slowloris(site):
+def test_slowloris(start_with_fds):
     parse = 2
-    srv, base = site(timeouts__parse=parse)
+    srv, base = start_with_fds(timeouts__parse=parse)
     head = b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"z" * 64
     # Meanwhile another client: a file and a `/?`.
     seen = slowloris(srv.connect, head, 200, parse + 4, lambda: served(srv))
@@ -252,8 +253,8 @@ def test_slowloris(site):
 # -- connection and descriptor floods ----------------------------------------------------
 
 
-def test_connection_flood_beyond_the_limit(site):
-    srv, base = site(limits__connections=20)
+def test_connection_flood_beyond_the_limit(start_with_fds):
+    srv, base = start_with_fds(limits__connections=20)
     good = Client(srv.connect())  # in before the flood, kept alive
     assert good.get("/hello.txt").status == 200
     flood = [srv.connect() for _ in range(60)]
@@ -343,8 +344,8 @@ def test_descriptor_exhaustion_in_a_child(spawn, tmp_path):
 # -- client faults -----------------------------------------------------------------------
 
 
-def test_resets_in_the_middle_of_sendfile(site):
-    srv, base = site()
+def test_resets_in_the_middle_of_sendfile(start_with_fds):
+    srv, base = start_with_fds()
     for _ in range(10):
         sock = srv.connect()
         sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -356,8 +357,8 @@ def test_resets_in_the_middle_of_sendfile(site):
     healthy(srv, base)
 
 
-def test_resets_in_the_middle_of_pipelined_responses(site):
-    srv, base = site()
+def test_resets_in_the_middle_of_pipelined_responses(start_with_fds):
+    srv, base = start_with_fds()
     requests = (
         b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n"
         + b"GET /?gpio HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -373,8 +374,8 @@ def test_resets_in_the_middle_of_pipelined_responses(site):
 
 
 @pytest.mark.parametrize("how", ["reset", "close"])
-def test_going_away_during_a_long_poll_releases_the_lease(site, how):
-    srv, base = site()
+def test_going_away_during_a_long_poll_releases_the_lease(start_with_fds, how):
+    srv, base = start_with_fds()
     holder = Client(srv.connect())
     holder.send(b"POST /?gpio/led HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n1")
     assert holder.read().status == 200
@@ -400,8 +401,8 @@ def test_going_away_during_a_long_poll_releases_the_lease(site, how):
 # -- handler faults ----------------------------------------------------------------------
 
 
-def test_an_action_that_raises(site):
-    srv, base = site()
+def test_an_action_that_raises(start_with_fds):
+    srv, base = start_with_fds()
     client = Client(srv.connect())
     for _ in range(5):
         reply = client.get("/?boom")
@@ -414,8 +415,8 @@ def test_an_action_that_raises(site):
 
 
 @pytest.mark.parametrize("how", ["reset", "close"])
-def test_a_pending_reply_never_resolved_while_the_client_goes_away(site, how):
-    srv, base = site()
+def test_a_pending_reply_never_resolved_while_the_client_goes_away(start_with_fds, how):
+    srv, base = start_with_fds()
     for _ in range(5):
         client = Client(srv.connect())
         client.send(b"GET /?forever HTTP/1.1\r\nHost: t\r\n\r\n" * 2)  # one waits behind
@@ -455,8 +456,8 @@ TRAVERSALS = [
 ]
 
 
-def test_encoded_traversal_never_leaks_the_file(site):
-    srv, base = site()
+def test_encoded_traversal_never_leaks_the_file(start_with_fds):
+    srv, base = start_with_fds()
     client = Client(srv.connect())
     seen = b""
     for target in TRAVERSALS:

@@ -19,9 +19,9 @@ import time
 import pytest
 
 from httap.loop import READ, Loop, task_name
-from tests.client import Client
-from tests.conftest import wait_for
-from tests.test_manager import call, check_error
+from tests.helpers import run_for, wait_for
+from tests.helpers.client import Client
+from tests.helpers.dynamic import call, check_error
 
 TICKER = """
 def tick():
@@ -30,18 +30,6 @@ def tick():
 def setup(server):
     server.every(0.001, tick)
 """
-
-
-@pytest.fixture
-def loop():
-    loop = Loop()
-    yield loop
-    loop.close()
-
-
-def run_for(loop: Loop, seconds: float) -> None:
-    loop.call_later(seconds, loop.stop)
-    loop.run()
 
 
 # -- timers and tasks, on a bare loop --------------------------------------------------

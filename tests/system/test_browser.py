@@ -12,8 +12,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from httap.init import write_starter
-from tests import test_gpio
-from tests.conftest import ROOT, wait_for
+from tests.helpers import ROOT, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -26,7 +25,6 @@ ARGS = [
     "--no-first-run",
 ]
 PHONE = {"width": 390, "height": 844}
-standins = test_gpio.standins  # the fixture: RPi.GPIO's stand-in, for a board not simulated
 ARTIFACTS = ROOT / "tests" / "artifacts"
 PINS = {
     "led": {"gpio": 17, "mode": "out", "initial": 0, "safe": 0},

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 import socket
 
-from tests.client import Client
-from tests.test_manager import call
+from tests.helpers.client import Client
+from tests.helpers.dynamic import call
 
 TRANSACTION = "/?serial/scpi&until=%0A&wait=2"  # what the page sends
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.client import Client, Reply
-from tests.conftest import ROOT
+from tests.helpers import ROOT
+from tests.helpers.client import Client, Reply
 
 HELLO = b"hello, world\n"
 RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset

@@ -18,7 +18,7 @@ from httap import config
 from httap.config import ConfigError
 from httap.http import Request, Response, parse_http_date
 from httap.static import StaticFiles
-from tests.client import Client, Reply
+from tests.helpers.client import Client, Reply
 
 PAST = "Thu, 01 Jan 1970 00:00:00 GMT"
 DYNAMIC = "no-cache, no-store, must-revalidate"

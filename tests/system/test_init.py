@@ -7,24 +7,13 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 
 import pytest
 
 from httap.init import NOTE, WEB_JSON5
-from tests.conftest import ROOT
-from tests.test_cli import fetch, httap, one_line_error
-
-README = (ROOT / "README.md").read_text(encoding="utf-8")
-
-
-def stop(process) -> str:
-    """SIGTERM, a clean exit; the log the process wrote."""
-    process.signal(signal.SIGTERM)
-    assert process.wait() == 0
-    log = process.proc.stderr.read()
-    assert "Traceback" not in log
-    return log
+from tests.helpers import ROOT
+from tests.helpers.processes import fetch, httap, one_line_error, stop
+from tests.helpers.readme import README
 
 
 def test_init_then_serve_shows_the_console(tmp_path, spawn):

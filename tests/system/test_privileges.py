@@ -6,17 +6,14 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
-import socket
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from httap import privileges
-from tests.client import Client
-from tests.conftest import ROOT
-from tests.test_cli import CLEAN_ENV, HELLO, httap
+from tests.helpers import HELLO, ROOT
+from tests.helpers.processes import CLEAN_ENV, fetch, httap, stop
 
 NOBODY = pwd.getpwnam("nobody")
 as_root = pytest.mark.skipif(
@@ -56,28 +53,11 @@ def serve(spawn, docs: Path, settings: str = "{}", env: dict | None = None):
     )
 
 
-def fetch(process, target: str):
-    client = Client(socket.create_connection((process.host, process.port), timeout=5))
-    try:
-        return client.get(target)
-    finally:
-        client.close()
-
-
 def ids(process) -> dict[str, list[int]]:
     """The Uid, Gid and Groups lines of the process's /proc status, as numbers."""
     status = Path(f"/proc/{process.proc.pid}/status").read_text().splitlines()
     fields = dict(line.split(":", 1) for line in status)
     return {key: [int(each) for each in fields[key].split()] for key in ("Uid", "Gid", "Groups")}
-
-
-def stop(process) -> str:
-    """SIGTERM, a clean exit, and the log the process wrote."""
-    process.signal(signal.SIGTERM)
-    assert process.wait() == 0
-    log = process.proc.stderr.read()
-    assert "Traceback" not in log
-    return log
 
 
 @as_root
