@@ -41,7 +41,7 @@ def test_relative_links_lead_to_files_and_headings(document):
 
 def test_the_docs_the_code_names_exist():
     named = set()
-    for source in [*ROOT.glob("httap/*.py"), *ROOT.glob("gpio/*.py"), *ROOT.glob("tests/*.py")]:
+    for source in [*ROOT.glob("httap/*.py"), *ROOT.glob("gpio/*.py"), *ROOT.glob("tests/**/*.py")]:
         named.update(re.findall(r"\bdocs/[\w.-]+\.md\b", source.read_text()))
     assert "docs/protocol.md" in named
     for name in named:
