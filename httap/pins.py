@@ -62,10 +62,10 @@ class Pulse(NamedTuple):
 
 
 class Pin:
-    """One declared pin in service. `spec` is its declaration (a `gpio.Pin`); `level`
-    is the last level the change source announced (None before the first); `pulse` and `wave`
-    are its activity (a `Pulse`, a `SoftPwm` for mode "pwm"); `watchers` are the
-    long-polls waiting on it (watches.py)."""
+    """One declared pin in service. `spec` is its declaration (a `gpio.Pin`); `level` is
+    the last level the change source announced, or that a watch read as it started
+    (None before either); `pulse` and `wave` are its activity (a `Pulse`, a `SoftPwm`
+    for mode "pwm"); `watchers` are the long-polls waiting on it (watches.py)."""
 
     __slots__ = (
         "gpio",
