@@ -521,7 +521,7 @@ def test_shadowing_the_vocabulary_is_refused(running, name):
 
     message = running.call(register)
     assert message is not None and "shadow" in message
-    assert running.call(lambda: name.strip("/") not in running.server.manager.actions)
+    assert running.call(lambda: name.strip("/") not in running.server.manager.actions.registered)
 
 
 def register_in_loop(running, name: str, methods) -> str | None:
@@ -556,7 +556,7 @@ def test_methods_that_no_request_has_are_an_error(running, methods, shown):
     message = register_in_loop(running, "car/odd", methods)
     assert message is not None and "'car/odd'" in message, message
     assert "GET, HEAD, POST, PUT, DELETE, PATCH" in message and shown in message
-    assert running.call(lambda: "car/odd" not in running.server.manager.actions)
+    assert running.call(lambda: "car/odd" not in running.server.manager.actions.registered)
 
 
 def test_one_action_answers_each_of_its_methods(running, connect):

@@ -381,7 +381,7 @@ def test_going_away_during_a_long_poll_releases_the_lease(start_with_fds, how):
     assert holder.read().status == 200
     assert pin(srv) == 1
     holder.send(b"GET /?gpio/button&wait=30&value=1 HTTP/1.1\r\nHost: t\r\n\r\n")
-    assert wait_for(lambda: srv.call(lambda: bool(srv.server.manager.watches)))
+    assert wait_for(lambda: srv.call(lambda: bool(srv.server.manager.watches.watched)))
     other = Client(srv.connect(source="127.0.0.2"))  # another client: locked out, served
     other.send(b"POST /?gpio/led HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n0")
     assert other.read().status == 503
@@ -391,7 +391,7 @@ def test_going_away_during_a_long_poll_releases_the_lease(start_with_fds, how):
     else:
         holder.close()
     assert wait_for(lambda: pin(srv) == 0, timeout=3), "the safe value was not applied"
-    assert wait_for(lambda: srv.call(lambda: not srv.server.manager.watches))
+    assert wait_for(lambda: srv.call(lambda: not srv.server.manager.watches.watched))
     other.send(b"POST /?gpio/led HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n1")
     assert other.read().status == 200  # the lease was released
     other.close()

@@ -66,9 +66,9 @@ def test_drive_answers_a_pending_long_poll_at_once(start, connect):
     waiting, driver = connect(running), connect(running)
     waiting.send(encode("GET", "/?gpio/button&wait=30&value=1"))
     manager = running.server.manager
-    assert wait_for(lambda: running.call(lambda: BUTTON in manager.watches))
+    assert wait_for(lambda: running.call(lambda: BUTTON in manager.watches.watched))
     assert call(driver, "POST", "/?gpio/button", '{"drive": 0}').status == 200
-    assert running.call(lambda: BUTTON not in manager.watches)
+    assert running.call(lambda: BUTTON not in manager.watches.watched)
     reply = waiting.read()
     assert reply.json() == {"gpio": BUTTON, "mode": "in", "value": 0, "timeout": False}
     assert call(waiting, "GET", "/?gpio/button").json()["value"] == 0
@@ -157,7 +157,7 @@ def test_readme_long_poll_answers_when_the_button_is_driven(make_server):
     )
     try:
         manager = running.server.manager
-        assert wait_for(lambda: running.call(lambda: bool(manager.watches)))
+        assert wait_for(lambda: running.call(lambda: bool(manager.watches.watched)))
         drive = readme_command("The HTTaP vocabulary", '"drive"', "gpio/button")
         assert json.loads(curl(running, drive))["value"] == 0
         output, _ = waiting.communicate(timeout=10)

@@ -208,7 +208,7 @@ def car_pins(running) -> dict:
         server = running.server
         levels = {}
         for name, spec in running.config.gpio.pins.items():
-            pwm = server.manager.pwm.get(spec.gpio)
+            pwm = server.pins.by_number[spec.gpio].wave
             running_duty = pwm.duty if pwm is not None and pwm.running else None
             levels[name] = running_duty or server.gpio.read(spec.gpio)
         return levels

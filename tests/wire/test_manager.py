@@ -471,10 +471,10 @@ def test_closing_a_long_poll_stops_its_watch(start, connect):
     running = start()
     client = connect(running)
     client.send(encode("GET", "/?gpio/button&wait=5&value=1"))
-    assert wait_for(lambda: running.call(lambda: bool(running.server.manager.watches)))
+    assert wait_for(lambda: running.call(lambda: bool(running.server.manager.watches.watched)))
     client.close()
-    assert wait_for(lambda: running.call(lambda: not running.server.manager.watches))
-    assert running.call(lambda: running.server.manager.sampler is None)
+    assert wait_for(lambda: running.call(lambda: not running.server.manager.watches.watched))
+    assert running.call(lambda: running.server.manager.watches.sampler is None)
 
 
 def test_a_write_woken_long_poll_runs_its_next_request_after_the_batch(start, connect):
@@ -1176,7 +1176,7 @@ def test_a_pwm_wave_whose_board_fails_is_logged_and_stops(start, connect, caplog
             lambda: any("GPIO 18" in r.getMessage() + str(r.exc_info) for r in caplog.records)
         )
     check_error(call(client, "GET", "/?gpio/buzzer"), 500, "gpio-error", "GPIO 18")
-    assert running.call(lambda: running.server.manager.pwm[BUZZER].running) is False
+    assert running.call(lambda: running.server.pins.by_number[BUZZER].wave.running) is False
     assert call(client, "GET", "/?gpio/led").status == 200
 
 

@@ -157,7 +157,9 @@ def test_readme_curl_one_shot_write_motor_undone_led_kept(make_server):
     assert (reply["safe"], reply["holds"]) == (0, HOLDS["client"])
     # Once curl has closed: the motor is back at its safe value, the PWM stopped.
     assert wait_for(
-        lambda: read_pin(running, motor) == 0 and not running.server.manager.pwm[motor].running
+        lambda: (
+            read_pin(running, motor) == 0 and not running.server.pins.by_number[motor].wave.running
+        )
     )
     read = "curl 'http://pi:8080/?gpio/motor'"
     assert json.loads(curl(running, read))["pwm"]["running"] is False
