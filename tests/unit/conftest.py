@@ -10,11 +10,12 @@ from tests.unit.domain import ManualLoop, settings
 
 
 @pytest.fixture
-def loop() -> ManualLoop:
+def manual_loop() -> ManualLoop:
+    """A loop whose clock only the test moves."""
     return ManualLoop()
 
 
 @pytest.fixture
-def pins(loop) -> Pins:
+def pins(manual_loop) -> Pins:
     """The declared PINS on a simulated board that keeps the loop's time."""
-    return Pins(settings().gpio.pins, SimBackend(clock=loop.clock), loop)
+    return Pins(settings().gpio.pins, SimBackend(clock=manual_loop.clock), manual_loop)

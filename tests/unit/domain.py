@@ -100,14 +100,14 @@ def settings(**overrides: Any) -> config.Config:
 
 
 def build(
-    loop: Optional[ManualLoop] = None, ports: Optional[dict] = None, **overrides: Any
+    manual_loop: Optional[ManualLoop] = None, ports: Optional[dict] = None, **overrides: Any
 ) -> Manager:
     """A Manager over the simulated board, its pins, a lease and the serial `ports`."""
-    loop = loop or ManualLoop()
+    manual_loop = manual_loop or ManualLoop()
     conf = settings(**overrides)
-    pins = Pins(conf.gpio.pins, SimBackend(clock=loop.clock), loop)
+    pins = Pins(conf.gpio.pins, SimBackend(clock=manual_loop.clock), manual_loop)
     lease = Lease(conf.session.exclusive, pins.apply_safe_values)
-    return Manager(conf, loop, pins, lease, ports)
+    return Manager(conf, manual_loop, pins, lease, ports)
 
 
 def session(manager: Manager, address: str = "127.0.0.1") -> Session:

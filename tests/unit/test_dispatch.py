@@ -245,8 +245,8 @@ def test_the_holders_writes_and_the_app_are_audited_as_the_request(manager, capl
 
 
 def test_the_manager_is_built_without_a_server_and_counts_its_requests():
-    loop = ManualLoop()
-    manager = build(loop, id="bench-7")
+    manual_loop = ManualLoop()
+    manager = build(manual_loop, id="bench-7")
     for _ in range(3):
         manager.handle(request("GET", "/?gpio/led"))
     status, stats = answer(manager.handle(request("GET", "/?stats")))

@@ -145,30 +145,30 @@ def test_a_long_poll_answers_at_once_when_the_level_already_differs_or_wait_is_0
 
 
 def test_a_long_poll_waits_then_answers_with_the_state_when_it_ends(manager):
-    loop = manager.loop
+    manual_loop = manager.loop
     waiting = manager.handle(request("GET", "/?gpio/button&wait=5"))
     assert isinstance(waiting, Pending) and not waiting.done
     manager.handle(request("POST", "/?gpio/button", {"drive": 0}))
     assert not waiting.done  # answered in the loop's next step, not inside the write
-    loop.run_soon()
+    manual_loop.run_soon()
     assert answer(waiting.response()) == (
         200,
         {"gpio": BUTTON, "mode": "in", "value": 0, "timeout": False},
     )
     timed = manager.handle(request("GET", "/?gpio/button&wait=1.5"))
-    loop.advance(1.5)
+    manual_loop.advance(1.5)
     assert answer(timed.response())[1]["timeout"] is True
 
 
 def test_a_pulse_answers_at_its_end_and_a_cut_pulse_says_so(manager):
-    loop = manager.loop
+    manual_loop = manager.loop
     pulse = manager.handle(request("POST", "/?gpio/led", {"pulse": 0.5}))
     assert isinstance(pulse, Pending) and manager.pins.backend.read(LED) == 1
-    loop.advance(0.5)
+    manual_loop.advance(0.5)
     assert answer(pulse.response())[1]["value"] == 0
     cut = manager.handle(request("POST", "/?gpio/led", {"pulse": 10}))
     manager.handle(request("POST", "/?gpio/led", 1))
-    loop.run_soon()
+    manual_loop.run_soon()
     status, body = answer(cut.response())
     assert status == 200 and body["interrupted"] is True and body["value"] == 1
 

@@ -87,37 +87,37 @@ def test_the_levels_accepted(pins, value, level):
     assert Pins.level_of(value, pins.find("led")) == level
 
 
-def test_a_pulse_inverts_then_restores_and_tells_its_owner(pins, loop, heard):
+def test_a_pulse_inverts_then_restores_and_tells_its_owner(pins, manual_loop, heard):
     led = pins.find("led")
     ended = []
     pins.pulse(led, 0.25, WHO, lambda interrupted, error: ended.append((interrupted, error)))
     assert pins.backend.read(LED) == 1 and led.pulse is not None
-    loop.advance(0.2)
+    manual_loop.advance(0.2)
     assert pins.backend.read(LED) == 1 and ended == []
-    loop.advance(0.1)
+    manual_loop.advance(0.1)
     assert pins.backend.history(LED) == [(0.0, 0), (0.0, 1), (0.25, 0)]
     assert ended == [(False, None)] and led.pulse is None
     assert heard == [("led", 1), ("led", 0)]
 
 
-def test_a_write_cuts_a_pulse_short_and_its_owner_hears_it_next_step(pins, loop):
+def test_a_write_cuts_a_pulse_short_and_its_owner_hears_it_next_step(pins, manual_loop):
     led = pins.find("led")
     ended = []
     pins.pulse(led, 5, WHO, lambda interrupted, error: ended.append(interrupted))
     pins.set(led, 0, WHO)
     assert ended == []  # not in the middle of the write that cut it
-    loop.run_soon()
+    manual_loop.run_soon()
     assert ended == [True]
-    loop.advance(10)
+    manual_loop.advance(10)
     assert ended == [True] and pins.backend.read(LED) == 0  # the timer did not fire
 
 
-def test_a_pulse_over_a_pulse_restores_the_first_level(pins, loop):
+def test_a_pulse_over_a_pulse_restores_the_first_level(pins, manual_loop):
     led = pins.find("led")
     ends = []
     pins.pulse(led, 1, WHO, lambda interrupted, error: ends.append(("first", interrupted)))
     pins.pulse(led, 1, WHO, lambda interrupted, error: ends.append(("second", interrupted)))
-    loop.advance(2)
+    manual_loop.advance(2)
     assert ends == [("first", True), ("second", False)]
     assert pins.backend.read(LED) == 0
 
@@ -131,18 +131,18 @@ def test_pulses_need_an_output_and_a_duration_in_range(pins, name, seconds, stat
     assert refused.value.status == status
 
 
-def test_pwm_starts_is_shown_and_a_write_stops_it(pins, loop, caplog):
+def test_pwm_starts_is_shown_and_a_write_stops_it(pins, manual_loop, caplog):
     caplog.set_level(logging.INFO, logger="httap.audit")
     buzzer = pins.find("buzzer")
     pins.set_pwm(buzzer, {"frequency": 10, "duty": 0.5}, WHO)
     assert pins.state(buzzer)["pwm"] == {"frequency": 10.0, "duty": 0.5, "running": True}
-    loop.advance(0.2)  # two periods: four edges after the first rise
+    manual_loop.advance(0.2)  # two periods: four edges after the first rise
     # set up at 0, the declared duty 0 written, then the wave, on its absolute times
     edges = [(round(when, 9), level) for when, level in pins.backend.history(BUZZER)[2:]]
     assert edges == [(0, 1), (0.05, 0), (0.1, 1), (0.15, 0), (0.2, 1)]
     pins.set(buzzer, 0, None, "app")
     assert buzzer.wave.running is False
-    loop.advance(1)
+    manual_loop.advance(1)
     assert pins.backend.read(BUZZER) == 0
     assert [line.split(" ", 2)[2] for line in audit_lines(caplog)] == [
         "buzzer 0 -> pwm 0.5 at 10 Hz (POST /?gpio/led)",
@@ -161,13 +161,13 @@ def test_pwm_settings_are_checked(pins, setting):
     assert pins.find("buzzer").wave.running is False
 
 
-def test_safe_values_end_activity_and_are_audited(pins, loop, caplog):
+def test_safe_values_end_activity_and_are_audited(pins, manual_loop, caplog):
     caplog.set_level(logging.INFO, logger="httap.audit")
     led = pins.find("led")
     ended = []
     pins.pulse(led, 5, WHO, lambda interrupted, error: ended.append(interrupted))
     pins.apply_safe_values()
-    loop.run_soon()
+    manual_loop.run_soon()
     assert pins.backend.read(LED) == 0 and ended == [True]
     assert audit_lines(caplog)[-1] == "s=- - led 1 -> 0 (safe value)"
 
@@ -185,7 +185,7 @@ def test_the_app_api_is_audited_as_the_running_action(pins, caplog):
     ]
 
 
-def test_stopping_ends_pulses_at_once_and_close_releases(pins, loop):
+def test_stopping_ends_pulses_at_once_and_close_releases(pins, manual_loop):
     led = pins.find("led")
     ended = []
     pins.pulse(led, 30, WHO, lambda interrupted, error: ended.append(interrupted))
@@ -194,4 +194,4 @@ def test_stopping_ends_pulses_at_once_and_close_releases(pins, loop):
     pins.set_pwm(pins.find("buzzer"), {"duty": 0.5}, WHO)
     pins.close()
     assert pins.find("buzzer").wave.running is False
-    assert loop.pending == 0
+    assert manual_loop.pending == 0

@@ -14,10 +14,10 @@ from tests.unit.domain import ManualLoop, answer, build, request
 
 @pytest.fixture
 def manager():
-    loop = ManualLoop()
+    manual_loop = ManualLoop()
     scope = {"port": "/dev/none", "buffer": 64}
     settings = config.load(None, env={}, overrides={"serial": {"scope": scope}})
-    return build(loop, {"scope": SerialPort("scope", settings.serial["scope"], loop)})
+    return build(manual_loop, {"scope": SerialPort("scope", settings.serial["scope"], manual_loop)})
 
 
 def test_an_unknown_port_is_404_listing_the_ports(manager):
