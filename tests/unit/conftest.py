@@ -6,7 +6,7 @@ import pytest
 
 from gpio.sim import SimBackend
 from httap.pins import Pins
-from tests.unit.domain import ManualLoop, settings
+from tests.helpers.domain import ManualLoop, settings
 
 
 @pytest.fixture

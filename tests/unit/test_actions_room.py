@@ -6,7 +6,7 @@ import pytest
 
 from httap import http
 from httap.connection import Pending
-from tests.unit.domain import answer, build, request
+from tests.helpers.domain import answer, build, request
 
 
 @pytest.fixture

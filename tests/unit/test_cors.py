@@ -6,7 +6,7 @@ import pytest
 
 from httap import http
 from httap.manager.cors import MAX_ORIGINS, VARY_ORIGIN, Cors
-from tests.unit.domain import answer, build, request
+from tests.helpers.domain import answer, build, request
 
 APP = "https://app.example"
 METHODS = "GET, HEAD, POST, PUT, OPTIONS"

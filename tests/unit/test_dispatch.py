@@ -13,7 +13,7 @@ from httap.connection import Pending
 from httap.manager import NO_CACHE
 from httap.manager.room import ALL, WRITES, Answer
 from httap.session import Busy
-from tests.unit.domain import LED, ManualLoop, answer, build, request, session
+from tests.helpers.domain import LED, ManualLoop, answer, build, request, session
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from httap.connection import Pending
 from httap.manager.gpio import BAD_BATCH, BAD_BODY, command
 from httap.manager.room import Change
-from tests.unit.domain import BUTTON, BUZZER, LED, answer, build, request
+from tests.helpers.domain import BUTTON, BUZZER, LED, answer, build, request
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from httap.http import HTTPError
 from httap.pins import Cause, Pins
-from tests.unit.domain import BUTTON, BUZZER, LED
+from tests.helpers.domain import BUTTON, BUZZER, LED
 
 WHO = Cause(7, "10.0.0.2", "POST /?gpio/led")
 

@@ -9,7 +9,7 @@ from httap.connection import Pending
 from httap.manager import params
 from httap.manager.room import Change
 from httap.serialport import SerialPort
-from tests.unit.domain import ManualLoop, answer, build, request
+from tests.helpers.domain import ManualLoop, answer, build, request
 
 
 @pytest.fixture

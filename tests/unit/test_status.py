@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from httap.manager.room import Change
-from tests.unit.domain import answer, build, request, session
+from tests.helpers.domain import answer, build, request, session
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 
 from gpio import GpioError
 from httap.watches import Watches
-from tests.unit.domain import BUTTON
+from tests.helpers.domain import BUTTON
 
 INTERVAL = 0.001
 
