@@ -22,7 +22,7 @@ import time
 from http import HTTPStatus
 from typing import Optional
 
-from httap import __version__
+from httap.version import __version__
 
 SERVER_HEADER = f"Server: httap/{__version__}\r\n".encode()
 
@@ -373,6 +373,48 @@ def date_line() -> bytes:
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 CLOSE_LINE = b"Connection: close\r\n"
 KEEP_ALIVE_LINE = b"Connection: keep-alive\r\n"
+
+
+# -- framing a response ----------------------------------------------------------------
+# A response is framed by its Content-Length (encode_head), never chunked: every body is
+# known whole (bytes) or by its length (a FileBody) before its head is sent.
+
+
+def keep_alive(request: Request, stopping: bool, served: int, limit: int) -> bool:
+    """Whether the connection stays open after the response to `request`, the `served`th
+    request on it: the client wants it (`request.keep_alive`: HTTP/1.1 unless it sent
+    `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`, RFC 9112 9.3), the
+    server is not `stopping`, and `limit` requests (limits.requests; 0: no limit) have
+    not been served yet."""
+    return request.keep_alive and not stopping and not (limit and served >= limit)
+
+
+def frame(
+    response: Response, keep_alive: bool, version: str = "HTTP/1.1", extra: bytes = b""
+) -> bytes:
+    """The head to send for `response`, to a request of HTTP `version`, up to and with
+    the blank line: status line, Server, the response's headers and Content-Length
+    (`encode_head`), `extra` (header lines every reply carries, CORS), Date (RFC 9110
+    6.6.1), and the Connection line: `close` when the connection ends after this
+    response, `keep-alive` when an HTTP/1.0 client's connection stays open (RFC 9112
+    9.3: persistence is HTTP/1.1's default, not 1.0's), none otherwise.
+
+    Raises ValueError for a header that cannot be sent (a CR or LF in a value, a name
+    that is not a token)."""
+    if not keep_alive:
+        connection = CLOSE_LINE
+    elif version == "HTTP/1.1":
+        connection = b""
+    else:
+        connection = KEEP_ALIVE_LINE
+    return response.head_bytes() + extra + date_line() + connection + b"\r\n"
+
+
+def sends_body(method: str, status: int) -> bool:
+    """Whether a response with `status` to a `method` request carries its body: never to
+    HEAD (RFC 9110 9.3.2), nor with 1xx, 204 or 304 (RFC 9112 6.3), whose heads have no
+    Content-Length either (`encode_head`)."""
+    return method != "HEAD" and status >= 200 and status != 204 and status != 304
 
 
 def error_response(status: int, message: str) -> Response:

@@ -24,13 +24,12 @@ import gpio
 from gpio.pwm import SoftPwm
 from httap import __version__, http
 from httap.config import GPIO_NUMBER, PWM_DUTY, PWM_FREQUENCY, WAIT, Range
-from httap.connection import Pending
 from httap.loop import MODES
+from httap.reply import Pending
 from httap.serialport import Job, SerialPort
 from httap.session import Busy, Lease, Session
 
 if TYPE_CHECKING:
-    from httap.connection import Connection
     from httap.server import Server
 
 log = logging.getLogger("httap.manager")
@@ -114,10 +113,9 @@ class Manager:
         self.config = server.config
         self.actions: dict[str, Action] = {}
         self.requests = 0
-        self.accepted = 0
         self._origins = self.config.cors.origins
         self._cors_lines: dict[str, bytes] = {}  # origin -> its CORS header lines
-        self.lease = Lease(self.config.session.exclusive, self._apply_safe_values)
+        self.lease = Lease(self.config.session.exclusive, self._apply_safe_values, server.sessions)
         self.backend = gpio.open_backend(self.config.gpio.backend)
         self.pins: dict[str, gpio.Pin] = {}
         self.by_number: dict[int, gpio.Pin] = {}
@@ -153,18 +151,6 @@ class Manager:
             driver.start(pin.frequency, pin.duty)
 
     # -- sessions ----------------------------------------------------------------
-
-    def connection_opened(self, connection: Connection) -> None:
-        self.accepted += 1
-        session = Session(connection.client, self.loop.now)
-        connection.session = session
-        self.lease.opened(session)
-
-    def connection_closed(self, connection: Connection) -> None:
-        session = connection.session
-        if session is not None:
-            session.close()
-            self.lease.closed(session)
 
     def _apply_safe_values(self) -> None:
         """The driver went away: every output with a `safe` value goes to it."""
@@ -283,7 +269,10 @@ class Manager:
         stats = {
             **self.loop.stats(),
             "requests": self.requests,
-            "connections": {"open": len(self.server.connections), "accepted": self.accepted},
+            "connections": {
+                "open": len(self.server.connections),
+                "accepted": self.server.sessions.opened,
+            },
             "uptime": round(self.loop.clock() - self.loop.started, 3),
         }
         auth = self.server.auth
