@@ -55,7 +55,7 @@ import errno
 import logging
 import os
 import socket
-from functools import partial
+from functools import lru_cache, partial
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Protocol, Union
 
@@ -138,7 +138,6 @@ def state_of(
     pending: bool,
     partial: bool,
     buffered: int,
-    *,
     closed: bool = False,
     handshake: bool = False,
     shut: bool = False,
@@ -167,6 +166,14 @@ def state_of(
     return IDLE
 
 
+@lru_cache(maxsize=8)  # one Timeouts per server: a few at most
+def _deadlines(timeouts: Timeouts) -> dict[str, Optional[float]]:
+    """Each state's deadline in seconds (None: it has none), from STATES and the
+    configured `timeouts`; "linger" is LINGER_SECONDS."""
+    seconds = {**timeouts._asdict(), "linger": LINGER_SECONDS}
+    return {state: seconds.get(row.deadline) for state, row in STATES.items()}
+
+
 class Owner(Protocol):
     """What a connection needs from whoever accepted it (the server)."""
 
@@ -178,14 +185,132 @@ class Owner(Protocol):
     route: Callable[[http.Request], Union[http.Response, Pending]]
     # Header lines every reply carries besides its own (CORS), or None for none.
     reply_headers: Optional[Callable[[http.Request, http.Response], bytes]]
-    # The logs, None when off. log_request(request) -> when it started (perf_counter);
-    # log_response(client address, session id or None, request (None: a protocol
-    # error), status, head, body bytes sent, when its request started or None).
+    # The logs, None when off: log_request(request) -> when it started (perf_counter);
+    # log_response(client, session or None, request or None for a protocol error,
+    # status, head, body bytes sent, when its request started or None).
     log_request: Optional[Callable[[http.Request], float]]
     log_response: Optional[Callable[..., None]]
 
     def connection_closed(self, connection: Connection) -> None:
         """`connection` has closed: its socket, file and pending reply are released."""
+
+
+class Output:
+    """What is queued for one client, in order: bytes (heads, and bodies joined to their
+    head when small, so that one send carries both), then at most one file, sent in
+    slices with sendfile. `progress()` is called when bytes went out but not all."""
+
+    __slots__ = ("chunks", "file", "progress", "size")
+
+    def __init__(self, progress: Callable[[], Any]) -> None:
+        self.chunks: list[Any] = []  # bytes or memoryview
+        self.size = 0  # bytes in chunks
+        self.file: Optional[list] = None  # [fd, offset, remaining], after the chunks
+        self.progress = progress
+
+    def add(self, head: bytes, body: bytes = b"") -> None:
+        if not body:
+            self.chunks.append(head)
+        elif len(body) <= INLINE_BODY:
+            self.chunks.append(head + body)
+        else:
+            self.chunks.append(head)
+            self.chunks.append(body)
+        self.size += len(head) + len(body)
+
+    def open_file(self, file: http.FileBody) -> None:
+        """Send `file`'s slice after what is queued. OSError if it cannot be opened."""
+        fd = os.open(file.path, os.O_RDONLY | os.O_NONBLOCK)
+        self.file = [fd, file.offset, file.length]
+
+    def send(self, sock: Any, tls: bool) -> bool:
+        """Send what is queued as far as `sock` takes it, then up to a few slices of the
+        file; True when all is sent. OSError when the socket fails, or when the file
+        has shrunk under us (its promised length cannot be met)."""
+        chunks = self.chunks
+        while chunks:
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            try:
+                sent = sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            if sent < len(data):
+                chunks[:] = [memoryview(data)[sent:]]
+                self.size = len(data) - sent
+                if sent:
+                    self.progress()
+                return False
+            chunks.clear()
+            self.size = 0
+        return self.file is None or self._send_file(sock, tls)
+
+    def _send_file(self, sock: Any, tls: bool) -> bool:
+        file = self.file
+        assert file is not None
+        fd, offset, remaining = file
+        send = sock.send_file if tls else partial(os.sendfile, sock.fileno())
+        for _ in range(SENDFILE_SLICES_PER_TURN):
+            try:
+                sent = send(fd, offset, min(remaining, SENDFILE_SLICE))
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as err:
+                if err.errno != errno.EAGAIN:
+                    raise
+                break
+            if sent == 0:
+                raise OSError(f"the file shrank: {remaining} bytes of it are missing")
+            offset += sent
+            remaining -= sent
+            if not remaining:
+                os.close(fd)
+                self.file = None
+                self.progress()
+                return True
+        file[1], file[2] = offset, remaining
+        self.progress()
+        return False
+
+    def drop(self) -> None:
+        """Nothing more will be sent: forget the bytes, close the file."""
+        self.chunks.clear()
+        self.size = 0
+        if self.file is not None:
+            os.close(self.file[0])
+            self.file = None
+
+
+class Deadline:
+    """A connection's deadline on the loop: `at`, in loop seconds, may move later at no
+    cost; the one timer is rescheduled only to fire earlier, and when it fires before
+    `at` it waits again. Past `at`, `expired()` runs."""
+
+    __slots__ = ("at", "expired", "loop", "timer")
+
+    def __init__(self, loop: Loop, expired: Callable[[], Any]) -> None:
+        self.loop = loop
+        self.expired = expired
+        self.at = 0.0
+        self.timer: Optional[Handle] = None
+
+    def set(self, at: float) -> None:
+        self.at = at
+        if self.timer is None or at < self.timer.when:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = self.loop.call_at(at, self._fire)
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _fire(self) -> None:
+        if self.loop.now < self.at:
+            self.timer = self.loop.call_at(self.at, self._fire)
+            return
+        self.timer = None
+        self.expired()
 
 
 class Connection:
@@ -212,9 +337,7 @@ class Connection:
         self.parser = http.Parser(self.limits.uri, self.limits.header, self.limits.body)
         self.requests = 0
         self.pending: Optional[tuple[http.Request, Pending]] = None
-        self.out: list[Any] = []  # bytes or memoryview, in order
-        self.out_size = 0
-        self.file: Optional[list] = None  # [fd, offset, remaining] being sent
+        self.output = Output(self._progress)
         self.closing = False  # the last response is queued
         self.shut = False  # all is sent and our side is shut (LINGER)
         self.closed = False
@@ -222,8 +345,8 @@ class Connection:
         self.continued = False  # 100 Continue sent for the current partial request
         self.settled_requests = 0  # self.requests when the deadline was last set
         self.scheduled = False  # _process queued for the next turn
-        self.deadline = 0.0
-        self.timer: Optional[Handle] = None
+        self.deadline = Deadline(self.loop, self._on_deadline)
+        self.seconds = _deadlines(owner.timeouts)  # state -> its deadline's length, or None
         self.started: Optional[float] = None  # when the running request started, for the log
 
     def start(self) -> None:
@@ -309,9 +432,10 @@ class Connection:
         self.scheduled = False
         parser = self.parser
         budget = REQUESTS_PER_TURN
+        output = self.output
         blocked = False  # stopped by output still queued, not by a lack of requests
         while self.pending is None and not self.closing:
-            if self.file is not None or self.out_size >= HIGH_WATER:
+            if output.file is not None or output.size >= HIGH_WATER:
                 blocked = True
                 break
             if not budget:
@@ -333,11 +457,12 @@ class Connection:
             return
         if self.eof and self.pending is None and not self.scheduled and not blocked:
             self.closing = True  # answer what was complete, then close
-        self._continue_if_expected()
+        if parser.partial is not None:
+            self._continue_if_expected()
         self._flush()
         if self.closed:
             return
-        if blocked and self.file is None and not self.out and not self.scheduled:
+        if blocked and output.file is None and not output.chunks and not self.scheduled:
             # The flush above drained what held the requests back: run them next.
             self.scheduled = True
             self.loop.call_soon(self._process)
@@ -400,10 +525,9 @@ class Connection:
         if not keep_alive:
             self.closing = True
         sends = http.sends_body(request.method, response.status)
-        file = response.file
-        if file is not None and sends:
+        if response.file is not None and sends:
             try:
-                fd = os.open(file.path, os.O_RDONLY | os.O_NONBLOCK)
+                self.output.open_file(response.file)
             except OSError as err:
                 if err.errno in (errno.EMFILE, errno.ENFILE):
                     response = http.error_response(
@@ -411,25 +535,15 @@ class Connection:
                     )
                 else:
                     response = http.error_response(404, "not found: the file has just gone")
-            else:
-                self.file = [fd, file.offset, file.length]
         extra = owner.reply_headers
         lines = b"" if extra is None else extra(request, response)
         head = http.frame(response, keep_alive, request.version, lines)
-        body = response.body
-        if not sends or not body:
-            self.out.append(head)
-            self.out_size += len(head)
-        elif len(body) <= INLINE_BODY:
-            self.out.append(head + body)
-            self.out_size += len(head) + len(body)
-        else:
-            self.out.append(head)
-            self.out.append(body)
-            self.out_size += len(head) + len(body)
+        self.output.add(head, response.body if sends else b"")
         if owner.log_response is not None:
             sent = response.length if sends else 0
-            self._log_response(request, response.status, head, sent, self.started)
+            owner.log_response(
+                self.client, self.session, request, response.status, head, sent, self.started
+            )
 
     def _answer_error(
         self, status: int, message: str, request: Optional[http.Request] = None
@@ -441,21 +555,10 @@ class Connection:
         extra = self.owner.reply_headers
         lines = b"" if request is None or extra is None else extra(request, response)
         head = http.frame(response, False, extra=lines)
-        self.out.append(head + response.body)
-        self.out_size += len(head) + len(response.body)
+        self.output.add(head, response.body)
         if self.owner.log_response is not None:
-            self._log_response(None, status, head, len(response.body), None)
-
-    def _log_response(
-        self,
-        request: Optional[http.Request],
-        status: int,
-        head: bytes,
-        sent: int,
-        started: Optional[float],
-    ) -> None:
-        session = None if self.session is None else self.session.id
-        self.owner.log_response(self.client[0], session, request, status, head, sent, started)
+            sent = len(response.body)
+            self.owner.log_response(self.client, self.session, None, status, head, sent, None)
 
     def _continue_if_expected(self) -> None:
         partial = self.parser.partial
@@ -467,32 +570,17 @@ class Connection:
             and not self.closing
         ):
             self.continued = True
-            self.out.append(http.CONTINUE)
-            self.out_size += len(http.CONTINUE)
+            self.output.add(http.CONTINUE)
 
     def _flush(self) -> None:
-        """Send what is queued, as far as the socket takes it; then the file, in slices."""
-        out = self.out
-        while out:
-            data = out[0] if len(out) == 1 else b"".join(out)
-            try:
-                sent = self.sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                self.close()
-                return
-            if sent < len(data):
-                out[:] = [memoryview(data)[sent:]]
-                self.out_size = len(data) - sent
-                if sent:
-                    self._progress()
-                return
-            out.clear()
-            self.out_size = 0
-        if self.file is not None and not self._send_file():
+        """Send what is queued, as far as the socket takes it; all sent, the last
+        response's connection lingers."""
+        try:
+            done = self.output.send(self.sock, self.tls)
+        except OSError:
+            self.close()
             return
-        if self.closing and self.pending is None:
+        if done and self.closing and self.pending is None:
             self._linger()
 
     def _linger(self) -> None:
@@ -508,43 +596,12 @@ class Connection:
         self.shut = True
         self._settle()  # LINGER
 
-    def _send_file(self) -> bool:
-        """Send up to a few slices of the file; True when it is all sent."""
-        file = self.file
-        assert file is not None
-        fd, offset, remaining = file
-        sock_fd = self.sock.fileno()
-        send = self.sock.send_file if self.tls else partial(os.sendfile, sock_fd)
-        for _ in range(SENDFILE_SLICES_PER_TURN):
-            try:
-                sent = send(fd, offset, min(remaining, SENDFILE_SLICE))
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as err:
-                if err.errno != errno.EAGAIN:
-                    self.close()
-                    return False
-                break
-            if sent == 0:  # the file shrank under us: the promised length cannot be met
-                self.close()
-                return False
-            offset += sent
-            remaining -= sent
-            if not remaining:
-                os.close(fd)
-                self.file = None
-                self._progress()
-                return True
-        file[1], file[2] = offset, remaining
-        self._progress()
-        return False
-
     def _progress(self) -> None:
         """Bytes went out: a slow but moving reader is not idle. The deadline of the
         state that writes (CLOSING, else BUSY) counts again from now."""
-        timeout = STATES[CLOSING if self.closing else BUSY].deadline
-        if timeout is not None:
-            self.deadline = self.loop.now + self._seconds(timeout)
+        seconds = self.seconds[CLOSING if self.closing else BUSY]
+        if seconds is not None:
+            self.deadline.at = self.loop.now + seconds
 
     # -- state, deadline and interest --------------------------------------------
 
@@ -553,7 +610,8 @@ class Connection:
         state, or after a request, its deadline from now; the events it waits for; and a
         stopping server's close of what has nothing in flight."""
         parser = self.parser
-        writing = bool(self.out) or self.file is not None
+        output = self.output
+        writing = bool(output.chunks) or output.file is not None
         pending = self.pending is not None
         buffered = parser.buffered
         state = state_of(
@@ -563,18 +621,22 @@ class Connection:
             pending,
             parser.partial is not None,
             buffered,
-            closed=self.closed,
-            handshake=self.secure is not None,
-            shut=self.shut,
+            self.closed,
+            self.secure is not None,
+            self.shut,
         )
         row = STATES[state]
-        if row.on_stop == CLOSE and self.owner.stopping:
+        if self.owner.stopping and row.on_stop == CLOSE:
             self.close()  # the server is stopping and nothing is in flight
             return
         if state != self.state or self.requests != self.settled_requests:
             self.state = state
             self.settled_requests = self.requests
-            self._arm_for(row)
+            seconds = self.seconds[state]  # the row's deadline, from now
+            if seconds is None:
+                self.deadline.cancel()
+            else:
+                self.deadline.set(self.loop.now + seconds)
             if state == IDLE and self.session is not None:
                 self.session.last_active = self.loop.now  # the inactivity timer starts here
         reads = row.reads
@@ -585,7 +647,8 @@ class Connection:
             and (reads != BOUNDED or ((pending or self.scheduled) and buffered < HIGH_WATER))
         ):
             events |= READ
-        self._watch(events)
+        if events != self.events:
+            self._watch(events)
 
     def _watch(self, events: int) -> None:
         """Tell the loop which readiness to wait for: none unregisters the socket."""
@@ -599,45 +662,17 @@ class Connection:
         else:
             self.loop.register(self.sock, events, self)
 
-    def _arm_for(self, row: Row) -> None:
-        """Entering a state: its row's deadline from now, or none at all."""
-        if row.deadline is None:
-            if self.timer is not None:
-                self.timer.cancel()
-                self.timer = None
-            return
-        self._arm(self.loop.now + self._seconds(row.deadline))
-
-    def _seconds(self, timeout: str) -> float:
-        """The length of a timeout named in STATES, in seconds."""
-        if timeout == "linger":
-            return LINGER_SECONDS
-        return getattr(self.owner.timeouts, timeout)
-
-    def _arm(self, deadline: float) -> None:
-        """Set the deadline; the timer is only rescheduled when it must fire earlier."""
-        self.deadline = deadline
-        if self.timer is None or deadline < self.timer.when:
-            if self.timer is not None:
-                self.timer.cancel()
-            self.timer = self.loop.call_at(deadline, self._on_deadline)
-
     def _on_deadline(self) -> None:
-        """The timer: past the deadline (which progress may have moved on), the row's
-        `on_timeout` applies."""
-        self.timer = None
+        """Past the deadline (which progress may have moved on): the row's `on_timeout`."""
         row = STATES[self.state]
         if row.deadline is None:  # WAITING or CLOSED: no deadline applies
-            return
-        if self.loop.now < self.deadline:
-            self.timer = self.loop.call_at(self.deadline, self._on_deadline)
             return
         action = row.on_timeout
         if not isinstance(action, Answer):
             self.close()
             return
         phrase = HTTPStatus(action.status).phrase.lower()
-        seconds = self._seconds(row.deadline)
+        seconds = self.seconds[self.state]
         self._answer_error(
             action.status,
             f"{phrase}: {action.missing} within {seconds:g} s (timeouts.{row.deadline})",
@@ -667,10 +702,7 @@ class Connection:
         if self.closed:
             return
         self.closed = True
-        self.out.clear()
-        if self.file is not None:
-            os.close(self.file[0])
-            self.file = None
+        self.output.drop()
         if self.pending is not None:
             self.pending[1].cancel()
             self.pending = None

@@ -2,7 +2,7 @@
 
 Both are off by default, and then the server holds no `Logs` at all: a connection's
 only cost is one `is None` check per request and per response. Both methods take plain
-values (a request, an address, a session id), never a connection. (The audit of hardware
+values (a request, a client address, a session), never a connection. (The audit of hardware
 changes is always on; it is written where the changes are made, in manager.py.)
 """
 
@@ -16,6 +16,7 @@ from httap.config import LogConfig
 
 if TYPE_CHECKING:
     from httap import http
+    from httap.session import Session
 
 access_log = logging.getLogger("httap.access")
 trace_log = logging.getLogger("httap.trace")
@@ -55,22 +56,23 @@ class Logs:
 
     def response(
         self,
-        address: str,
-        session_id: Optional[int],
+        client: tuple,
+        session: Optional[Session],
         request: Optional[http.Request],
         status: int,
         head: bytes,
         sent: int,
         started: Optional[float],
     ) -> None:
-        """A response is queued on the connection from `address` whose session is
-        `session_id` (None: it has none, refused at once). `request` None is a protocol
-        error answered before any request could be read; `sent` is the body's length in
-        bytes, `started` when the request started (`request`'s return), None if unknown."""
-        session: Any = "-" if session_id is None else session_id
+        """A response is queued on the connection from `client` (address, port) whose
+        session is `session` (None: it has none, refused at once). `request` None is a
+        protocol error answered before any request could be read; `sent` is the body's
+        length in bytes, `started` when the request started (`request`'s return), None
+        if unknown."""
+        tag: Any = "-" if session is None else session.id
         if self.trace:
             lines = head.decode("latin-1").split("\r\n")[:-2]  # the head ends with a blank line
-            trace_log.info(_block(f"s={session} <", lines))
+            trace_log.info(_block(f"s={tag} <", lines))
         if self.access is None:
             return
         if request is None:
@@ -82,7 +84,7 @@ class Logs:
         user = (request.user if request is not None else None) or "-"
         duration = "-" if started is None else f"{time.perf_counter() - started:.6f}"
         self.access(
-            f"{address} - {user} [{now}] {line} {status} {sent or '-'} s={session} {duration}"
+            f"{client[0]} - {user} [{now}] {line} {status} {sent or '-'} s={tag} {duration}"
         )
 
     def close(self) -> None:
