@@ -439,9 +439,8 @@ class Connection:
                 blocked = True
                 break
             if not budget:
-                if parser.buffered and not self.scheduled:
-                    self.scheduled = True
-                    self.loop.call_soon(self._process)
+                if parser.buffered:
+                    self._schedule()
                 break
             try:
                 request = parser.next_request()
@@ -457,15 +456,21 @@ class Connection:
             return
         if self.eof and self.pending is None and not self.scheduled and not blocked:
             self.closing = True  # answer what was complete, then close
-        if parser.partial is not None:
-            self._continue_if_expected()
+        partial = parser.partial  # a body is arriving: 100 Continue, once, if it asks
+        if (
+            partial is not None
+            and partial.expect_continue
+            and not self.continued
+            and self.pending is None
+            and not self.closing
+        ):
+            self.continued = True
+            self.output.add(http.CONTINUE)
         self._flush()
         if self.closed:
             return
-        if blocked and output.file is None and not output.chunks and not self.scheduled:
-            # The flush above drained what held the requests back: run them next.
-            self.scheduled = True
-            self.loop.call_soon(self._process)
+        if blocked and output.file is None and not output.chunks:
+            self._schedule()  # the flush above drained what held the requests back
         self._settle()
 
     def _run(self, request: http.Request) -> None:
@@ -503,6 +508,10 @@ class Connection:
         request = self.pending[0]
         self.pending = None
         self._emit(request, response)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """Have _process run in the loop's next step (once, however often asked)."""
         if not self.scheduled:
             self.scheduled = True
             self.loop.call_soon(self._process)
@@ -559,18 +568,6 @@ class Connection:
         if self.owner.log_response is not None:
             sent = len(response.body)
             self.owner.log_response(self.client, self.session, None, status, head, sent, None)
-
-    def _continue_if_expected(self) -> None:
-        partial = self.parser.partial
-        if (
-            partial is not None
-            and partial.expect_continue
-            and not self.continued
-            and self.pending is None
-            and not self.closing
-        ):
-            self.continued = True
-            self.output.add(http.CONTINUE)
 
     def _flush(self) -> None:
         """Send what is queued, as far as the socket takes it; all sent, the last
@@ -651,9 +648,7 @@ class Connection:
             self._watch(events)
 
     def _watch(self, events: int) -> None:
-        """Tell the loop which readiness to wait for: none unregisters the socket."""
-        if events == self.events:
-            return
+        """Tell the loop which readiness to wait for now: none unregisters the socket."""
         previous, self.events = self.events, events
         if not events:
             self.loop.unregister(self.sock)
@@ -712,3 +707,5 @@ class Connection:
         except OSError:
             pass
         self.owner.connection_closed(self)
+
+    abort = close  # the loop's name for it: a bug in on_event drops the connection
