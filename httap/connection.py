@@ -44,9 +44,10 @@ Rules of this file:
 - The session sees the connection's activity (`Session.last_active`): the start of
   every request and the end of every reply (entering IDLE) count, so `/?ping`'s Remain
   and the lease's idle time agree with the inactivity deadline.
-- How a response is framed is http.py's (`keep_alive`, `frame`, `sends_body`); this
-  file only queues and sends the bytes. Every reply, whoever made it, gets the owner's
-  `reply_headers` (CORS; None when there are none) as it is queued.
+- How a response is framed is http.py's (`keep_alive`, `frame`); this file only
+  queues and sends the bytes (and the file) that `frame` gives. Every reply, whoever
+  made it, gets the owner's `reply_headers` (CORS; None when there are none) as it is
+  queued.
 """
 
 from __future__ import annotations
@@ -533,10 +534,12 @@ class Connection:
         keep_alive = http.keep_alive(request, owner.stopping, self.requests, self.limits.requests)
         if not keep_alive:
             self.closing = True
-        sends = http.sends_body(request.method, response.status)
-        if response.file is not None and sends:
+        extra = owner.reply_headers
+        lines = b"" if extra is None else extra(request, response)
+        head, body, file = http.frame(request, response, keep_alive, lines)
+        if file is not None:
             try:
-                self.output.open_file(response.file)
+                self.output.open_file(file)
             except OSError as err:
                 if err.errno in (errno.EMFILE, errno.ENFILE):
                     response = http.error_response(
@@ -544,12 +547,11 @@ class Connection:
                     )
                 else:
                     response = http.error_response(404, "not found: the file has just gone")
-        extra = owner.reply_headers
-        lines = b"" if extra is None else extra(request, response)
-        head = http.frame(response, keep_alive, request.version, lines)
-        self.output.add(head, response.body if sends else b"")
+                lines = b"" if extra is None else extra(request, response)
+                head, body, file = http.frame(request, response, keep_alive, lines)
+        self.output.add(head, body)
         if owner.log_response is not None:
-            sent = response.length if sends else 0
+            sent = len(body) if file is None else file.length
             owner.log_response(
                 self.client, self.session, request, response.status, head, sent, self.started
             )
@@ -563,11 +565,10 @@ class Connection:
         response = http.error_response(status, message)
         extra = self.owner.reply_headers
         lines = b"" if request is None or extra is None else extra(request, response)
-        head = http.frame(response, False, extra=lines)
-        self.output.add(head, response.body)
+        head, body, _ = http.frame(None, response, False, lines)
+        self.output.add(head, body)
         if self.owner.log_response is not None:
-            sent = len(response.body)
-            self.owner.log_response(self.client, self.session, None, status, head, sent, None)
+            self.owner.log_response(self.client, self.session, None, status, head, len(body), None)
 
     def _flush(self) -> None:
         """Send what is queued, as far as the socket takes it; all sent, the last

@@ -390,31 +390,37 @@ def keep_alive(request: Request, stopping: bool, served: int, limit: int) -> boo
 
 
 def frame(
-    response: Response, keep_alive: bool, version: str = "HTTP/1.1", extra: bytes = b""
-) -> bytes:
-    """The head to send for `response`, to a request of HTTP `version`, up to and with
-    the blank line: status line, Server, the response's headers and Content-Length
-    (`encode_head`), `extra` (header lines every reply carries, CORS), Date (RFC 9110
-    6.6.1), and the Connection line: `close` when the connection ends after this
-    response, `keep-alive` when an HTTP/1.0 client's connection stays open (RFC 9112
-    9.3: persistence is HTTP/1.1's default, not 1.0's), none otherwise.
+    request: Optional[Request], response: Response, keep_alive: bool, extra: bytes = b""
+) -> tuple[bytes, bytes, Optional[FileBody]]:
+    """What to send for `response` to `request`: its head, then the body bytes and the
+    file slice that follow it (b"" and None where there are none).
 
-    Raises ValueError for a header that cannot be sent (a CR or LF in a value, a name
-    that is not a token)."""
+    The head, up to and with its blank line: status line, Server, the response's headers
+    and Content-Length (`encode_head`), `extra` (header lines every reply carries: CORS),
+    Date (RFC 9110 6.6.1), and the Connection line: `close` when the connection ends
+    after this response, `keep-alive` when an HTTP/1.0 client's connection stays open
+    (RFC 9112 9.3: persistence is HTTP/1.1's default, not 1.0's), none otherwise.
+    `request` None is one whose head could not be read: answered as HTTP/1.1.
+
+    No body follows a response to HEAD (RFC 9110 9.3.2), nor a 1xx, 204 or 304 (RFC
+    9112 6.3), whose heads have no Content-Length either. Raises ValueError for a header
+    that cannot be sent (a CR or LF in a value, a name that is not a token)."""
     if not keep_alive:
         connection = CLOSE_LINE
-    elif version == "HTTP/1.1":
+    elif request is None or request.version == "HTTP/1.1":
         connection = b""
     else:
         connection = KEEP_ALIVE_LINE
-    return response.head_bytes() + extra + date_line() + connection + b"\r\n"
-
-
-def sends_body(method: str, status: int) -> bool:
-    """Whether a response with `status` to a `method` request carries its body: never to
-    HEAD (RFC 9110 9.3.2), nor with 1xx, 204 or 304 (RFC 9112 6.3), whose heads have no
-    Content-Length either (`encode_head`)."""
-    return method != "HEAD" and status >= 200 and status != 204 and status != 304
+    head = response.head_bytes() + extra + date_line() + connection + b"\r\n"
+    status = response.status
+    if (
+        status < 200
+        or status == 204
+        or status == 304
+        or (request is not None and request.method == "HEAD")
+    ):
+        return head, b"", None
+    return head, response.body, response.file
 
 
 def error_response(status: int, message: str) -> Response:

@@ -171,7 +171,8 @@ def _unwatchable(sock: socket.socket, secure: Optional[Secure]) -> None:
         503, "service unavailable: too many descriptors open; try again shortly"
     )
     try:
-        sock.send(http.frame(reply, False) + reply.body)
+        head, body, _ = http.frame(None, reply, False)
+        sock.send(head + body)
     except OSError:
         pass
     sock.close()
