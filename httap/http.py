@@ -508,6 +508,8 @@ class Parser:
 
     def _read_head(self) -> Optional[Request]:
         buf, pos = self._buf, self._pos
+        if pos == len(buf):  # all consumed: how most turns end, after one request
+            return None
         end = buf.find(b"\r\n\r\n", pos)
         if end < 0:
             self._check_partial_head(buf, pos)
