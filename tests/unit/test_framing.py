@@ -1,5 +1,5 @@
-"""How a response is framed, with byte strings: http.py's `keep_alive`, `frame` and
-`sends_body`, the sans-IO half of what a connection sends (RFC 9112 6 and 9.3).
+"""How a response is framed, with byte strings: http.py's `keep_alive` and `frame`, the
+sans-IO half of what a connection sends (RFC 9112 6 and 9.3).
 
 Requests are parsed from bytes by http.Parser; the framed bytes are read back by h11, an
 independent HTTP/1.1 implementation, as a client would read them.
@@ -11,7 +11,7 @@ import h11
 import pytest
 
 from httap import http
-from httap.http import Parser, Response
+from httap.http import FileBody, Parser, Response
 
 SERVER = f"httap/{http.__version__}".encode()
 
@@ -78,71 +78,102 @@ def test_no_limit_is_zero():
     assert http.keep_alive(request(GET_11), stopping=False, served=10**9, limit=0) is True
 
 
-# -- the head ------------------------------------------------------------------------------
+# -- the head and what follows it ----------------------------------------------------------
+
+
+def head_of(response: Response, keep_alive: bool = True, raw: bytes = GET_11, extra=b""):
+    head, _, _ = http.frame(request(raw), response, keep_alive, extra)
+    return head
 
 
 def test_an_http11_response_kept_alive_has_no_connection_line():
     response = Response(200, [("Content-Type", "text/plain")], b"hello")
-    assert lines(http.frame(response, True, "HTTP/1.1")) == [
+    head, body, file = http.frame(request(GET_11), response, True)
+    assert lines(head) == [
         b"HTTP/1.1 200 OK",
         b"Server: " + SERVER,
         b"Content-Type: text/plain",
         b"Content-Length: 5",
         b"Date: *",
     ]
+    assert (body, file) == (b"hello", None)
 
 
-@pytest.mark.parametrize("version", ["HTTP/1.1", "HTTP/1.0"])
-def test_the_last_response_says_close(version):
-    head = http.frame(Response(200, [], b"x"), False, version)
-    assert lines(head)[-1] == b"Connection: close"
+@pytest.mark.parametrize("raw", [GET_11, GET_10])
+def test_the_last_response_says_close(raw):
+    assert lines(head_of(Response(200, [], b"x"), False, raw))[-1] == b"Connection: close"
 
 
 def test_an_http10_client_kept_alive_is_told_so():
-    head = http.frame(Response(200, [], b"x"), True, "HTTP/1.0")
-    assert lines(head)[-1] == b"Connection: keep-alive"
+    raw = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+    assert lines(head_of(Response(200, [], b"x"), True, raw))[-1] == b"Connection: keep-alive"
+
+
+def test_a_request_whose_head_was_not_read_is_answered_as_http11():
+    head, body, _ = http.frame(None, http.error_response(400, "bad request: x"), False)
+    assert lines(head)[0] == b"HTTP/1.1 400 Bad Request"
+    assert lines(head)[-1] == b"Connection: close"
+    assert body == b"bad request: x\n"
 
 
 def test_extra_lines_come_before_date_and_connection():
-    head = http.frame(Response(200, [], b""), False, extra=b"Vary: Origin\r\n")
+    head = head_of(Response(200, [], b""), False, extra=b"Vary: Origin\r\n")
     assert lines(head)[-3:] == [b"Vary: Origin", b"Date: *", b"Connection: close"]
 
 
 def test_the_date_line_is_an_imf_fixdate():
-    (date,) = [line for line in http.frame(Response(), True).split(b"\r\n") if b"Date" in line]
+    (date,) = [line for line in head_of(Response()).split(b"\r\n") if b"Date" in line]
     assert http.parse_http_date(date[len(b"Date: ") :].decode()) is not None
 
 
 @pytest.mark.parametrize("status", [204, 304])
 def test_no_content_length_and_no_body_for_204_and_304(status):
-    response = Response(status, [("ETag", '"1"')])
-    assert not any(line.startswith(b"Content-Length") for line in lines(http.frame(response, True)))
-    assert http.sends_body("GET", status) is False
+    response = Response(status, [("ETag", '"1"')], b"not sent")
+    head, body, file = http.frame(request(GET_11), response, True)
+    assert not any(line.startswith(b"Content-Length") for line in lines(head))
+    assert (body, file) == (b"", None)
 
 
 def test_head_gets_the_get_length_and_no_body():
     response = Response(200, [], b"0123456789")
-    assert b"Content-Length: 10" in lines(http.frame(response, True))
-    assert http.sends_body("HEAD", 200) is False
-    assert http.sends_body("GET", 200) is True
+    head, body, _ = http.frame(request(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n"), response, True)
+    assert b"Content-Length: 10" in lines(head)
+    assert body == b""
 
 
 @pytest.mark.parametrize("status", [100, 101])
 def test_an_interim_status_has_no_body(status):
-    assert http.sends_body("GET", status) is False
+    _, body, _ = http.frame(request(GET_11), Response(status, [], b"x"), True)
+    assert body == b""
+
+
+def test_a_file_follows_its_head_except_to_head():
+    file = FileBody("/srv/big.bin", 100, 5000)
+    response = Response(206, [], file=file)
+    head, body, sent = http.frame(request(GET_11), response, True)
+    assert (body, sent) == (b"", file)
+    assert b"Content-Length: 5000" in lines(head)
+    _, _, sent = http.frame(request(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n"), response, True)
+    assert sent is None
 
 
 def test_a_header_that_cannot_be_sent_is_a_value_error():
     with pytest.raises(ValueError, match="CR or LF"):
-        http.frame(Response(200, [("X-A", "1\r\nSet-Cookie: a=b")]), True)
+        head_of(Response(200, [("X-A", "1\r\nSet-Cookie: a=b")]))
 
 
 # -- read back as a client reads it ---------------------------------------------------------
 
 
+def sent(method: bytes, response: Response, keep_alive: bool = True) -> bytes:
+    raw = method + b" / HTTP/1.1\r\nHost: a\r\n\r\n"
+    head, body, _ = http.frame(request(raw), response, keep_alive)
+    return head + body
+
+
 def test_a_client_reads_a_kept_alive_response_and_its_body():
     response = Response(200, [("Content-Type", "text/plain")], b"hello")
-    events = read_back(b"GET", http.frame(response, True) + response.body)
+    events = read_back(b"GET", sent(b"GET", response))
     assert [type(event) for event in events] == [h11.Response, h11.Data, h11.EndOfMessage]
     assert events[0].status_code == 200
     assert (b"content-length", b"5") in events[0].headers
@@ -150,25 +181,20 @@ def test_a_client_reads_a_kept_alive_response_and_its_body():
 
 
 def test_a_client_reads_a_head_reply_without_a_body():
-    response = Response(200, [], b"hello")
-    events = read_back(b"HEAD", http.frame(response, True))
+    events = read_back(b"HEAD", sent(b"HEAD", Response(200, [], b"hello")))
     assert [type(event) for event in events] == [h11.Response, h11.EndOfMessage]
 
 
 def test_a_client_reads_a_304_to_its_end_without_a_body():
     """A 304 has no body and no Content-Length: its head alone is the whole response."""
-    not_modified = http.frame(Response(304, [("ETag", '"1"')]), True)
-    client = h11.Connection(h11.CLIENT)
-    client.send(h11.Request(method="GET", target="/", headers=[("Host", "a")]))
-    client.send(h11.EndOfMessage())
-    client.receive_data(not_modified)
-    assert client.next_event().status_code == 304
-    assert isinstance(client.next_event(), h11.EndOfMessage)
+    events = read_back(b"GET", sent(b"GET", Response(304, [("ETag", '"1"')], b"not sent")))
+    assert [type(event) for event in events] == [h11.Response, h11.EndOfMessage]
+    assert events[0].status_code == 304
 
 
 def test_a_closing_response_tells_the_client_to_close():
     response = http.error_response(400, "bad request: malformed header line")
-    events = read_back(b"GET", http.frame(response, False) + response.body)
+    events = read_back(b"GET", sent(b"GET", response, keep_alive=False))
     assert events[0].status_code == 400
     assert (b"connection", b"close") in events[0].headers
     assert events[1].data == b"bad request: malformed header line\n"
