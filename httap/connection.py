@@ -143,11 +143,12 @@ def state_of(
     handshake: bool = False,
     shut: bool = False,
 ) -> str:
-    """The state of a connection (a key of STATES) from the facts: the last response is
-    queued; output is queued; requests wait for the next turn; a reply is pending; a
-    body is arriving; bytes of a head have arrived (a count); and, for a connection that
-    is not an open one past its handshake, its socket is closed; its TLS handshake is
-    not done; our side is shut (all was sent)."""
+    """The state of a connection (a key of STATES) from the facts. The first true fact
+    decides, in STATES' order: the socket is `closed`; the TLS `handshake` is not done;
+    our side is `shut` (all was sent); the last response is queued (`closing`); output
+    is queued (`writing`) or requests wait for the next turn (`scheduled`); a reply is
+    `pending`; a body is arriving (`partial`); bytes of a head have arrived (`buffered`,
+    a count). The last three default to an open connection past its handshake."""
     if closed:
         return CLOSED
     if handshake:
