@@ -444,6 +444,22 @@ def test_a_stream_is_kept_past_the_inactivity_timeout(start, connect, subscribe)
     assert gpio(stream.next()) == ("gpio", "led", LED, 1, "write")
 
 
+def test_an_open_stream_keeps_its_session_alive(start, connect, subscribe):
+    """Each event or keep-alive sent on a stream is activity of its session, like a
+    reply's end: its client's hold of the hardware stays as fresh as the stream, and a
+    503's Retry-After says so."""
+    running = start(timeouts__inactivity=3, events__keepalive=0.5)
+    stream = subscribe(running)
+    stream.next()
+    driver = connect(running)  # the same client as the stream
+    write(driver, "led", "1")
+    assert driver.closed(timeout=5)  # idle past timeouts.inactivity: it is closed
+    time.sleep(1)
+    refused = call(connect(running, source="127.0.0.2"), "POST", "/?gpio/led", "0")
+    check_error(refused, 503, "busy", "127.0.0.1")
+    assert refused.headers["retry-after"] == "3"  # idle for less than a keep-alive
+
+
 def test_http_1_0_gets_a_body_delimited_by_the_close(start, connect, subscribe):
     running = start()
     stream = subscribe(running, version="HTTP/1.0")
