@@ -367,6 +367,8 @@ class Streamed:
         stream.bind(self.part, self.end)
 
     def part(self, data: bytes) -> bool:
+        """Queue one part, sent at once when nothing waits before it; False when the
+        stream is over (the connection closed, or this part took it past the limit)."""
         connection = self.connection
         if connection.closed:
             return False
@@ -390,7 +392,8 @@ class Streamed:
                 connection.close()
         if connection.closed:
             return False
-        connection._settle()
+        if idle == bool(output.chunks):  # bytes left queued, or all sent at last
+            connection._settle()
         return True
 
     def unread(self) -> int:

@@ -340,7 +340,7 @@ def test_filters_by_type_and_pin(start, connect, subscribe):
     ("target", "status", "code", "words"),
     [
         ("/?events&types=gpio,sms", 400, "bad-param", '"sms" is none of them'),
-        ("/?events&types=", 400, "bad-param", "of gpio, serial and app"),
+        ("/?events&types=", 400, "bad-param", "types lists event types separated by commas"),
         ("/?events&pins=led,nope", 400, "unknown-pin", "the declared pins are: button,"),
         ("/?events&pins=22", 400, "not-declared", "declare it in web.json5"),
         ("/?events&type=gpio", 400, "bad-param", 'takes types and pins, not "type"'),
