@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import socket
+import ssl
 import subprocess
 import time
 import tty
@@ -472,6 +473,25 @@ def test_http_1_0_gets_a_body_delimited_by_the_close(start, connect, subscribe):
     with pytest.raises(Ended) as ended:
         stream.next()
     assert ended.value.clean
+
+
+def test_a_stream_over_tls(start, tls_pair):
+    certificate, key = tls_pair
+    running = start(listen=["https://127.0.0.1:0"], tls__certificate=certificate, tls__key=key)
+    context = ssl.create_default_context(cafile=certificate)
+    stream = Sse(context.wrap_socket(running.connect(), server_hostname="localhost"))
+    writer = Client(context.wrap_socket(running.connect(), server_hostname="localhost"))
+    try:
+        assert stream.next().event == "state"
+        write(writer, "led", "1")
+        assert gpio(stream.next()) == ("gpio", "led", LED, 1, "write")
+        running.stop()
+        with pytest.raises(Ended) as ended:
+            stream.next()
+        assert ended.value.clean
+    finally:
+        stream.close()
+        writer.close()
 
 
 def test_stopping_the_server_ends_every_stream(start, subscribe):
