@@ -246,26 +246,32 @@ def dict_of(
     return check
 
 
-def existing(kind: str) -> Checker:
-    """The path of an existing "directory" or "file", relative to its source's base.
+def _path(value: Any, where: Where, expected: str, fits: Callable[[Path], bool]) -> str:
+    """A path from a source, absolute and resolved against the source's base (`~` is a
+    home directory), that `fits`. Kept resolved, so later symlink checks compare like
+    with like. Every path the system cannot resolve or look at is refused with the
+    reason: an unknown ~user, a loop of symbolic links, a name too long (ENAMETOOLONG),
+    a directory that may not be searched."""
+    if not isinstance(value, str):
+        raise where.invalid(value, expected, wrong_type=True)
+    if not value or "\x00" in value:
+        raise where.invalid(value, expected)
+    try:
+        path = (where.base / Path(value).expanduser()).resolve()
+        fitting = fits(path)
+    except (OSError, RuntimeError) as err:  # RuntimeError: no home, or a loop (Python < 3.13)
+        reason = (getattr(err, "strerror", None) or str(err)).rstrip(".")
+        raise where.fail(f"{json.dumps(value)} ({reason})", expected) from None
+    if not fitting:
+        raise where.fail(json.dumps(value) + ("" if str(path) == value else f" ({path})"), expected)
+    return str(path)
 
-    Kept absolute and resolved, so later symlink checks compare like with like.
-    """
+
+def existing(kind: str) -> Checker:
+    """The path of an existing "directory" or "file", relative to its source's base."""
     expected = f"the path of an existing {kind}"
     exists = Path.is_dir if kind == "directory" else Path.is_file
-
-    def check(value: Any, where: Where) -> str:
-        if not isinstance(value, str):
-            raise where.invalid(value, expected, wrong_type=True)
-        if not value or "\x00" in value:
-            raise where.invalid(value, expected)
-        path = (where.base / Path(value).expanduser()).resolve()
-        if not exists(path):
-            found = json.dumps(value) + ("" if str(path) == value else f" ({path})")
-            raise where.fail(found, expected)
-        return str(path)
-
-    return check
+    return lambda value, where: _path(value, where, expected, exists)
 
 
 _REQUIRED = object()
@@ -588,14 +594,9 @@ def _access_log(value: Any, where: Where) -> Union[bool, str]:
     """false (off), true (to stderr) or a file path: absolute, and resolved against its source."""
     if isinstance(value, bool):
         return value
-    if not isinstance(value, str):
-        raise where.invalid(value, _ACCESS_NOUN, wrong_type=True)
-    if not value or "\x00" in value:
-        raise where.invalid(value, _ACCESS_NOUN)
-    path = (where.base / Path(value).expanduser()).resolve()
-    if not path.parent.is_dir() or path.is_dir():
-        raise where.fail(f"{json.dumps(value)} ({path})", _ACCESS_NOUN)
-    return str(path)
+    return _path(
+        value, where, _ACCESS_NOUN, lambda path: path.parent.is_dir() and not path.is_dir()
+    )
 
 
 class Redirect(NamedTuple):
@@ -831,11 +832,15 @@ def _find(path: Optional[str]) -> Optional[Path]:
     if path is None:
         here = Path(_FILE_NAME)
         return here if here.is_file() else None
-    if Path(path).is_dir():
+    try:
+        is_dir, is_file = Path(path).is_dir(), Path(path).is_file()
+    except OSError as err:  # a name too long, a directory that may not be searched
+        raise ConfigError(f"config file {path}: cannot read: {err.strerror}") from None
+    if is_dir:
         inside = Path(path) / _FILE_NAME
         hint = f"; did you mean {inside}?" if inside.is_file() else ""
         raise ConfigError(f"config file {path} is a directory: name the file{hint}")
-    if not Path(path).is_file():
+    if not is_file:
         raise ConfigError(f"config file not found: {path}")
     return Path(path)
 

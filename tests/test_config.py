@@ -610,6 +610,36 @@ def test_paths_must_exist_and_show_where_they_resolve(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("documents", "loop", "Symlink loop from '{tmp_path}/loop'"),
+        ("app", "loop/app.py", "Symlink loop from '{tmp_path}/loop/app.py'"),
+        ("log.access", "~nobody-here/access.log", "Could not determine home directory"),
+        ("tls.certificate", "a" * 300, "File name too long"),
+        ("documents", "/a" * 3000, "File name too long"),
+    ],
+    ids=["loop", "inside-a-loop", "unknown-user", "long-name", "long-path"],
+)
+def test_a_path_the_system_cannot_resolve_is_one_line(tmp_path, key, value, reason):
+    """The campaign's find: these raised RuntimeError or OSError, a traceback."""
+    (tmp_path / "loop").symlink_to("loop")
+    section, _, name = key.rpartition(".")
+    setting = f"{{{name}: {json.dumps(value)}}}"
+    text = f"{{{section}: {setting}}}" if section else setting
+    message = error_of(tmp_path, text)
+    assert message.startswith(f"{tmp_path / 'web.json5'}: {key}: found {json.dumps(value)} (")
+    assert f"({reason.format(tmp_path=tmp_path)}), expected " in message
+
+
+def test_a_config_file_named_too_long_is_one_line(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        config.load(str(tmp_path / ("a" * 300)), env={})
+    assert (
+        str(info.value) == f"config file {tmp_path / ('a' * 300)}: cannot read: File name too long"
+    )
+
+
 def test_environment_errors_name_the_variable(in_empty_dir):
     with pytest.raises(ConfigError) as info:
         config.load(None, env={"HTTAP_KEEPALIVE": "abc"})
