@@ -16,14 +16,31 @@ from httap import __version__, config, privileges
 from httap.init import InitError, write_starter
 from httap.server import Server, StartupError, tls_setup
 
+# The end of `httap --help` and `httap serve --help`: one command to try, and where the
+# configuration comes from (config.load's order).
+EPILOG = """example (the browser console on the simulated board; no file needed):
+  httap serve --gpio sim --listen http://127.0.0.1:8080
+
+configuration: the file --config names, else ./web.json5 when there is one, else the
+defaults; HTTAP_* environment variables override the file, and flags override both."""
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="httap", description="A single-threaded HTTaP server: a browser drives hardware."
+        prog="httap",
+        description="A single-threaded HTTaP server: a browser drives hardware.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"httap {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve = commands.add_parser("serve", help="run the server")
+    serve = commands.add_parser(
+        "serve",
+        help="run the server",
+        description="Run the server until Ctrl-C or SIGTERM.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     check = commands.add_parser("check", help="validate a configuration, print effective values")
     passwd = commands.add_parser(
         "passwd",
@@ -40,9 +57,10 @@ def _parser() -> argparse.ArgumentParser:
         "--cost",
         type=int,
         default=14,
-        choices=range(10, 17),
+        choices=config.SCRYPT_COSTS,
         metavar="LN",
-        help="log2 of scrypt's N, 10 to 16 (default 14: 16 MiB, tens of ms per check)",
+        help=f"log2 of scrypt's N, {config.SCRYPT_COSTS[0]} to {config.SCRYPT_COSTS[-1]}"
+        " (default 14: 16 MiB, tens of ms per check)",
     )
     for sub in (serve, check):
         sub.add_argument(

@@ -386,6 +386,9 @@ SCRYPT_HASH = re.compile(
     r"\$scrypt\$ln=(?P<ln>[0-9]{1,2}),r=(?P<r>[0-9]{1,2}),p=(?P<p>[0-9]{1,2})"
     r"\$(?P<salt>[A-Za-z0-9+/]{11,})\$(?P<hash>[A-Za-z0-9+/]{43,})"
 )
+# The costs (log2 N) a hash may have, and `httap passwd --cost` offers: ln 16 is 64 MiB
+# and a fraction of a second per check, which the loop waits for; below 10 is too cheap.
+SCRYPT_COSTS = range(10, 17)
 _HASH_NOUN = 'a hash made by `httap passwd` ("$scrypt$ln=...")'
 _ROLE_NOUN = 'a role name of letters, digits, "_" and "-"'
 _METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
@@ -398,11 +401,13 @@ def _password_hash(value: Any, where: Where) -> str:
     match = SCRYPT_HASH.fullmatch(value)
     if not match:
         raise where.fail("a value that is not such a hash", _HASH_NOUN)
-    if not (10 <= int(match["ln"]) <= 16 and 1 <= int(match["r"]) <= 8 and int(match["p"]) == 1):
+    if not (
+        int(match["ln"]) in SCRYPT_COSTS and 1 <= int(match["r"]) <= 8 and int(match["p"]) == 1
+    ):
         raise where.fail(
             f"the cost {match['ln']},{match['r']},{match['p']}",
-            "ln from 10 to 16, r from 1 to 8 and p 1 (`httap passwd --cost`): a check runs"
-            " in the loop",
+            f"ln from {SCRYPT_COSTS[0]} to {SCRYPT_COSTS[-1]}, r from 1 to 8 and p 1"
+            " (`httap passwd --cost`): a check runs in the loop",
         )
     return value
 
@@ -616,7 +621,9 @@ _REDIRECT_PATH = r"/[^\x00-\x20\x7f-\U0010ffff?#*]*"  # printable ASCII; no quer
 _REDIRECT_URL = re.compile(
     rf"(?P<origin>https?://(?:{_HOST})(?::[0-9]{{1,5}})?)?(?P<path>{_REDIRECT_PATH})?(?P<star>\*?)"
 )
-_REDIRECT_TO_NOUN = 'a path like "/new" or a URL like "https://host/new"'
+_REDIRECT_TO_NOUN = (
+    'a path like "/new" or a URL like "https://host/new", with no query: the request\'s is kept'
+)
 _redirect_from = text(rf"{_REDIRECT_PATH}\*?", 'a path like "/old", or a prefix like "/docs/*"')
 _redirect_status = one_of(301, 302, 303, 307, 308)
 _redirect_scheme = optional(one_of("http", "https"))

@@ -2,11 +2,13 @@
 
 Rules of this file:
 - Every state of a connection and every move between them is here. The state is
-  decided in one place, `_settle`, from the facts below, in this order:
+  derived in one place, `state_of`, from the facts below, in this order; `_settle`
+  applies it. Each state's deadline is the row of DEADLINES below, armed on entering
+  the state:
 
-      state     when                                       reads  deadline
+      state     when                                       reads  deadline, counted from
       CLOSED    the socket is closed                        -      -
-      HANDSHAKE an https connection before its TLS session  yes    timeouts.parse from accept
+      HANDSHAKE an https connection before its TLS session  yes    timeouts.parse, from accept
                 is set up: the first byte tells TLS from
                 plain HTTP (answered 400), then the TLS
                 handshake runs; a failure closes silently
@@ -14,24 +16,38 @@ Rules of this file:
                 read and dropped until the client closes,
                 so that its unread bytes do not turn our
                 last response into a reset
-      CLOSING   no more requests will be read: the last     no     inactivity (no send progress)
-                response is being written
-      BUSY      a reply is pending, or the client is slow   no*    inactivity (no send progress),
-                to read what we wrote (back-pressure)              none while a reply is pending
-      BODY      a head is in, its body is arriving          yes    timeouts.request from the head
-      HEAD      part of a head has arrived                  yes    timeouts.parse from byte one
-      IDLE      kept alive, nothing buffered or in flight   yes    timeouts.inactivity
+      CLOSING   no more requests will be read: the last     no     timeouts.inactivity, from the
+                response is being written                          last send progress
+      BUSY      a reply is queued and the client is slow    no*    timeouts.inactivity, from the
+                to read it (back-pressure), or requests            reply's queuing or the last
+                wait for their turn                                send progress
+      WAITING   a reply is pending (a long-poll, a serial   yes*   none: the reply's own timer
+                wait, a slow action, a held sign-in)               (a wait, a serial timeout)
+                                                                   ends it
+      BODY      a head is in, its body is arriving          yes    timeouts.request, from the head
+      HEAD      part of a head has arrived                  yes    timeouts.parse, from byte one
+      IDLE      kept alive, nothing buffered or in flight   yes    timeouts.inactivity, from the
+                                                                   end of the last reply
 
-  (*) while a reply is pending, reading goes on up to a bound so that a reset or a
-  close from the client is seen at once.
+  (*) while a reply is pending or requests wait for their turn, reading goes on up to
+  a bound so that a reset or a close from the client is seen at once.
+- So a timeout never closes a connection while a reply for it is pending or queued:
+  WAITING has no deadline, and a queued reply is timed from its queuing, never from
+  the request that asked for it. Only a client that reads nothing of it for
+  timeouts.inactivity is dropped.
 - Requests run one at a time in arrival order. A pending reply (a long-poll, a serial
   transaction) holds back the requests behind it on this connection only; responses
   therefore leave in request order by construction.
 - At most REQUESTS_PER_TURN pipelined requests run per loop iteration; the rest wait
   for the next iteration, so one client cannot starve the others.
 - A protocol error is answered (status and a one-line message), then the connection
-  closes. A timeout in HEAD or BODY is answered with 408; in IDLE the connection closes
-  silently.
+  closes. A timeout in HEAD or BODY is answered with 408; in the others the connection
+  closes silently.
+- The session sees the connection's activity (`Session.last_active`): the start of
+  every request and the end of every reply (entering IDLE) count, so `/?ping`'s Remain
+  and the lease's idle time agree with the inactivity deadline.
+- Every reply, whoever made it, gets the owner's `reply_headers` (CORS; None when
+  there are none) as it is queued.
 """
 
 from __future__ import annotations
@@ -53,11 +69,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("httap.connection")
 
-HANDSHAKE, IDLE, HEAD, BODY, BUSY, CLOSING, LINGER, CLOSED = (
+HANDSHAKE, IDLE, HEAD, BODY, WAITING, BUSY, CLOSING, LINGER, CLOSED = (
     "HANDSHAKE",
     "IDLE",
     "HEAD",
     "BODY",
+    "WAITING",
     "BUSY",
     "CLOSING",
     "LINGER",
@@ -71,6 +88,38 @@ SENDFILE_SLICE = 128 * 1024
 SENDFILE_SLICES_PER_TURN = 8
 INLINE_BODY = 64 * 1024  # bodies up to this size are joined to their head in one buffer
 LINGER_SECONDS = 2.0
+
+# The deadline of each state: the timeout that bounds it (a field of config.timeouts, or
+# "linger" for LINGER_SECONDS), and what its expiry answers: a 408 that says what did not
+# arrive, or None to close silently. A state that is not here has no deadline.
+DEADLINES: dict[str, tuple[str, Optional[str]]] = {
+    HANDSHAKE: ("parse", None),
+    IDLE: ("inactivity", None),
+    HEAD: ("parse", "the request head did not arrive"),
+    BODY: ("request", "the body did not arrive"),
+    BUSY: ("inactivity", None),
+    CLOSING: ("inactivity", None),
+    LINGER: ("linger", None),
+}
+
+
+def state_of(
+    closing: bool, writing: bool, scheduled: bool, pending: bool, partial: bool, buffered: int
+) -> str:
+    """The state of an open connection past its handshake, from the facts (see the table):
+    the last response is queued; output is queued; requests wait for the next turn; a
+    reply is pending; a body is arriving; bytes of a head have arrived (a count)."""
+    if closing:
+        return CLOSING
+    if writing or scheduled:
+        return BUSY
+    if pending:
+        return WAITING
+    if partial:
+        return BODY
+    if buffered:
+        return HEAD
+    return IDLE
 
 
 class Pending:
@@ -183,9 +232,7 @@ class Connection:
 
     def start(self) -> None:
         self.loop.register(self.sock, READ, self)
-        timeouts = self.server.config.timeouts
-        wait = timeouts.parse if self.state == HANDSHAKE else timeouts.inactivity
-        self._arm(self.loop.now + wait)
+        self._arm_for(self.state)
 
     # -- events from the loop ----------------------------------------------------
 
@@ -250,7 +297,7 @@ class Connection:
             return
         self.secure = None
         self.state = IDLE
-        self._arm(self.loop.now + self.server.config.timeouts.inactivity)
+        self._arm_for(IDLE)
 
     def _drop_input(self) -> None:
         try:
@@ -280,7 +327,7 @@ class Connection:
             try:
                 request = parser.next_request()
             except http.ProtocolError as err:
-                self._answer_error(err.status, err.message)
+                self._answer_error(err.status, err.message, err.request)
                 break
             if request is None:
                 break
@@ -313,6 +360,8 @@ class Connection:
         except Exception:
             log.exception("handler failed for %r", request)
             reply = http.error_response(500, "internal server error: the handler failed")
+        if self.session is not None:  # activity: stamped once routed, for the handler
+            self.session.last_active = self.loop.now  # (/?ping) reads the time before it
         if isinstance(reply, Pending):
             if reply._connection is not None or (reply.done and not reply.resolved):
                 log.error("a Pending was returned twice or after it was cancelled: %r", request)
@@ -377,7 +426,14 @@ class Connection:
                 file = None
             else:
                 self.file = [fd, file.offset, file.length]
-        head = response.head_bytes() + http.date_line() + connection + b"\r\n"
+        extra = self.server.reply_headers
+        head = (
+            response.head_bytes()
+            + (b"" if extra is None else extra(request, response))
+            + http.date_line()
+            + connection
+            + b"\r\n"
+        )
         body = response.body
         if request.method == "HEAD" or not body:
             self.out.append(head)
@@ -393,11 +449,16 @@ class Connection:
             sent = 0 if request.method == "HEAD" else response.length
             self.server.logs.response(self, request, response.status, head, sent, self.started)
 
-    def _answer_error(self, status: int, message: str) -> None:
-        """Answer a protocol error or a timeout, then close."""
+    def _answer_error(
+        self, status: int, message: str, request: Optional[http.Request] = None
+    ) -> None:
+        """Answer a protocol error or a timeout, then close. `request` is the request
+        whose head was read, when there is one: its reply gets the owner's headers too."""
         self.closing = True
         response = http.error_response(status, message)
-        head = response.head_bytes() + http.date_line() + http.CLOSE_LINE + b"\r\n"
+        extra = self.server.reply_headers
+        lines = b"" if request is None or extra is None else extra(request, response)
+        head = response.head_bytes() + lines + http.date_line() + http.CLOSE_LINE + b"\r\n"
         self.out.append(head + response.body)
         self.out_size += len(head) + len(response.body)
         if self.server.logs is not None:
@@ -452,7 +513,7 @@ class Connection:
             self.close()
             return
         self.state = LINGER
-        self._arm(self.loop.now + LINGER_SECONDS)
+        self._arm_for(LINGER)
         self._watch(READ)
 
     def _send_file(self) -> bool:
@@ -487,7 +548,7 @@ class Connection:
         return False
 
     def _progress(self) -> None:
-        """Bytes went out: a slow but moving reader is not idle."""
+        """Bytes went out: a slow but moving reader is not idle (BUSY, CLOSING)."""
         self.deadline = self.loop.now + self.server.config.timeouts.inactivity
 
     # -- state, deadline and interest --------------------------------------------
@@ -496,36 +557,30 @@ class Connection:
         """Decide the state from the facts, and with it the deadline and the events."""
         if self.state in (HANDSHAKE, LINGER, CLOSED):
             return
-        timeouts = self.server.config.timeouts
         previous = self.state
         writing = bool(self.out) or self.file is not None
-        if self.closing:
-            state = CLOSING
-        elif self.pending is not None or writing or self.scheduled:
-            state = BUSY
-        elif self.parser.partial is not None:
-            state = BODY
-        elif self.parser.buffered:
-            state = HEAD
-        else:
-            state = IDLE
+        pending = self.pending is not None
+        buffered = self.parser.buffered
+        state = state_of(
+            self.closing,
+            writing,
+            self.scheduled,
+            pending,
+            self.parser.partial is not None,
+            buffered,
+        )
         if self.server.stopping and state in (IDLE, HEAD, BODY):
             self.close()  # the server is stopping and what was in flight is done
             return
         if state != previous or self.requests != self.settled_requests:
             self.state = state
             self.settled_requests = self.requests
-            now = self.loop.now
-            if state == HEAD:
-                self._arm(now + timeouts.parse)
-            elif state == BODY:
-                self._arm(now + timeouts.request)
-            else:  # IDLE, BUSY, CLOSING: no progress for this long closes the connection
-                self._arm(now + timeouts.inactivity)
+            self._arm_for(state)
+            if state == IDLE and self.session is not None:
+                self.session.last_active = self.loop.now  # the inactivity timer starts here
         events = WRITE if writing else 0
         if not self.eof and (
-            state in (IDLE, HEAD, BODY)
-            or ((self.pending is not None or self.scheduled) and self.parser.buffered < HIGH_WATER)
+            state in (IDLE, HEAD, BODY) or ((pending or self.scheduled) and buffered < HIGH_WATER)
         ):
             events |= READ
         self._watch(events)
@@ -542,6 +597,22 @@ class Connection:
         else:
             self.loop.register(self.sock, events, self)
 
+    def _arm_for(self, state: str) -> None:
+        """Entering `state`: its deadline (DEADLINES) from now, or none at all."""
+        row = DEADLINES.get(state)
+        if row is None:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            return
+        self._arm(self.loop.now + self._seconds(row[0]))
+
+    def _seconds(self, timeout: str) -> float:
+        """The length of a timeout named in DEADLINES, in seconds."""
+        if timeout == "linger":
+            return LINGER_SECONDS
+        return getattr(self.server.config.timeouts, timeout)
+
     def _arm(self, deadline: float) -> None:
         """Set the deadline; the timer is only rescheduled when it must fire earlier."""
         self.deadline = deadline
@@ -552,33 +623,21 @@ class Connection:
 
     def _on_deadline(self) -> None:
         self.timer = None
-        if self.state == CLOSED:
-            return
-        if self.state == LINGER:
-            self.close()
-            return
-        if self.pending is not None and not self.out:
-            self.timer = self.loop.call_at(self.loop.now + 1.0, self._on_deadline)
+        row = DEADLINES.get(self.state)
+        if row is None:  # WAITING or CLOSED: no deadline applies
             return
         if self.loop.now < self.deadline:
             self.timer = self.loop.call_at(self.deadline, self._on_deadline)
             return
-        timeouts = self.server.config.timeouts
-        if self.state == HEAD:
-            self._answer_error(
-                408,
-                f"request timeout: the request head did not arrive within"
-                f" {timeouts.parse:g} s (timeouts.parse)",
-            )
-        elif self.state == BODY:
-            self._answer_error(
-                408,
-                f"request timeout: the body did not arrive within"
-                f" {timeouts.request:g} s (timeouts.request)",
-            )
-        else:
+        timeout, missing = row
+        if missing is None:
             self.close()
             return
+        self._answer_error(
+            408,
+            f"request timeout: {missing} within {self._seconds(timeout):g} s (timeouts.{timeout})",
+            self.parser.partial,
+        )
         self._flush()
         if self.state != CLOSED:
             self._settle()

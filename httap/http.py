@@ -15,6 +15,7 @@ Rules of this file:
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import time
@@ -52,7 +53,15 @@ _CHUNK_SIZE_RE = re.compile(
     + rb"))?)*)[ \t]*"
 )
 _HEX_RE = re.compile(rb"[0-9A-Fa-f]+")
-_ABSOLUTE_RE = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
+_ABSOLUTE_RE = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)")
+# uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2-3.2.3): an IP-literal in brackets
+# (IPv6, checked again by `ipaddress`, or IPvFuture), or a reg-name (which an IPv4
+# address also matches); then an optional port of digits, possibly none. No userinfo.
+_AUTHORITY_RE = re.compile(
+    r"(?:\[(?:(?P<ipv6>[0-9A-Fa-f:.]+)|[vV][0-9A-Fa-f]+\.[-A-Za-z0-9._~!$&'()*+,;=:]+)\]"
+    r"|(?:[-A-Za-z0-9._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)"
+    r"(?::[0-9]*)?"
+)
 
 MAX_CHUNK_LINE = 1024
 # Heads already parsed, by their exact bytes: parsing is a pure function of those bytes,
@@ -60,16 +69,21 @@ MAX_CHUNK_LINE = 1024
 # heads: a polling page, a browser fetching assets). Bounded; cleared when full.
 MEMO_ENTRIES = 256
 MEMO_HEAD = 2048
-_memo: dict[bytes, tuple[str, str, str, dict[str, str], bool]] = {}
+_memo: dict[bytes, tuple[str, str, str, dict[str, str], bool, Optional[str]]] = {}
 
 
 class ProtocolError(Exception):
-    """A request the server refuses to frame: answer `status` with `message`, then close."""
+    """A request the server refuses to frame: answer `status` with `message`, then close.
+
+    `request` is the request whose head was read when the refusal came later (its
+    framing or its body), else None: its reply can then say what any reply to it says.
+    """
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.request: Optional[Request] = None
 
 
 class HTTPError(Exception):
@@ -92,9 +106,15 @@ class HTTPError(Exception):
 
 
 class Request:
-    """One parsed request. `headers` has lower-case names; repeated fields are joined."""
+    """One parsed request. `headers` has lower-case names; repeated fields are joined.
+
+    `authority` is what the request is for, `host[:port]` as sent: the authority of an
+    absolute-form target, else the Host header (RFC 9112 3.2.2, 3.3); None for an
+    HTTP/1.0 request with neither. The parser has checked its syntax.
+    """
 
     __slots__ = (
+        "authority",
         "body",
         "client",
         "expect_continue",
@@ -111,13 +131,20 @@ class Request:
     )
 
     def __init__(
-        self, method: str, target: str, version: str, headers: dict[str, str], keep_alive: bool
+        self,
+        method: str,
+        target: str,
+        version: str,
+        headers: dict[str, str],
+        keep_alive: bool,
+        authority: Optional[str] = None,
     ) -> None:
         self.method = method
         self.target = target
         self.version = version
         self.headers = headers
         self.keep_alive = keep_alive
+        self.authority = authority
         self.body = b""
         self.expect_continue = False
         self.client: Optional[tuple] = None
@@ -424,6 +451,8 @@ class Parser:
             return self._read_body()
         except ProtocolError as err:
             self.state = DEAD
+            if err.request is None:
+                err.request = self.partial  # a body's refusal: its head was read
             self._error = err
             raise
 
@@ -439,20 +468,26 @@ class Parser:
         self._pos = end + 4
         known = _memo.get(head) if len(head) <= self._memo_limit else None
         if known is not None:
-            method, target, version, headers, keep_alive = known
-            return self._framing(Request(method, target, version, headers.copy(), keep_alive))
-        request = self._parse_head(head)
-        if len(head) <= MEMO_HEAD:
-            if len(_memo) >= MEMO_ENTRIES:
-                _memo.clear()
-            _memo[head] = (
-                request.method,
-                request.target,
-                request.version,
-                request.headers.copy(),
-                request.keep_alive,
-            )
-        return self._framing(request)
+            method, target, version, headers, keep_alive, authority = known
+            request = Request(method, target, version, headers.copy(), keep_alive, authority)
+        else:
+            request = self._parse_head(head)
+            if len(head) <= MEMO_HEAD:
+                if len(_memo) >= MEMO_ENTRIES:
+                    _memo.clear()
+                _memo[head] = (
+                    request.method,
+                    request.target,
+                    request.version,
+                    request.headers.copy(),
+                    request.keep_alive,
+                    request.authority,
+                )
+        try:
+            return self._framing(request)
+        except ProtocolError as err:
+            err.request = request
+            raise
 
     def _parse_head(self, head: bytes) -> Request:
         if b"\n" in head and head.count(b"\n") != head.count(b"\r\n"):
@@ -516,18 +551,29 @@ class Parser:
             raise ProtocolError(501, f"not implemented: unknown method {method}")
         if not target_b or _TARGET_BAD_RE.search(target_b):
             raise ProtocolError(400, "bad request: malformed request target")
+        authority = None
         if target_b[0] != 47:  # not "/"
-            target_b = self._origin_form(method, target_b)
-        return Request(method, target_b.decode("ascii"), version, {}, version == "HTTP/1.1")
+            target_b, authority = self._origin_form(method, target_b)
+        target = target_b.decode("ascii")
+        return Request(method, target, version, {}, version == "HTTP/1.1", authority)
 
     @staticmethod
-    def _origin_form(method: str, target: bytes) -> bytes:
+    def _origin_form(method: str, target: bytes) -> tuple[bytes, Optional[str]]:
+        """An absolute-form target as its origin-form and its authority, which must name
+        a host (RFC 9110 4.2.1: an http URI with an empty host is invalid)."""
         if target == b"*" and method == "OPTIONS":
-            return target
+            return target, None
         match = _ABSOLUTE_RE.match(target)
         if match and method != "CONNECT":
+            authority = match.group(1).decode("ascii")
+            if not authority or authority[0] == ":" or not valid_authority(authority):
+                raise ProtocolError(
+                    400,
+                    f"bad request: the target's authority {_shown(authority)} is not"
+                    " host[:port] (RFC 9112 3.2.2)",
+                )
             rest = target[match.end() :]
-            return rest if rest[:1] == b"/" else b"/" + rest
+            return (rest if rest[:1] == b"/" else b"/" + rest), authority
         raise ProtocolError(400, "bad request: the target must start with /")
 
     def _fields(self, request: Request, lines: list[bytes]) -> None:
@@ -550,7 +596,15 @@ class Parser:
                 headers[name] = headers[name] + ", " + value
             else:
                 headers[name] = value
-        if request.version == "HTTP/1.1" and "host" not in headers:
+        host = headers.get("host")
+        if host is not None:
+            if not valid_authority(host):
+                raise ProtocolError(
+                    400, f"bad request: Host {_shown(host)} is not host[:port] (RFC 9112 3.2)"
+                )
+            if request.authority is None:  # an absolute-form target's authority wins
+                request.authority = host
+        elif request.version == "HTTP/1.1":
             raise ProtocolError(400, "bad request: HTTP/1.1 requires a Host header")
         connection = headers.get("connection")
         if connection is not None:
@@ -673,6 +727,28 @@ def _field(line: bytes) -> Optional[tuple[bytes, bytes]]:
     if match is None or _FIELD_VALUE_BAD_RE.search(line, match.end()):
         return None
     return match.group(1), line[match.end() :].strip(b" \t")
+
+
+def valid_authority(text: str) -> bool:
+    """Whether `text` is `host[:port]` as a Host header or an absolute-form target gives
+    it (RFC 9110 7.2, RFC 3986 3.2.2-3.2.3): a reg-name (possibly empty) or IPv4 address,
+    or an IPv6 or IPvFuture literal in brackets, then an optional port of digits. A
+    userinfo (`user@`) is refused (RFC 9110 4.2.4)."""
+    match = _AUTHORITY_RE.fullmatch(text)
+    if match is None:
+        return False
+    ipv6 = match.group("ipv6")
+    if ipv6 is not None:
+        try:
+            ipaddress.IPv6Address(ipv6)
+        except ValueError:
+            return False
+    return True
+
+
+def _shown(value: str) -> str:
+    """A header value quoted for a one-line message, cut to a readable length."""
+    return repr(value if len(value) <= 32 else value[:29] + "...")
 
 
 def _tokens(value: str) -> set[str]:

@@ -48,6 +48,8 @@ ACTION_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
 READ_METHODS = "GET, HEAD"
 SERIAL_PARAMS = {"wait", "until", "count"}
 EXPOSED = "HTTaP-Session, Retry-After, HTTaP-Serial-Timeout, HTTaP-Serial-Dropped"
+VARY_ORIGIN = b"Vary: Origin\r\n"
+MAX_ORIGINS = 64  # origins whose CORS lines are remembered; cleared when full
 # How long a written value holds on a pin with a `safe` value, by session.exclusive: the
 # lease's release applies the safe values (session.py), and a write's reply says when.
 HOLDS = {
@@ -113,6 +115,8 @@ class Manager:
         self.actions: dict[str, Action] = {}
         self.requests = 0
         self.accepted = 0
+        self._origins = self.config.cors.origins
+        self._cors_lines: dict[str, bytes] = {}  # origin -> its CORS header lines
         self.lease = Lease(self.config.session.exclusive, self._apply_safe_values)
         self.backend = gpio.open_backend(self.config.gpio.backend)
         self.pins: dict[str, gpio.Pin] = {}
@@ -177,7 +181,7 @@ class Manager:
         self.requests += 1
         session: Session = request.session
         now = self.loop.now
-        idle, session.last_active = now - session.last_active, now
+        idle = now - session.last_active  # the connection stamps this request once routed
         self.current = request
         try:
             path, _, query = request.target[2:].partition("&")
@@ -187,7 +191,7 @@ class Manager:
                 raise fail(400, "bad-path", "the path is not valid UTF-8 once decoded") from None
             request.params = _params(query) if query else {}
             if request.method == "OPTIONS":
-                return self._cors(request, self._preflight(request))
+                return self._preflight(request)
             if request.method not in ("GET", "HEAD"):
                 self._check_origin(request)
             reply = self._dispatch(request, idle)
@@ -211,9 +215,7 @@ class Manager:
             )
         finally:
             self.current = None
-        if isinstance(reply, Pending):
-            return reply
-        return self._cors(request, reply)
+        return reply
 
     def _dispatch(self, request: http.Request, idle: float) -> Reply:
         path = request.path
@@ -332,7 +334,7 @@ class Manager:
     # -- CORS --------------------------------------------------------------------
 
     def _origin_allowed(self, origin: Optional[str]) -> bool:
-        origins = self.config.cors.origins
+        origins = self._origins
         return origin is not None and ("*" in origins or origin in origins)
 
     def _check_origin(self, request: http.Request) -> None:
@@ -342,7 +344,7 @@ class Manager:
         origin = request.headers.get("origin")
         if origin is None or self._origin_allowed(origin):
             return
-        if origin.partition("://")[2] == request.headers.get("host"):
+        if origin.partition("://")[2] == request.authority:
             return  # the page this server served
         raise fail(
             403,
@@ -350,15 +352,40 @@ class Manager:
             f"a page from {origin} may not drive this device; add it to cors.origins",
         )
 
-    def _cors(self, request: http.Request, response: http.Response) -> http.Response:
+    def cors_headers(self, request: http.Request, response: http.Response) -> bytes:
+        """The CORS header lines of every reply to `request`, whoever made it (a gate,
+        the files, this domain, a protocol error once the head is read): the connection
+        adds them as it queues the reply. With `cors.origins` set, every reply says
+        `Vary: Origin`; one to an allowed origin also names it in
+        Access-Control-Allow-Origin, exposes the HTTaP headers, and, when `auth` is on
+        and the origin is listed by name (not through "*"), says
+        Access-Control-Allow-Credentials: true (Fetch standard, "CORS protocol"). A reply
+        that names its own Access-Control-Allow-Origin (an action's) keeps it. Used only
+        when `cors.origins` is set."""
         origin = request.headers.get("origin")
+        if origin is None:
+            return VARY_ORIGIN
+        lines = self._cors_lines.get(origin)
+        if lines is None:
+            lines = self._cors_lines_for(origin)
+        if lines is not VARY_ORIGIN and response.header("access-control-allow-origin"):
+            return VARY_ORIGIN
+        return lines
+
+    def _cors_lines_for(self, origin: str) -> bytes:
+        """The lines for one origin, remembered (a bounded memo: origins are few)."""
+        lines = VARY_ORIGIN
         if self._origin_allowed(origin):
-            response.headers += [
-                ("Access-Control-Allow-Origin", origin),
-                ("Access-Control-Expose-Headers", EXPOSED),
-                ("Vary", "Origin"),
-            ]
-        return response
+            credentials = self.server.auth is not None and origin in self._origins
+            lines = (
+                f"Access-Control-Allow-Origin: {origin}\r\n"
+                f"Access-Control-Expose-Headers: {EXPOSED}\r\n"
+                + ("Access-Control-Allow-Credentials: true\r\n" if credentials else "")
+            ).encode("latin-1") + VARY_ORIGIN
+        if len(self._cors_lines) >= MAX_ORIGINS:
+            self._cors_lines.clear()
+        self._cors_lines[origin] = lines
+        return lines
 
     def _preflight(self, request: http.Request) -> http.Response:
         allow = [("Allow", PIN_METHODS + ", OPTIONS")]
@@ -759,8 +786,7 @@ class Manager:
             reply = self._ok(request, state())
         except gpio.GpioError as err:
             reply = self._gpio_failure(request, err)
-        response = self._cors(request, reply)
-        self.loop.call_soon(lambda: pending.resolve(response))
+        self.loop.call_soon(lambda: pending.resolve(reply))
 
     def _drop_watch(self, watch: Watch) -> None:
         watch.timer.cancel()
@@ -801,7 +827,7 @@ class Manager:
                 " may be the holder's reply, so only the holder reads a port while it drives",
             )
         pending = Pending()
-        pending.convert = lambda done: self._cors(request, self._serial_reply(request, port, done))
+        pending.convert = lambda done: self._serial_reply(request, port, done)
         pending.on_cancel(lambda: port.cancel(job))
         port.submit(job, pending.resolve)
         return pending
@@ -921,19 +947,19 @@ class Manager:
     def _late_reply(self, request: http.Request, value: Any) -> http.Response:
         """What a pending action resolved with; a value that cannot be sent is a JSON 500."""
         try:
-            return self._cors(request, self._reply(request, value))
+            return self._reply(request, value)
         except Exception:
             log.exception("bad reply value for %s %s", request.method, request.target)
             message = "the handler's reply cannot be sent; see the server log"
             failed = {"error": "handler-failed", "message": message}
-            return self._cors(request, json_response(500, failed, request.session))
+            return json_response(500, failed, request.session)
 
     def _reply(self, request: http.Request, value: Any) -> http.Response:
         """What an action returned, as a dynamic reply."""
         session = request.session
         if isinstance(value, http.Response):
             # A copy: the app may return the same Response to every client, and each
-            # reply carries its own session (and CORS headers).
+            # reply carries its own session.
             present = {name.lower() for name, _ in value.headers}
             extra = [h for h in _dynamic(session) if h[0].lower() not in present]
             return http.Response(value.status, [*value.headers, *extra], value.body, value.file)

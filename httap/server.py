@@ -1,9 +1,10 @@
 """The server: listening sockets, accepted connections, the router and the public API.
 
-The router is short. First the gates: a Host that `hosts` does not list is refused
-(DNS rebinding), a configured redirect answers its paths, and `auth` may refuse the
+The router is short. First the gates: an authority (the Host header, or an
+absolute-form target's, which wins) that `hosts` does not list is refused (DNS
+rebinding), a configured redirect answers its paths, and `auth` may refuse the
 request. Then a target that starts with `/?` goes to the HTTaP manager, everything
-else to the static files.
+else to the static files. Whoever answers, `reply_headers` adds CORS to the reply.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ STOP_GRACE = 10.0  # seconds that responses in flight get to finish on a gracefu
 # library and the console's script, which any page may import, and the icon a browser
 # asks for by itself, so that no page's load leaves a 404 in the log.
 BUILT_IN = frozenset(("/httap.js", "/console.js", "/favicon.ico"))
+MAX_AUTHORITIES = 256  # the hosts gate's remembered verdicts; cleared when full
 
 Reply = Union[http.Response, Pending]
 
@@ -102,8 +104,16 @@ class Server:
             self.manager = Manager(self)
         except GpioError as err:
             raise StartupError(f"cannot set up the GPIO pins: {err}") from None
+        # reply_headers(request, response) -> bytes: header lines that every reply
+        # carries besides its own, whoever made it; the one place CORS is applied. The
+        # connection calls it as it queues any reply, a late one or a protocol error's.
+        # None without `cors.origins`: then no reply pays for it.
+        self.reply_headers: Optional[Callable[[http.Request, http.Response], bytes]] = (
+            self.manager.cors_headers if config.cors.origins else None
+        )
         self.redirects = config.redirect
         self.hosts = _allowed_hosts(config)
+        self._authorities: dict[Optional[str], bool] = {}  # the hosts gate's verdicts
         self.auth: Optional[Auth] = None
         if any(route.role for route in config.auth.routes):
             from httap.auth import Auth  # scrypt and friends, only when passwords are asked
@@ -389,8 +399,8 @@ class Server:
 
     def route(self, request: http.Request) -> Reply:
         dynamic = request.target.startswith("/?")
-        if self.hosts is not None and not _host_allowed(self.hosts, request):
-            host = request.headers.get("host", "")
+        if self.hosts is not None and not self._for_us(request.authority):
+            host = request.authority
             message = f"misdirected request: this server does not answer for the host {host!r}"
             refusal = http.HTTPError(421, "misdirected", message + " (hosts)")
             return self._refuse(request, dynamic, refusal)
@@ -406,6 +416,16 @@ class Server:
             if wait:
                 return self._hold_for_sign_in(request, dynamic, wait)
         return self._dispatch(request, dynamic)
+
+    def _for_us(self, authority: Optional[str]) -> bool:
+        """The hosts gate's verdict on the authority a request is for, remembered."""
+        verdict = self._authorities.get(authority)
+        if verdict is None:
+            verdict = _host_allowed(self.hosts, authority)
+            if len(self._authorities) >= MAX_AUTHORITIES:
+                self._authorities.clear()
+            self._authorities[authority] = verdict
+        return verdict
 
     def _dispatch(self, request: http.Request, dynamic: bool) -> Reply:
         """Past the gates: the HTTaP manager or the files."""
@@ -506,17 +526,20 @@ def _allowed_hosts(config: Config) -> Optional[frozenset[str]]:
     return frozenset(name.lower().rstrip(".") for name in (*config.hosts, "localhost"))
 
 
-def _host_allowed(hosts: frozenset[str], request: http.Request) -> bool:
+def _host_allowed(hosts: frozenset[str], authority: Optional[str]) -> bool:
     """A listed name, localhost, or an IP address: a page from another site can make
-    a browser send its own name here (DNS rebinding), never an address literal."""
-    host = request.headers.get("host")
-    if host is None:
-        return True  # HTTP/1.0 without Host: no browser sends that
-    host = host.strip().lower()
+    a browser send its own name here (DNS rebinding), never an address literal.
+
+    `authority` is `request.authority`, whose syntax the parser has checked (so only a
+    port follows a ":" outside brackets); None: an HTTP/1.0 request that names none,
+    which no browser sends."""
+    if authority is None:
+        return True
+    host = authority.lower()
     if host.startswith("["):
-        name = host[1 : host.find("]")] if "]" in host else host
+        name = host[1 : host.find("]")]
     else:
-        name = host.rpartition(":")[0] if ":" in host else host
+        name = host.partition(":")[0]
     name = name.rstrip(".")
     if name in hosts:
         return True

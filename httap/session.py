@@ -32,6 +32,9 @@ class Session:
         self.client = client
         self.address = client[0] if client else ""
         self.opened = now
+        # Its last activity, in loop seconds: the start of its last request (of any
+        # kind) or the end of its last reply, as its connection stamps them, so that the
+        # idle time agrees with the connection's inactivity timeout.
         self.last_active = now
         self.closed = False
         self._on_close: list[Callable[[], Any]] = []
@@ -124,7 +127,8 @@ class Lease:
         self.on_release()
 
     def holder_idle(self, now: float) -> float:
-        """Seconds since the holding client last made a request (for Retry-After)."""
+        """Seconds since the holding client's last activity, a request's start or a
+        reply's end (for Retry-After)."""
         holder = self.holder
         if holder is None:
             return 0.0

@@ -189,7 +189,7 @@ class StaticFiles:
 
     def _resolve(self, target: str) -> _Entry:
         """The slow path: decode and confine the target, then find or build its entry."""
-        raw = target.partition("?")[0].partition("#")[0]
+        raw, mark, query = target.partition("#")[0].partition("?")
         path = _decode(raw)
         real = os.path.realpath(self._root + (path + self._index if path[-1] == "/" else path))
         if not self._inside(real):
@@ -199,7 +199,7 @@ class StaticFiles:
         except OSError:
             raise _Refused(error_response(404, f"not found: {raw}")) from None
         if stat.S_ISDIR(info.st_mode) and path[-1] != "/":
-            raise _Refused(_redirect(path))
+            raise _Refused(_redirect(path, mark + query))
         if not stat.S_ISREG(info.st_mode):
             raise _Refused(error_response(404, f"not found: {raw}"))
         try:
@@ -447,11 +447,12 @@ def _bad(why: str) -> _Refused:
     return _Refused(error_response(400, f"bad request: {why}"))
 
 
-def _redirect(path: str) -> Response:
-    """301 to the directory with its slash. The location is rebuilt from the segments, so
-    `//host/dir` cannot become a redirect to another host."""
+def _redirect(path: str, query: str) -> Response:
+    """301 to the directory with its slash, the query (`?...` as sent, or "") kept. The
+    location is rebuilt from the segments, so `//host/dir` cannot become a redirect to
+    another host."""
     parts = [part for part in path.split("/") if part not in ("", ".")]
-    location = "/" + "".join(quote(part) + "/" for part in parts)
+    location = "/" + "".join(quote(part) + "/" for part in parts) + query
     response = error_response(301, f"moved permanently: {location}")
     response.headers.append(("Location", location))
     return response

@@ -144,6 +144,10 @@ def setup(server):
         pending = Pending()
         pending.resolve({"ready": True})  # resolved before it is even returned
         return pending
+
+    @server.action("own-cors")
+    def own_cors(request):
+        return http.Response(200, [("Access-Control-Allow-Origin", "http://own.example")])
 """
 
 
@@ -472,6 +476,15 @@ def test_pending_reply_with_cors(make_server, app, connect):
     assert reply.status == 200
     assert reply.headers["access-control-allow-origin"] == "http://app.example"
     assert "HTTaP-Session" in reply.headers["access-control-expose-headers"]
+
+
+def test_an_actions_own_cors_header_is_kept_alone(make_server, app, connect):
+    running = make_server(app=app, gpio__backend="sim", cors__origins=["http://app.example"])
+    reply = call(connect(running), "GET", "/?own-cors", headers="Origin: http://app.example\r\n")
+    assert reply.status == 200
+    assert reply.raw_head.count(b"Access-Control-Allow-Origin") == 1
+    assert reply.headers["access-control-allow-origin"] == "http://own.example"
+    assert b"\r\nVary: Origin" in reply.raw_head
 
 
 def test_requests_behind_a_pending_reply_run_after_the_resolving_request(running, connect):

@@ -219,6 +219,21 @@ def test_sign_ins_at_once_are_held_for_their_turns_and_all_answered(guarded, tls
     assert running.call(lambda: running.server.auth.checks) == 4
 
 
+def test_a_sign_in_held_past_the_inactivity_timeout_is_answered(guarded, tls_pair):
+    """A refused sign-in's 401 is held back (1 s, 2 s, 4 s... for an address's failures
+    in a row): a pending reply, so even one held longer than timeouts.inactivity gets
+    its answer, and the connection goes on."""
+    running = guarded(**{"timeouts.inactivity": 3})
+    client = secure_client(running, tls_pair, source="127.0.0.21")
+    client.sock.settimeout(4 + 10)
+    for n, held in enumerate((1, 2, 4)):
+        began = time.monotonic()
+        reply = client.get("/?gpio/led", headers=basic("bob", f"guess{n}"))
+        assert reply.status == 401 and reply.json()["message"] == "wrong user name or password"
+        assert time.monotonic() - began >= held - 0.1
+    assert client.get("/hello.txt").status == 200
+
+
 @pytest.mark.parametrize(
     ("header", "why"),
     [
@@ -696,3 +711,190 @@ def test_hosts_refuses_names_it_does_not_serve(make_server, files, host, status)
     good = Client(running.connect())
     good.send(b"GET /hello.txt HTTP/1.1\r\nHost: pi.local\r\n\r\n")
     assert good.read().status == 200
+
+
+@pytest.mark.parametrize(
+    ("target", "host", "status", "named"),
+    [
+        ("http://evil.example/hello.txt", "pi.local", 421, "evil.example"),
+        ("http://evil.example:8080/?ping", "127.0.0.1", 421, "evil.example:8080"),
+        ("http://pi.local/hello.txt", "evil.example", 200, None),
+        ("https://[::1]:8443/?ping", "evil.example", 200, None),
+    ],
+)
+def test_hosts_judges_the_authority_the_request_is_for(
+    make_server, files, target, host, status, named
+):
+    """RFC 9112 3.2.2: an absolute-form target's authority wins over Host, for the gate too."""
+    running = make_server(documents=str(files), hosts=["pi.local"], gpio__backend="sim")
+    client = Client(running.connect())
+    client.send(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    reply = client.read()
+    assert reply.status == status, reply.body
+    if named is not None:
+        assert f"does not answer for the host {named!r} (hosts)" in reply.body.decode()
+    assert client.get("/hello.txt", headers="").status == 421  # Client sends "Host: test"
+    good = Client(running.connect())
+    good.send(b"GET /hello.txt HTTP/1.1\r\nHost: pi.local\r\n\r\n")
+    assert good.read().status == 200
+
+
+# -- CORS on every reply, whoever answers ----------------------------------------------
+
+APP_ORIGIN = "https://app.example"
+FROM_APP = f"Origin: {APP_ORIGIN}\r\n"
+EXPLODING_APP = """
+def setup(server):
+    @server.action("explode")
+    def explode(request):
+        raise RuntimeError("boom")
+"""
+
+
+def check_cors(reply, credentials: bool = True) -> None:
+    """What a page from an allowed origin needs to read a reply (Fetch standard)."""
+    assert reply.headers.get("access-control-allow-origin") == APP_ORIGIN, reply.raw_head
+    exposed = [name.strip() for name in reply.headers["access-control-expose-headers"].split(",")]
+    assert "HTTaP-Session" in exposed and "Retry-After" in exposed
+    allowed = reply.headers.get("access-control-allow-credentials")
+    assert allowed == ("true" if credentials else None), reply.raw_head
+    assert b"\r\nVary: Origin" in reply.raw_head
+
+
+def held_then_429(running, tls_pair):
+    """A wrong password (its 401 is held 1 s), then another try from that address."""
+    first = secure_client(running, tls_pair, source="127.0.0.2")
+    first.send(
+        b"GET /?gpio/led HTTP/1.1\r\nHost: t\r\n"
+        + (basic("bob", "no") + FROM_APP + "\r\n").encode()
+    )
+    time.sleep(0.3)
+    second = secure_client(running, tls_pair, source="127.0.0.2").get(
+        "/?gpio/led", headers=ALICE + FROM_APP
+    )
+    return [second, first.read()]
+
+
+def busy(running, tls_pair):
+    holder = secure_client(running, tls_pair, source="127.0.0.3")
+    assert put(holder, "/?gpio/led", b"1", ALICE).status == 200
+    other = secure_client(running, tls_pair, source="127.0.0.4")
+    return [put(other, "/?gpio/led", b"0", ALICE + FROM_APP)]
+
+
+def protocol_error(data: bytes):
+    def send(running, tls_pair):
+        client = secure_client(running, tls_pair)
+        client.send(data)
+        reply = client.read()
+        assert client.closed()
+        return [reply]
+
+    return send
+
+
+def asking(target: str, headers: str = "", method: str = "GET"):
+    def send(running, tls_pair):
+        return [secure_client(running, tls_pair).get(target, headers + FROM_APP, method)]
+
+    return send
+
+
+CORS_CASES = {
+    # name: (what the client does, the status of each reply)
+    "401": (asking("/?gpio/led"), [401]),
+    "401 for a file": (asking("/private/plans.txt"), [401]),
+    "403": (lambda r, t: [put(secure_client(r, t), "/?gpio/led", b"1", BOB + FROM_APP)], [403]),
+    "429 and the held 401": (held_then_429, [429, 401]),
+    "503": (busy, [503]),
+    "413": (
+        protocol_error(
+            b"PUT /?gpio/led HTTP/1.1\r\nHost: t\r\nContent-Length: 2000\r\n"
+            + FROM_APP.encode()
+            + b"\r\n"
+        ),
+        [413],
+    ),
+    "400 in a chunked body": (
+        protocol_error(
+            b"PUT /?gpio/led HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+            + FROM_APP.encode()
+            + b"\r\nzz\r\n"
+        ),
+        [400],
+    ),
+    "408 in a body": (
+        protocol_error(
+            b"PUT /?gpio/led HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n"
+            + FROM_APP.encode()
+            + b"\r\n1"
+        ),
+        [408],
+    ),
+    "302": (asking("/old"), [302]),
+    "301 of a directory": (asking("/guide?x"), [301]),
+    "500": (asking("/?explode", ALICE), [500]),
+    "404": (asking("/?nothing", BOB), [404]),
+    "200 signed in": (asking("/?gpio/led", BOB), [200]),
+    "200 a file": (asking("/hello.txt"), [200]),
+    "204 preflight": (
+        asking("/?gpio/led", "Access-Control-Request-Method: PUT\r\n", "OPTIONS"),
+        [204],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CORS_CASES)
+def test_every_reply_to_an_allowed_origin_carries_cors(guarded, files, tls_pair, tmp_path, case):
+    """With `cors.origins` and `auth`, a page from the origin can read every reply, a
+    gate's refusal included, and sign in (Access-Control-Allow-Credentials)."""
+    (files / "guide").mkdir()
+    app = tmp_path / "app.py"
+    app.write_text(EXPLODING_APP)
+    running = guarded(
+        **{
+            "cors.origins": [APP_ORIGIN],
+            "limits.body": 1024,
+            "timeouts.request": 0.5,
+            "redirect": [{"from": "/old", "to": "/hello.txt"}],
+            "app": str(app),
+        }
+    )
+    act, statuses = CORS_CASES[case]
+    replies = act(running, tls_pair)
+    assert [reply.status for reply in replies] == statuses
+    for reply in replies:
+        check_cors(reply)
+    others_served(running, tls_pair)
+
+
+def test_the_host_gates_421_carries_cors_too(make_server, files):
+    running = make_server(
+        documents=str(files), hosts=["pi.local"], cors__origins=[APP_ORIGIN], gpio__backend="sim"
+    )
+    client = Client(running.connect())
+    reply = client.get("/?ping", headers=FROM_APP)
+    assert reply.status == 421
+    check_cors(reply, credentials=False)  # no auth: nothing to share
+
+
+def test_cors_names_only_allowed_origins_and_credentials_only_listed_ones(guarded, tls_pair):
+    running = guarded(**{"cors.origins": ["*", "https://named.example"]})
+    client = secure_client(running, tls_pair)
+    anyone = client.get("/?gpio/led", headers="Origin: https://anyone.example\r\n")
+    assert anyone.status == 401
+    assert anyone.headers["access-control-allow-origin"] == "https://anyone.example"
+    assert "access-control-allow-credentials" not in anyone.headers  # "*": no passwords
+    named = client.get("/?gpio/led", headers=BOB + "Origin: https://named.example\r\n")
+    assert named.headers["access-control-allow-credentials"] == "true"
+    plain = client.get("/hello.txt")  # no Origin: the reply still varies with it
+    assert "access-control-allow-origin" not in plain.headers
+    assert b"\r\nVary: Origin" in plain.raw_head
+    strict = guarded(**{"cors.origins": [APP_ORIGIN]})
+    other = secure_client(strict, tls_pair).get(
+        "/?gpio/led", headers="Origin: https://evil.example\r\n"
+    )
+    assert other.status == 401
+    assert "access-control-allow-origin" not in other.headers
+    assert "access-control-allow-credentials" not in other.headers
+    assert b"\r\nVary: Origin" in other.raw_head

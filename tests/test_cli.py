@@ -35,10 +35,18 @@ def clean_environment(monkeypatch):
             monkeypatch.delenv(key)
 
 
-def httap(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 20):
-    """Run `python -m httap ARGS` to its end; returns the CompletedProcess (text)."""
+def httap(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict | None = None,
+    timeout: float = 20,
+    input: str | None = None,
+):
+    """Run `python -m httap ARGS` to its end, `input` on its stdin; returns the
+    CompletedProcess (text)."""
     return subprocess.run(
         [sys.executable, "-m", "httap", *args],
+        input=input,
         cwd=cwd or ROOT,
         env={**CLEAN_ENV, **(env or {})},
         capture_output=True,
@@ -517,3 +525,39 @@ def test_console_script_and_version(tmp_path):
         env=CLEAN_ENV,
     )
     assert done.returncode == 0 and json.loads(done.stdout)["id"] == "httap"
+
+
+# -- what the help and the README say is what the command does ------------------------
+
+
+@pytest.mark.parametrize("command", [(), ("serve",)])
+def test_help_shows_a_command_that_serves_and_names_the_config_file(spawn, tmp_path, command):
+    done = httap(*command, "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "else ./web.json5 when there is one" in text and "--config" in text
+    (example,) = re.findall(r"^ +httap (serve .*)$", done.stdout, re.MULTILINE)
+    args = example.replace(":8080", ":0").split()  # the same command on a free port
+    process = spawn(*args, cwd=tmp_path)  # an empty directory: no web.json5 needed
+    assert "gpio sim" in process.banner
+    page = fetch(process, "/")
+    assert page.status == 200 and b"console.js" in page.body  # the browser console
+
+
+def test_passwd_cost_range_is_the_same_in_help_readme_and_config(tmp_path):
+    shown = " ".join(httap("passwd", "--help").stdout.split())
+    low, high = map(int, re.search(r"scrypt's N, (\d+) to (\d+)", shown).groups())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"`--cost` is log2 of scrypt's N, {low} to {high}" in readme
+    assert f"from ln {low} to {high}." in readme
+    for cost in (low - 1, high + 1):
+        refused = httap("passwd", "--cost", str(cost), input="pass\n")
+        assert refused.returncode == 2 and f"invalid choice: {cost}" in refused.stderr
+    for cost in (low, high):  # passwd makes it, and the server takes it
+        made = httap("passwd", "--cost", str(cost), input="pass\n")
+        assert made.returncode == 0, made.stderr
+        (tmp_path / "web.json5").write_text(
+            f'{{auth: {{routes: [{{match: "/?", role: "r"}}], plain_http: true,'
+            f' users: {{ann: {{password: "{made.stdout.strip()}", role: "r"}}}}}}}}'
+        )
+        assert check(cwd=tmp_path)["auth"]["users"]["ann"]["password"] == made.stdout.strip()

@@ -3,8 +3,11 @@ sockets, checked against what its README section promises."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
+import logging
+import re
 import socket
 import struct
 import time
@@ -14,6 +17,7 @@ import pytest
 from tests.client import Client
 from tests.conftest import ROOT, wait_for
 from tests.test_actions import call
+from tests.test_packaging import make
 
 EXAMPLES = ROOT / "examples"
 
@@ -37,11 +41,24 @@ def changes(running, pin: str, since: float, until: float = float("inf")) -> int
     )
 
 
-@pytest.mark.parametrize("name", ["blink", "buzzer", "car", "simon"])
-def test_the_one_command_serves_the_page(spawn, name):
-    process = spawn(
-        "serve", "--config", f"examples/{name}/web.json5", "--listen", "http://127.0.0.1:0"
-    )
+NAMES = sorted(path.parent.name for path in EXAMPLES.glob("*/web.json5"))
+
+
+def test_every_example_is_listed_where_make_example_is_taught():
+    makefile = (ROOT / "Makefile").read_text()
+    listed = re.search(r"# make example NAME=(\w+) \(or ([\w, ]+)\)", makefile).groups()
+    assert sorted([listed[0], *listed[1].split(", ")]) == NAMES
+    readme = (ROOT / "README.md").read_text()
+    assert sorted(set(re.findall(r"make example NAME=(\w+)", readme))) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_make_example_serves_the_page(spawn, name):
+    """What `make example NAME=...` runs (as `make -n` shows it), on a free port."""
+    planned = make(ROOT, "example", f"NAME={name}").splitlines()[-1]
+    command = planned.partition(" -m httap ")[2].split()
+    assert command == ["serve", "--config", f"examples/{name}/web.json5"]
+    process = spawn(*command, "--listen", "http://127.0.0.1:0")
     assert "sim" in process.banner
     with socket.create_connection((process.host, process.port), timeout=5) as sock:
         page = Client(sock).get("/")
@@ -49,7 +66,7 @@ def test_the_one_command_serves_the_page(spawn, name):
     assert b"<title>httap: " in page.body
 
 
-@pytest.mark.parametrize("name", ["blink", "buzzer", "car", "simon", "scpi"])
+@pytest.mark.parametrize("name", NAMES)
 def test_each_page_gets_the_library_from_its_own_server(make_server, name):
     """The page imports /httap.js, which the server serves from its own static/ (the
     example has no copy)."""
@@ -64,6 +81,63 @@ def test_each_page_gets_the_library_from_its_own_server(make_server, name):
         reply = client.get(built_in)
         assert (reply.status, reply.body) == (200, (ROOT / "static" / built_in[1:]).read_bytes())
         assert reply.headers["content-type"].startswith(kind)
+
+
+def raw_writes() -> set[tuple[str, str]]:
+    """(example, function) of each `....gpio.write(...)` call in the examples' apps."""
+    found = set()
+
+    def visit(node: ast.AST, example: str, function: str) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.Lambda)):
+            function = getattr(node, "name", function)
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "write"
+            and isinstance(node.func.value, ast.Attribute)
+            and node.func.value.attr == "gpio"
+        ):
+            found.add((example, function))
+        for child in ast.iter_child_nodes(node):
+            visit(child, example, function)
+
+    for app in EXAMPLES.glob("*/app.py"):
+        visit(ast.parse(app.read_text()), app.parent.name, "")
+    return found
+
+
+def test_the_examples_drive_pins_with_server_write():
+    """`server.write` is audited and wakes the pin's long-polls; `server.gpio.write` does
+    neither. The one raw write left is the buzzer's edges (a tone's start and end are
+    `server.write`s): an audit line per edge would be thousands a second."""
+    assert raw_writes() == {("buzzer", "_toggle")}
+
+
+def audited(caplog, pin: str) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "httap.audit" and f" {pin} " in record.getMessage()
+    ]
+
+
+def test_the_examples_writes_are_audited(make_server, caplog):
+    caplog.set_level(logging.INFO, logger="httap.audit")
+    running = start(make_server, "blink")  # a task's toggles: no request behind them
+    assert wait_for(lambda: audited(caplog, "led"), 3)
+    assert audited(caplog, "led")[0] == "s=- - led 0 -> 1 (app)"
+    running.stop()
+
+    running = start(make_server, "buzzer")
+    client = Client(running.connect())
+    call(client, "POST", "/?buzzer", '{"note": "A4"}')
+    time.sleep(0.2)  # ~180 edges
+    call(client, "POST", "/?buzzer", '{"frequency": 0}')
+    lines = audited(caplog, "speaker")
+    assert len(lines) == 2, lines  # the tone's start and end, not its edges
+    assert lines[0].endswith("speaker 0 -> 1 (POST /?buzzer, app)")
+    assert lines[1].endswith("(POST /?buzzer, app)") and " -> 0 " in lines[1]
+    assert changes(running, "speaker", 0) > 100
 
 
 # -- blink -----------------------------------------------------------------------------

@@ -696,6 +696,14 @@ STATUSES = {
     "bare-cr": (b"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n", {}, 400, "bare CR"),
     "no-host": (get(headers=b"X: a\r\n"), {}, 400, "Host"),
     "two-hosts": (get(headers=b"Host: a\r\nHost: b\r\n"), {}, 400, "Host"),
+    "host-space": (get(headers=b"Host: bad host\r\n"), {}, 400, "Host 'bad host' is not"),
+    "host-path": (get(headers=b"Host: a/evil\r\n"), {}, 400, "Host 'a/evil' is not"),
+    "host-user": (get(headers=b"Host: u@a\r\n"), {}, 400, "Host 'u@a' is not"),
+    "host-port": (get(headers=b"Host: a:80x\r\n"), {}, 400, "RFC 9112 3.2"),
+    "host-long": (get(headers=b"Host: " + b"a" * 90 + b"/\r\n"), {}, 400, "'" + "a" * 29 + "...'"),
+    "target-user": (get(b"http://u@a/"), {}, 400, "authority 'u@a' is not"),
+    "target-no-host": (get(b"http:///x"), {}, 400, "authority '' is not"),
+    "target-port": (get(b"http://a:b/x"), {}, 400, "RFC 9112 3.2.2"),
     "cl-and-te": (te(b"chunked", extra=b"Content-Length: 5\r\n"), {}, 400, "Content-Length"),
     "conflicting-cl": (post(b"Content-Length: 5\r\nContent-Length: 6\r\n"), {}, 400, "conflicting"),
     "bad-cl": (post(b"Content-Length: 5a\r\n"), {}, 400, "Content-Length"),
@@ -1200,6 +1208,53 @@ def test_a_remembered_head_keeps_its_framing_and_keep_alive():
     first, second = parser.next_request(), parser.next_request()
     assert (first.body, second.body) == (b"abc", b"xyz")
     assert first.keep_alive and second.keep_alive
+
+
+@pytest.mark.parametrize(
+    ("data", "authority", "target"),
+    [
+        (get(headers=b"Host: pi.local:8080\r\n"), "pi.local:8080", "/"),
+        (get(headers=b"Host: [::1]:8080\r\n"), "[::1]:8080", "/"),
+        (get(headers=b"Host: pi.local.\r\n"), "pi.local.", "/"),
+        (get(headers=b"Host: a:\r\n"), "a:", "/"),  # empty port: the default one
+        (get(headers=b"Host:\r\n"), "", "/"),  # RFC 9110 7.2 allows an empty Host
+        (get(b"http://pi.local/x?y", b"Host: other\r\n"), "pi.local", "/x?y"),  # 3.2.2
+        (get(b"HTTP://[::1]:80?y", b"Host: other\r\n"), "[::1]:80", "/?y"),
+        (b"GET / HTTP/1.0\r\n\r\n", None, "/"),
+        (b"GET http://a/ HTTP/1.0\r\n\r\n", "a", "/"),
+    ],
+)
+def test_the_authority_is_the_targets_or_the_hosts(data, authority, target) -> None:
+    for _ in range(2):  # the second time from the memo of heads
+        request = parse_one(data)
+        assert (request.authority, request.target) == (authority, target)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a", "A.b-c_d~e", "1.2.3.4:0", "[::1]", "[v7.x:y]", "!$&'()*+,;=", "%41", "", "a:"],
+)
+def test_valid_authorities(text: str) -> None:
+    assert http.valid_authority(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a b", "a/b", "u@a", "a:8x", "a:-1", "[::1", "::1", "[::1]x", "[1.2.3.4]", "%4", "a#", "é"],
+)
+def test_invalid_authorities(text: str) -> None:
+    assert not http.valid_authority(text)
+
+
+def test_a_refusal_after_the_head_names_its_request() -> None:
+    """Its reply can then carry what every reply to that request carries (CORS)."""
+    head = post(b"Content-Length: 101\r\nOrigin: http://app.example\r\n", b"")
+    refused = refusal(head, max_body=100)
+    assert refused.status == 413 and refused.request.headers["origin"] == "http://app.example"
+    late = refusal(chunks(b"zz\r\n"))
+    assert late.status == 400 and late.request.method == "POST"
+    early = refusal(get(headers=b"Host: a b\r\nOrigin: http://app.example\r\n"))
+    assert early.request is None  # a malformed head: nothing of it is trusted
 
 
 # -- HTTP dates (our own, lighter than email.utils, which is the oracle here) ----------

@@ -4,16 +4,19 @@ meanwhile, and no descriptor left behind."""
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import resource
 import select
 import selectors
 import socket
 import time
+import tty
 import weakref
 
 import pytest
 
+from httap import connection
 from tests.client import Client
 from tests.conftest import HELLO, open_fds, wait_for
 
@@ -413,6 +416,91 @@ def test_a_reader_that_stops_is_dropped_one_that_moves_is_not(start, docs):
     for sock in clients:
         sock.close()
     no_leak(base)
+
+
+# -- no reply is lost to a timeout ----------------------------------------------------
+
+SLOW_APP = """
+import time
+
+from httap.connection import Pending
+
+
+def setup(server):
+    @server.action("slow")
+    def slow(request):
+        # Answers `after` s later; the loop is busy from just before until just after
+        # (a password check, a slow board), so that several timers fall due at once.
+        pending = Pending()
+        after = float(request.params["after"])
+        server.call_later(after - 0.05, lambda: time.sleep(0.1))
+        server.call_later(after, lambda: pending.resolve({"late": True}))
+        return pending
+"""
+
+
+def test_replies_slower_than_the_inactivity_timeout_all_arrive(start, tmp_path):
+    """Eight long-polls, a slow action and a serial wait, each about 1 s longer than
+    timeouts.inactivity (httap.js's watch() waits 20 s against the default 15 s): every
+    one gets its reply, and its connection then serves another request. Before, the
+    inactivity check could fire between a reply's queuing and its sending: the slow
+    action, whose reply falls due in the same turn as that check, lost its reply."""
+    app = tmp_path / "app.py"
+    app.write_text(SLOW_APP)
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    try:
+        srv, base = start(
+            timeouts__inactivity=3,
+            gpio__backend="sim",
+            gpio__pins={"button": {"gpio": 4, "mode": "in", "pull": "up"}},
+            app=str(app),
+            serial={"dev": {"port": os.ttyname(slave)}},
+        )
+        targets = [
+            *["/?gpio/button&wait=4"] * 8,
+            "/?slow&after=3.99",
+            "/?serial/dev&count=1&wait=4",
+        ]
+        clients = [Client(srv.connect(timeout=3 + 10)) for _ in targets]
+        for client, target in zip(clients, targets):
+            client.send(f"GET {target} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        lost = []
+        for client, target in zip(clients, targets):
+            try:
+                reply = client.read()
+            except ConnectionError:
+                lost.append(target)
+                continue
+            assert reply.status == 200, (target, reply.raw_head)
+            assert client.get("/hello.txt").body == HELLO  # and the connection goes on
+        assert lost == [], f"{len(lost)} replies lost: {lost}"
+        for client in clients:
+            client.close()
+        served(srv)
+        no_leak(base)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_a_queued_reply_is_timed_from_its_queuing():
+    """The rule as a property of the states (connection.py's table): a pending reply has
+    no deadline; queued output has the inactivity deadline, counted from its queuing."""
+    facts = ("closing", "writing", "scheduled", "pending", "partial", "buffered")
+    for values in itertools.product((False, True), repeat=len(facts)):
+        fact = dict(zip(facts, values))
+        state = connection.state_of(**fact)
+        if fact["pending"] and not (fact["writing"] or fact["scheduled"] or fact["closing"]):
+            assert state == connection.WAITING
+            assert state not in connection.DEADLINES  # the reply's own timer ends it
+        if fact["writing"] and not fact["closing"]:
+            assert state == connection.BUSY
+    assert connection.DEADLINES[connection.BUSY] == ("inactivity", None)
+    assert connection.DEADLINES[connection.CLOSING] == ("inactivity", None)
+    assert connection.state_of(False, False, False, False, False, False) == connection.IDLE
+    assert connection.state_of(False, False, False, False, True, True) == connection.BODY
+    assert connection.state_of(False, False, False, False, False, True) == connection.HEAD
 
 
 # -- idleness -------------------------------------------------------------------------

@@ -184,6 +184,38 @@ def test_ping_remain_counts_down_from_the_last_request(start, connect):
     assert remain >= 19.8
 
 
+@pytest.mark.parametrize("activity", ["a file", "a long-poll's end", "a slow download's end"])
+def test_remain_counts_from_the_last_request_or_reply_of_any_kind(start, tmp_path, activity):
+    """Remain says when the inactivity timeout would close this connection: every
+    request (a file too) and the end of every reply restart it, so after a pause and
+    then any of those, a ping finds (nearly) the whole timeout left."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.html").write_bytes(b"<h1>home</h1>\n")
+    big = b"x" * (8 << 20)  # more than the kernel buffers: its end waits for the reader
+    (docs / "big.bin").write_bytes(big)
+    running = start(timeouts__inactivity=20, documents=str(docs))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.settimeout(10)
+    sock.connect((running.host, running.port))
+    client = Client(sock)
+    try:
+        assert call(client, "GET", "/?ping").json()["Remain"] >= 19.5
+        if activity == "a file":
+            time.sleep(2)
+            assert client.get("/index.html").status == 200
+        elif activity == "a long-poll's end":
+            assert call(client, "GET", "/?gpio/button&wait=2").json()["timeout"] is True
+        else:
+            client.send(encode("GET", "/big.bin"))
+            time.sleep(2)  # the server cannot finish sending meanwhile
+            assert client.read().body == big
+        assert call(client, "GET", "/?ping").json()["Remain"] >= 19  # 2 s ago, it was 18
+    finally:
+        client.close()
+
+
 def test_stats_give_the_loop_figures(start, connect):
     running = start()
     client = connect(running)
@@ -634,6 +666,17 @@ def test_retry_after_counts_down_the_holders_idle_time(start, connect):
     assert int(call(other, "POST", "/?gpio/led", "0").headers["retry-after"]) == 10
     time.sleep(1.2)
     assert int(call(other, "POST", "/?gpio/led", "0").headers["retry-after"]) <= 9
+
+
+def test_the_holders_files_and_replies_count_as_its_activity(start, connect):
+    running = start(timeouts__inactivity=10)
+    holder, other = connect(running, "127.0.0.1"), connect(running, "127.0.0.2")
+    call(holder, "POST", "/?gpio/led", "1")
+    assert call(holder, "GET", "/?gpio/button&wait=1.5").status == 200  # ends 1.5 s later
+    assert int(call(other, "POST", "/?gpio/led", "0").headers["retry-after"]) == 10
+    time.sleep(1.2)
+    assert holder.get("/").status == 200  # the app's page: a file
+    assert int(call(other, "POST", "/?gpio/led", "0").headers["retry-after"]) == 10
 
 
 def test_connection_lease(start, connect):

@@ -670,6 +670,73 @@ def test_protocol_error_is_answered_then_closed(server, data, status):
     other.close()
 
 
+NOT_HOST = "is not host[:port] (RFC 9112 3.2)"
+NOT_TARGET = "is not host[:port] (RFC 9112 3.2.2)"
+BAD_AUTHORITIES = [
+    # (the request's head after its method, its 400's message after "bad request: ")
+    (b"/ HTTP/1.1\r\nHost: bad host", f"Host 'bad host' {NOT_HOST}"),
+    (b"/ HTTP/1.1\r\nHost: 127.0.0.1/evil", f"Host '127.0.0.1/evil' {NOT_HOST}"),
+    (b"/ HTTP/1.1\r\nHost: user@127.0.0.1", f"Host 'user@127.0.0.1' {NOT_HOST}"),
+    (b"/ HTTP/1.1\r\nHost: 127.0.0.1:80x", f"Host '127.0.0.1:80x' {NOT_HOST}"),
+    (b"/ HTTP/1.1\r\nHost: [::1", f"Host '[::1' {NOT_HOST}"),
+    (b"/ HTTP/1.1\r\nHost: [::g]:80", f"Host '[::g]:80' {NOT_HOST}"),
+    (b"/ HTTP/1.1\r\nHost: ::1", f"Host '::1' {NOT_HOST}"),
+    (b"/ HTTP/1.1\r\nHost: a:1:2", f"Host 'a:1:2' {NOT_HOST}"),
+    (b"/ HTTP/1.1\r\nHost: caf\xe9", f"Host 'caf\xe9' {NOT_HOST}"),
+    (b"/ HTTP/1.0\r\nHost: a b", f"Host 'a b' {NOT_HOST}"),
+    (
+        b"http://user@test/hello.txt HTTP/1.1\r\nHost: test",
+        f"the target's authority 'user@test' {NOT_TARGET}",
+    ),
+    (b"http:///hello.txt HTTP/1.1\r\nHost: test", f"the target's authority '' {NOT_TARGET}"),
+    (b"http://:80/hello.txt HTTP/1.1\r\nHost: test", f"the target's authority ':80' {NOT_TARGET}"),
+    (b"http://test:80x/ HTTP/1.1\r\nHost: test", f"the target's authority 'test:80x' {NOT_TARGET}"),
+    (b"http://test/ HTTP/1.1\r\nHost: bad host", f"Host 'bad host' {NOT_HOST}"),
+]
+
+
+@pytest.mark.parametrize(("head", "message"), BAD_AUTHORITIES)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_bad_authority_is_400_with_a_message(server, head, message, method):
+    """RFC 9112 3.2: a Host that is not `uri-host [":" port]` gets 400, and so does an
+    absolute-form target whose authority is not one (or names a user); the server goes on."""
+    client = exchange(server, method.encode() + b" " + head + b"\r\n\r\n")
+    reply = client.read()
+    assert reply.status == 400, reply.body
+    assert reply.body.decode() == f"bad request: {message}\n"
+    assert reply.headers["connection"] == "close"
+    assert client.closed()
+    client.close()
+    check_file_reply(connect(server).get("/hello.txt"), HELLO)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "test",
+        "127.0.0.1",
+        "127.0.0.1:8080",
+        "[::1]:8080",
+        "[::1]",
+        "[::ffff:192.0.2.1]:80",
+        "[v1.fe80::a+en1]",  # IPvFuture (RFC 3986 3.2.2)
+        "pi.local.",  # a fully qualified name
+        "pi.local.:8080",
+        "test:",  # an empty port means the default one (RFC 3986 3.2.3)
+        "xn--bcher-kva.example",
+        "a%2Db.example",
+        "",  # RFC 9110 7.2 allows it: no authority named
+    ],
+)
+def test_good_authorities_are_served(server, host):
+    client = connect(server)
+    client.send(f"GET /hello.txt HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    check_file_reply(client.read(), HELLO)
+    client.send(f"GET http://{host or 'test'}/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    check_file_reply(client.read(), HELLO)
+    client.close()
+
+
 def test_protocol_error_after_good_requests(server):
     data = request("/hello.txt") + request("/index.html", "HEAD") + b"BREW / HTTP/1.1\r\n\r\n"
     client = exchange(server, data)

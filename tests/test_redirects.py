@@ -88,6 +88,30 @@ def test_a_scheme_limits_a_rule_to_plain_http(make_server, docs, tls_pair):
     assert (reply.status, reply.body) == (200, HELLO)
 
 
+@pytest.mark.parametrize(
+    ("target", "location"),
+    [
+        ("/guide?lang=fr&v=2", "/guide/?lang=fr&v=2"),  # the directory's own 301
+        ("/guide", "/guide/"),
+        ("/guide?q=%C3%A9t%C3%A9+x", "/guide/?q=%C3%A9t%C3%A9+x"),  # the query as sent
+        ("/old?lang=fr&v=2", "/hello.txt?lang=fr&v=2"),  # a configured rule
+        ("/away/x?lang=fr", "https://example.org/x?lang=fr"),
+    ],
+)
+def test_every_redirect_keeps_the_query(make_server, docs, target, location):
+    (docs / "guide").mkdir()
+    (docs / "guide" / "index.html").write_bytes(b"<h1>guide</h1>\n")
+    running = make_server(documents=str(docs), redirect=RULES)
+    with running.connect() as sock:
+        client = Client(sock)
+        reply = client.get(target)
+        assert reply.status in (301, 302)
+        assert reply.headers["location"] == location
+        if location.startswith("/"):  # followed on this server, it is served
+            assert client.get(location).status == 200
+        assert client.get("/hello.txt").body == HELLO  # the connection goes on
+
+
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_each_status(make_server, docs, status):
     running = make_server(
@@ -123,6 +147,11 @@ def test_to_dict_gives_the_keys_back(tmp_path: Path):
         ('{from: "/a", to: "ftp://h/"}', 'redirect[0].to: found "ftp://h/", expected a path'),
         ('{from: "/a", to: ""}', 'redirect[0].to: found "", expected a path'),
         ('{from: "/a", to: "/b c"}', 'redirect[0].to: found "/b c", expected a path'),
+        (
+            '{from: "/a", to: "/b?lang=fr"}',
+            'redirect[0].to: found "/b?lang=fr", expected a path like "/new" or a URL like'
+            ' "https://host/new", with no query: the request\'s is kept',
+        ),
         ('{from: "/a", to: "/b/*"}', 'redirect[0].to: ends with "*", but "from" is not a prefix'),
         (
             '{from: "/a", to: "/b", status: 304}',

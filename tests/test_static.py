@@ -97,15 +97,19 @@ def test_a_directory_is_served_through_its_index(files: StaticFiles) -> None:
     assert fetch(files, "/sub/").body == b"<h1>sub</h1>\n"
 
 
-def test_a_directory_without_its_slash_is_redirected(files: StaticFiles) -> None:
+def test_a_directory_without_its_slash_is_redirected_with_its_query(files: StaticFiles) -> None:
     response = fetch(files, "/sub?x=1")
     assert response.status == 301
-    assert response.header("Location") == "/sub/"
+    assert response.header("Location") == "/sub/?x=1"
+    assert response.body == b"moved permanently: /sub/?x=1\n"
     assert fetch(files, "/dir-in").header("Location") == "/dir-in/"
+    assert fetch(files, "/sub?").header("Location") == "/sub/?"  # as sent
+    assert fetch(files, "/sub?q=%2F%20&&r#frag").header("Location") == "/sub/?q=%2F%20&&r"
 
 
 def test_a_redirect_cannot_name_another_host(files: StaticFiles) -> None:
     assert fetch(files, "//sub").header("Location") == "/sub/"
+    assert fetch(files, "//sub?//evil.example").header("Location") == "/sub/?//evil.example"
     assert fetch(files, "/./sub").header("Location") == "/sub/"
     assert fetch(files, "/%2e").header("Location") == "/"
 

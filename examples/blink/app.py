@@ -10,12 +10,11 @@ MIN_RATE, MAX_RATE = 0.1, 50.0  # blinks per second (one blink: on, then off)
 
 
 def setup(server):
-    led = server.config.gpio.pins["led"].gpio
     state = {"on": True, "rate": 1.0}
     task = None
 
     def toggle():
-        server.gpio.write(led, 1 - server.gpio.read(led))
+        server.write("led", 1 - server.read("led"))
 
     def restart():
         """Re-create the task: `every` keeps absolute deadlines, so a new rate needs a new one."""
@@ -26,7 +25,7 @@ def setup(server):
         if state["on"]:
             task = server.every(0.5 / state["rate"], toggle)
         else:
-            server.gpio.write(led, 0)
+            server.write("led", 0)
 
     @server.action("blink", methods=("GET", "POST"))
     def blink(request):
@@ -44,6 +43,6 @@ def setup(server):
                 raise HTTPError(400, "bad-value", f"rate is from {MIN_RATE} to {MAX_RATE:g}")
             state.update(on=on, rate=rate)
             restart()
-        return {**state, "led": server.gpio.read(led)}
+        return {**state, "led": server.read("led")}
 
     restart()

@@ -27,11 +27,18 @@ def note_frequency(note):
 
 
 class SquareWave:
-    """Toggles one output every half-period with `server.call_at`."""
+    """Toggles one output every half-period with `server.call_at`.
 
-    def __init__(self, server, gpio):
+    A tone's start and end go through `server.write`, as every app's writes should: they
+    are audited and wake the pin's long-polls. The edges between are the one exception:
+    they go straight to the backend (`server.gpio.write`), as the server's own soft PWM
+    does, since an audit line per edge would be up to 4,000 lines a second.
+    """
+
+    def __init__(self, server, name):
         self.server = server
-        self.gpio = gpio
+        self.name = name
+        self.gpio = server.pin(name).gpio
         self.frequency = 0.0
         self.timer = None
         self.start = 0.0
@@ -43,14 +50,17 @@ class SquareWave:
             self.timer.cancel()
             self.timer = None
         self.frequency = frequency
+        self.server.write(self.name, 1 if frequency else 0)  # a tone starts on a rising edge
         if frequency:
             self.start, self.edge = time.monotonic(), 0
-            self._toggle()
-        else:
-            self.server.gpio.write(self.gpio, 0)
+            self._next()
 
     def _toggle(self):
         self.server.gpio.write(self.gpio, 1 - self.edge % 2)  # even edges rise
+        self._next()
+
+    def _next(self):
+        """Set the timer of the edge after `self.edge`, on its absolute deadline."""
         half = 0.5 / self.frequency
         self.edge += 1
         behind = time.monotonic() - (self.start + self.edge * half)
@@ -60,7 +70,7 @@ class SquareWave:
 
 
 def setup(server):
-    wave = SquareWave(server, server.config.gpio.pins["speaker"].gpio)
+    wave = SquareWave(server, "speaker")
     state = {"note": None}
 
     @server.action("buzzer", methods=("GET", "POST"))

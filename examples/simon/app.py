@@ -23,15 +23,14 @@ POLL = 0.005  # seconds between two readings of the buttons
 
 
 def setup(server):
-    pins = server.config.gpio.pins
-    leds = [pins[f"led{i}"].gpio for i in range(BUTTONS)]
-    buttons = [pins[f"button{i}"].gpio for i in range(BUTTONS)]
+    leds = [f"led{i}" for i in range(BUTTONS)]
+    buttons = [f"button{i}" for i in range(BUTTONS)]
     game = {"phase": "ready", "sequence": [], "entered": 0, "timer": None}
     released = [1] * BUTTONS
 
     def light(button, seconds):
-        server.gpio.write(leds[button], 1)
-        server.call_later(seconds, lambda: server.gpio.write(leds[button], 0))
+        server.write(leds[button], 1)
+        server.call_later(seconds, lambda: server.write(leds[button], 0))
 
     def then(delay, callback):
         """The next step of the show: one timer at a time, which a new game cancels."""
@@ -63,8 +62,8 @@ def setup(server):
             next_level()
 
     def poll():
-        for button, gpio in enumerate(buttons):
-            level = server.gpio.read(gpio)
+        for button, name in enumerate(buttons):
+            level = server.read(name)
             if released[button] and not level:
                 press(button)
             released[button] = level
@@ -83,7 +82,7 @@ def setup(server):
         if game["timer"] is not None:
             game["timer"].cancel()
         for led in leds:
-            server.gpio.write(led, 0)
+            server.write(led, 0)
         game["sequence"] = []
         next_level()
         return state()
