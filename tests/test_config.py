@@ -507,8 +507,30 @@ def test_unknown_keys(tmp_path, text, message):
         ),
         (
             "{headers: {'X-A': 'a\\r\\nSet-Cookie: x'}}",
-            'headers.X-A: found "a\\r\\nSet-Cookie:'
-            ' x", expected a header value without CR, LF or other controls',
+            'headers.X-A: found "a\\r\\nSet-Cookie: x", expected a header value of Latin-1'
+            " characters at most, without CR, LF or other controls",
+        ),
+        (  # http.py writes heads in Latin-1: every static reply was a 500
+            "{headers: {'X-A': 'caf\u00e9 \u20ac'}}",
+            'headers.X-A: found "café €", expected a header value of Latin-1 characters at'
+            " most, without CR, LF or other controls",
+        ),
+        (
+            """{mime: {txt: 'text/plain; charset="\u20ac"'}}""",
+            'mime.txt: found "text/plain; charset=\\"€\\"", expected a MIME type like "text/html"',
+        ),
+        (  # a lone surrogate, from a JSON5 escape: a UnicodeEncodeError traceback before
+            "{documents: '\\ud800'}",
+            'documents: found "\\ud800", which is not text (a lone surrogate)',
+        ),
+        (
+            "{gpio: {pins: {led: {gpio: 17, mode: 'out', x: ['\\udfff']}}}}",
+            'gpio.pins.led.x[0]: found "\\udfff", which is not text (a lone surrogate)',
+        ),
+        (  # the resolved path quoted a line break: two lines
+            "{documents: 'a\\nb'}",
+            'documents: found "a\\nb" ({tmp_path}/a\\nb), expected the path of an existing'
+            " directory",
         ),
         (
             "{headers: {'Content-Length': '5'}}",
@@ -594,6 +616,7 @@ def test_unknown_keys(tmp_path, text, message):
     ],
 )
 def test_bad_values(tmp_path, text, message):
+    message = message.replace("{tmp_path}", str(tmp_path))
     assert error_of(tmp_path, text) == f"{tmp_path / 'web.json5'}: {message}"
 
 
