@@ -94,10 +94,10 @@ test-all:
 	echo "$$summary"; \
 	exit $$status
 
-# make campaign: tests/test_campaign.py on its long budget (HTTAP_CAMPAIGN=long), several
+# make campaign: tests/system/test_campaign.py on its long budget (HTTAP_CAMPAIGN=long), several
 # minutes; `make test` runs it on a short one.
 campaign: $(TOOLS)
-	HTTAP_CAMPAIGN=long $(PY) -m pytest tests/test_campaign.py --hypothesis-show-statistics
+	HTTAP_CAMPAIGN=long $(PY) -m pytest tests/system/test_campaign.py --hypothesis-show-statistics
 
 # make soak MINUTES=2: httap under mixed load (not part of `make test`); fails if it leaks.
 soak: $(TOOLS)

@@ -2,7 +2,7 @@
 
 Both are off by default, and then the server holds no `Logs` at all: a connection's
 only cost is one `is None` check per request and per response. (The audit of hardware
-changes is always on; it is written where the changes are made, in manager.py.)
+changes is always on; it is written where the changes are made, in pins.py.)
 """
 
 from __future__ import annotations

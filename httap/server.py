@@ -20,14 +20,16 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
-from gpio import GpioError
+from gpio import GpioError, open_backend
 from httap import http
 from httap.config import Config, ListenAddress, Redirect, default_documents
 from httap.connection import Connection, Pending
 from httap.logs import Logs
 from httap.loop import MAX_DELAY, READ, Handle, Loop, Periodic, callback_checked, seconds
-from httap.manager import Manager, json_response
+from httap.manager import Manager
+from httap.pins import Pins
 from httap.serialport import SerialPort, endpoint
+from httap.session import Lease
 from httap.static import StaticFiles
 
 if TYPE_CHECKING:
@@ -100,17 +102,6 @@ class Server:
         )
         for path in BUILT_IN:
             self.library.handle(http.Request("GET", path, "HTTP/1.1", {}, False))
-        try:
-            self.manager = Manager(self)
-        except GpioError as err:
-            raise StartupError(f"cannot set up the GPIO pins: {err}") from None
-        # reply_headers(request, response) -> bytes: header lines that every reply
-        # carries besides its own, whoever made it; the one place CORS is applied. The
-        # connection calls it as it queues any reply, a late one or a protocol error's.
-        # None without `cors.origins`: then no reply pays for it.
-        self.reply_headers: Optional[Callable[[http.Request, http.Response], bytes]] = (
-            self.manager.cors_headers if config.cors.origins else None
-        )
         self.redirects = config.redirect
         self.hosts = _allowed_hosts(config)
         self._authorities: dict[Optional[str], bool] = {}  # the hosts gate's verdicts
@@ -128,6 +119,21 @@ class Server:
         self.serial = {
             name: SerialPort(name, settings, self.loop) for name, settings in config.serial.items()
         }
+        try:
+            self.pins = Pins(config.gpio.pins, open_backend(config.gpio.backend), self.loop)
+        except GpioError as err:
+            raise StartupError(f"cannot set up the GPIO pins: {err}") from None
+        lease = Lease(config.session.exclusive, self.pins.apply_safe_values)
+        self.manager = Manager(
+            config, self.loop, self.pins, lease, self.serial, self.auth, self.connections
+        )
+        # reply_headers(request, response) -> bytes: header lines that every reply
+        # carries besides its own, whoever made it; the one place CORS is applied. The
+        # connection calls it as it queues any reply, a late one or a protocol error's.
+        # None without `cors.origins`: then no reply pays for it.
+        self.reply_headers: Optional[Callable[[http.Request, http.Response], bytes]] = (
+            self.manager.cors.headers if config.cors.origins else None
+        )
         if config.app:
             self.load_app(config.app)
         for name, port in self.serial.items():  # all checked before any opens
@@ -143,15 +149,15 @@ class Server:
 
     def action(self, name: str, methods: tuple[str, ...] = ("GET",)) -> Callable:
         """Decorator: `@server.action("car/forward", methods=("POST",))` serves `/?car/forward`."""
-        return self.manager.action(name, methods)
+        return self.manager.actions.register(name, methods)
 
     def pin(self, name: str) -> Any:
         """A declared pin (`gpio.Pin`), by name or GPIO number."""
-        return self.manager.pin(name)
+        return self.pins.declared(name)
 
     def state(self, name: str) -> dict:
         """A declared pin's state, as `GET /?gpio/NAME` gives it."""
-        return self.manager.state(name)
+        return self.pins.state_of(name)
 
     def read(self, name: str) -> int:
         """A declared pin's level."""
@@ -160,18 +166,18 @@ class Server:
     def write(self, name: str, value: Any) -> None:
         """Drive a declared output as a request would (ends its pulse or PWM, wakes
         its long-polls). Use this rather than `server.gpio.write`, which bypasses that."""
-        self.manager.write(name, value)
+        self.pins.write(name, value)
 
     def pwm(
         self, name: str, frequency: Optional[float] = None, duty: Optional[float] = None
     ) -> None:
         """Start or change the wave of a declared "pwm" pin."""
-        self.manager.set_pwm(name, frequency, duty)
+        self.pins.pwm(name, frequency, duty)
 
     @property
     def gpio(self) -> Any:
         """The GPIO backend (a `gpio.Backend`; the simulated board where there is no GPIO)."""
-        return self.manager.backend
+        return self.pins.backend
 
     def load_app(self, path: str) -> None:
         """Import a Python file and call its `setup(server)`; errors name the file and line."""
@@ -463,8 +469,7 @@ class Server:
         """A gate's refusal, in its domain's format: JSON for `/?`, a line of text for
         files; held back `refusal.delay` seconds (a failed sign-in) without blocking."""
         if dynamic:
-            body = {"error": refusal.code, "message": refusal.message}
-            response = json_response(refusal.status, body, request.session, refusal.headers)
+            response = self.manager.finish(request, refusal)
         else:
             response = http.error_response(refusal.status, refusal.message)
             response.headers.extend(refusal.headers)
@@ -511,7 +516,7 @@ class Server:
         self.listeners.clear()
         for connection in list(self.connections):
             connection.abort()
-        self.manager.close()
+        self.pins.close()
         for port in self.serial.values():
             port.close()
         if self.logs is not None:

@@ -6,7 +6,7 @@ reused. The lease says who may drive the hardware (`session.exclusive`):
   connections have closed (a connection closes after `timeouts.inactivity` idle);
 - "connection": the same, narrowed to the one connection that wrote;
 - "off": everyone may write.
-When the holder lets go, `on_release` runs: the manager sets every output's safe value.
+When the holder lets go, `on_release` runs: pins.py sets every output's safe value.
 """
 
 from __future__ import annotations

@@ -1,68 +1,22 @@
-"""Fixtures that run the real server: in a thread of this process, or as a process."""
+"""Fixtures that more than one folder uses: real servers (in a thread of this process, or
+as a process), a documents directory, a TLS pair, a bare loop and the GPIO stand-ins.
+The helpers they use live in tests/helpers/."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
-import select
-import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
-from typing import Callable, NamedTuple
+from types import SimpleNamespace
 
 import pytest
 
-from httap import config
-from httap.server import Server
+from httap.loop import Loop
+from tests.helpers import HELLO, ROOT
+from tests.helpers.processes import Process
+from tests.helpers.servers import RunningServer
 
-ROOT = Path(__file__).resolve().parent.parent
-HELLO = b"hello, world\n"
-
-
-def open_fds() -> int:
-    """Descriptors open in this process (a leak shows up as a larger count)."""
-    return len(os.listdir("/proc/self/fd"))
-
-
-class RunningServer:
-    """A real Server on 127.0.0.1 with an OS-picked port, its loop in a thread."""
-
-    def __init__(self, overrides: dict, config_file: str | None = None) -> None:
-        settings = {"listen": ["http://127.0.0.1:0"], **overrides}
-        self.config = config.load(config_file, env={}, overrides=settings)
-        self.server = Server(self.config)
-        url = self.server.listen()[0]
-        self.host, port = re.match(r"https?://\[?([^\]]+)\]?:(\d+)", url).groups()
-        self.port = int(port)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def connect(self, source: str | None = None, timeout: float = 5.0) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
-        if source:
-            sock.bind((source, 0))
-        sock.connect((self.host, self.port))
-        return sock
-
-    def call(self, fn):
-        """Run `fn` in the loop's thread and return its result."""
-        done = threading.Event()
-        box = []
-        self.server.loop.call_threadsafe(lambda: (box.append(fn()), done.set()))
-        assert done.wait(5), "the loop did not answer"
-        return box[0]
-
-    def stop(self) -> None:
-        if self.thread.is_alive():
-            self.server.loop.call_threadsafe(lambda: self.server.stop(grace=1.0))
-            self.thread.join(10)
-        assert not self.thread.is_alive(), "the server did not stop"
+STANDINS = ROOT / "tests" / "helpers" / "standins"
 
 
 @pytest.fixture
@@ -105,64 +59,6 @@ def docs(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def server(make_server, tmp_path):
-    """A server over a documents directory holding a 1 KiB index.html and a few files."""
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "index.html").write_bytes(b"<!doctype html>" + b"x" * (1024 - 15))
-    (docs / "hello.txt").write_bytes(b"hello, world\n")
-    (docs / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
-    return make_server(documents=str(docs))
-
-
-class Process:
-    """`python -m httap ...` as a child process; the first line of stdout gives the URL.
-    Its stderr is a pipe, or appended to the file `log` (a pipe nobody reads fills up)."""
-
-    def __init__(
-        self,
-        args: list[str],
-        cwd: Path | None = None,
-        env: dict | None = None,
-        log: Path | None = None,
-    ) -> None:
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        with open(log, "ab") if log else contextlib.nullcontext(subprocess.PIPE) as stderr:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "httap", *args],
-                cwd=cwd or ROOT,
-                env=full_env,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-            )
-        self.banner = self.proc.stdout.readline()
-        match = re.search(r"https?://\[?([0-9.:a-f]+)\]?:(\d+)", self.banner)
-        if not match:
-            self.proc.kill()
-            said = log.read_text() if log else self.proc.stderr.read()
-            raise AssertionError(f"no start-up line: {self.banner!r} {said}")
-        self.host, self.port = match.group(1), int(match.group(2))
-
-    def fds(self) -> int:
-        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
-
-    def signal(self, signum: int = signal.SIGTERM) -> None:
-        self.proc.send_signal(signum)
-
-    def wait(self, timeout: float = 15) -> int:
-        return self.proc.wait(timeout)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.proc.stdout.close()
-        if self.proc.stderr:
-            self.proc.stderr.close()
-
-
-@pytest.fixture
 def spawn():
     started: list[Process] = []
 
@@ -176,63 +72,29 @@ def spawn():
         process.kill()
 
 
-class Slowloris(NamedTuple):
-    """What `slowloris` saw: how long each connection lasted, what each got before its
-    close, and how long each of the well-behaved client's turns took meanwhile."""
-
-    lasted: list[float]
-    answers: list[bytes]
-    latencies: list[float]
-
-
-def slowloris(
-    connect: Callable[[], socket.socket],
-    payload: bytes,
-    count: int,
-    seconds: float,
-    meanwhile: Callable[[], None],
-) -> Slowloris:
-    """Open `count` connections that send `payload` a byte a second each, and run
-    `meanwhile()` (another client's requests) on every turn, until the server has
-    closed them all or `seconds` have passed; then close what is left."""
-    slow: dict[socket.socket, float] = {}
-    for _ in range(count):
-        sock = connect()
-        sock.sendall(payload[:1])
-        slow[sock] = time.monotonic()
-    seen = Slowloris([], [], [])
-    sent, last_byte = 1, time.monotonic()
-    deadline = time.monotonic() + seconds
-    while slow and time.monotonic() < deadline:
-        ready, _, _ = select.select(list(slow), [], [], 0.05)
-        for sock in ready:
-            seen.lasted.append(time.monotonic() - slow.pop(sock))
-            try:
-                seen.answers.append(sock.recv(4096))
-            except ConnectionResetError:
-                seen.answers.append(b"")
-            sock.close()
-        if time.monotonic() - last_byte >= 1:  # one more byte a second each
-            last_byte = time.monotonic()
-            for sock in slow:
-                try:
-                    sock.send(payload[sent : sent + 1])
-                except OSError:
-                    pass
-            sent += 1
-        began = time.monotonic()
-        meanwhile()
-        seen.latencies.append(time.monotonic() - began)
-    for sock in slow:
-        sock.close()
-    return seen
+@pytest.fixture
+def loop():
+    """A bare httap Loop, closed at the end."""
+    made = Loop()
+    yield made
+    made.close()
 
 
-def wait_for(predicate, timeout: float = 5.0, interval: float = 0.01):
-    """Poll `predicate` until it is true or `timeout` passes; return its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
+def _is_standin(name: str) -> bool:
+    return name in ("RPi", "gpiod") or name.startswith(("RPi.", "gpiod."))
+
+
+@pytest.fixture
+def standins(monkeypatch):
+    """`import RPi.GPIO` and `import gpiod` give the stand-ins, fresh, for this test only."""
+    monkeypatch.syspath_prepend(str(STANDINS))
+    for name in [name for name in sys.modules if _is_standin(name)]:
+        monkeypatch.delitem(sys.modules, name)
+    import gpiod
+    import RPi.GPIO
+
+    RPi.GPIO._reset()
+    gpiod._reset()
+    yield SimpleNamespace(GPIO=RPi.GPIO, gpiod=gpiod)
+    for name in [name for name in sys.modules if _is_standin(name)]:
+        del sys.modules[name]

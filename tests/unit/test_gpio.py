@@ -1,0 +1,653 @@
+"""The GPIO backends: one contract for every board, then what only some boards do.
+
+The contract suite runs the same tests on the simulated board and on the rpi and gpiod
+backends. Those two run on stand-ins for their libraries (tests/helpers/standins: RPi.GPIO
+0.7 and the libgpiod v2 bindings), which keep the libraries' API, state rules and errors —
+RPi.GPIO's RuntimeError for a channel not set up, libgpiod's EBUSY and EPERM — over
+simulated pins, so a backend that misuses its library fails here as it would on a Pi.
+
+SoftPwm runs on a real `httap.loop.Loop` and is measured from the sim's pin history.
+"""
+
+from __future__ import annotations
+
+import errno
+import glob
+import itertools
+import logging
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+
+import gpio
+from gpio import GpioError, Pin
+from gpio.gpiod import GpiodBackend, find_chip
+from gpio.pwm import SoftPwm
+from gpio.rpi import RpiBackend
+from gpio.sim import HISTORY_LIMIT, SimBackend
+from tests.helpers import run_for
+
+CHIP = "/dev/gpiochip0"  # the stand-in's RP1: "pinctrl-rp1", 54 lines
+OTHER_CHIP = "/dev/gpiochip10"  # the stand-in's other controller, 32 lines
+
+
+@pytest.fixture
+def no_libraries(monkeypatch):
+    """Neither RPi.GPIO nor gpiod can be imported, as on this machine without stand-ins."""
+    for name in ("RPi", "RPi.GPIO", "gpiod", "gpiod.line"):
+        monkeypatch.setitem(sys.modules, name, None)  # `import name` raises ImportError
+
+
+# -- the boards under test -------------------------------------------------------------
+
+
+class Board:
+    """How to open one kind of backend, and a look at its library's side of things."""
+
+    def __init__(self, kind: str, libs: SimpleNamespace) -> None:
+        self.kind = kind
+        self.libs = libs
+        self.opened: list[gpio.Backend] = []
+
+    def open(self) -> gpio.Backend:
+        if self.kind == "sim":
+            backend: gpio.Backend = SimBackend()
+        elif self.kind == "rpi":
+            backend = RpiBackend()  # imports RPi.GPIO: the stand-in comes first on sys.path
+        else:
+            backend = GpiodBackend(chip=CHIP)  # imports gpiod: the stand-in
+        self.opened.append(backend)
+        return backend
+
+    def holds_nothing(self) -> bool:
+        """The library holds no pin for us any more (what close() must achieve)."""
+        if self.kind == "rpi":
+            lib = self.libs.GPIO
+            return lib.getmode() is None and not any(lib._is_set_up(n) for n in range(54))
+        if self.kind == "gpiod":
+            with self.libs.gpiod.Chip(CHIP) as chip:
+                return not any(chip.get_line_info(n).used for n in range(54))
+        return True  # the sim holds nothing outside itself
+
+
+@pytest.fixture(params=["sim", "rpi", "gpiod"])
+def board(request, standins):
+    made = Board(request.param, standins)
+    yield made
+    for backend in made.opened:
+        backend.close()
+
+
+@pytest.fixture
+def backend(board):
+    return board.open()
+
+
+def out(number: int, initial=None) -> Pin:
+    return Pin(f"out{number}", number, "out", initial=initial)
+
+
+def inp(number: int, pull: str = "off") -> Pin:
+    return Pin(f"in{number}", number, "in", pull=pull)
+
+
+# -- the contract: every backend -------------------------------------------------------
+
+
+def test_outputs_start_at_their_initial_level(backend):
+    backend.setup(out(17, initial=0))
+    backend.setup(out(27, initial=1))
+    backend.setup(out(22))  # no initial value: low
+    assert [backend.read(17), backend.read(27), backend.read(22)] == [0, 1, 0]
+
+
+def test_an_output_reads_back_what_it_drives(backend):
+    backend.setup(out(17, initial=0))
+    seen = []
+    for value in (1, 0, 1, 1, 0):
+        backend.write(17, value)
+        seen.append(backend.read(17))
+    assert seen == [1, 0, 1, 1, 0]
+    assert all(type(value) is int for value in seen)
+
+
+def test_any_true_value_drives_high_and_reads_1(backend):
+    backend.setup(out(17))
+    backend.write(17, True)
+    assert backend.read(17) == 1
+    backend.write(17, 2)
+    assert backend.read(17) == 1 and type(backend.read(17)) is int
+    backend.write(17, False)
+    assert backend.read(17) == 0
+
+
+def test_a_pwm_pin_is_set_up_as_an_output(backend):
+    backend.setup(Pin("buzzer", 18, "pwm", initial=1))
+    assert backend.read(18) == 1
+    backend.write(18, 0)
+    assert backend.read(18) == 0
+
+
+def test_inputs_read_their_pull(backend):
+    backend.setup(inp(5, "up"))
+    backend.setup(inp(6, "down"))
+    assert (backend.read(5), backend.read(6)) == (1, 0)
+
+
+def test_writing_an_input_is_a_gpio_error_naming_the_pin(backend):
+    backend.setup(inp(22, "up"))
+    with pytest.raises(GpioError, match=r"\bGPIO 22\b"):
+        backend.write(22, 0)
+    assert backend.read(22) == 1  # and the input is unchanged
+
+
+def test_a_pin_never_set_up_cannot_be_read_or_written(backend):
+    backend.setup(out(17))
+    with pytest.raises(GpioError, match=r"\bGPIO 23\b"):
+        backend.read(23)
+    with pytest.raises(GpioError, match=r"\bGPIO 23\b"):
+        backend.write(23, 1)
+
+
+def test_pins_are_independent(backend):
+    backend.setup(out(17, initial=0))
+    backend.setup(out(27, initial=0))
+    backend.setup(inp(5, "up"))
+    backend.write(17, 1)
+    assert (backend.read(17), backend.read(27), backend.read(5)) == (1, 0, 1)
+
+
+def test_a_pin_can_be_set_up_again_in_another_mode(backend):
+    backend.setup(out(17, initial=1))
+    backend.setup(inp(17, "down"))
+    assert backend.read(17) == 0
+    with pytest.raises(GpioError, match=r"\bGPIO 17\b"):
+        backend.write(17, 1)
+    backend.setup(out(17, initial=0))
+    backend.write(17, 1)
+    assert backend.read(17) == 1
+
+
+def test_close_releases_the_board_for_the_next_user(board):
+    first = board.open()
+    first.setup(out(17, initial=1))
+    first.setup(inp(5, "up"))
+    first.close()
+    assert board.holds_nothing()
+    first.close()  # closing twice is harmless
+
+    second = board.open()  # e.g. the server restarted: the same pins, again
+    second.setup(out(17, initial=0))
+    second.setup(inp(5, "down"))
+    assert (second.read(17), second.read(5)) == (0, 0)
+
+
+# -- RPi.GPIO ------------------------------------------------------------------------
+
+
+def test_rpi_sets_bcm_numbering_and_silences_warnings(standins):
+    GPIO = standins.GPIO
+    RpiBackend()
+    assert GPIO.getmode() == GPIO.BCM
+    assert GPIO._warnings is False
+
+
+def test_rpi_gpio_numbers_are_bcm(standins):
+    GPIO = standins.GPIO
+    backend = RpiBackend(module=GPIO)
+    backend.setup(inp(2, "up"))  # BCM 2 is physical pin 3; BOARD 2 is a 5 V pin
+    assert backend.read(2) == 1
+    assert GPIO.gpio_function(2) == GPIO.IN and GPIO.input(2) == 1
+
+
+def test_rpi_invalid_channel_is_a_gpio_error(standins):
+    backend = RpiBackend(module=standins.GPIO)
+    with pytest.raises(GpioError, match=r"GPIO 60\b.*invalid on a Raspberry Pi"):
+        backend.setup(out(60))
+
+
+def test_rpi_after_close_the_library_refuses_and_the_backend_says_so(standins):
+    backend = RpiBackend(module=standins.GPIO)
+    backend.setup(out(17))
+    backend.close()
+    with pytest.raises(GpioError, match=r"GPIO 17\b.*setmode"):
+        backend.read(17)
+
+
+def test_rpi_refuses_when_the_process_already_uses_board_numbering(standins):
+    standins.GPIO.setmode(standins.GPIO.BOARD)  # e.g. the user's app did
+    with pytest.raises(GpioError, match=r"RPi\.GPIO.*different mode"):
+        RpiBackend()
+
+
+def test_rpi_without_the_library_is_a_gpio_error(no_libraries):
+    with pytest.raises(GpioError, match=r"RPi\.GPIO"):
+        RpiBackend()
+
+
+@pytest.mark.parametrize(
+    ("steps", "error", "message"),
+    [
+        (["input 17"], RuntimeError, "Please set pin numbering mode using GPIO.setmode"),
+        (["setup 17 out"], RuntimeError, "Please set pin numbering mode using GPIO.setmode"),
+        (["bcm", "input 17"], RuntimeError, "You must setup\\(\\) the GPIO channel first"),
+        (["bcm", "output 17"], RuntimeError, "has not been set up as an OUTPUT"),
+        (["bcm", "setup 17 in", "output 17"], RuntimeError, "not been set up as an OUTPUT"),
+        (["bcm", "setup 54 in"], ValueError, "The channel sent is invalid on a Raspberry Pi"),
+        (["board", "setup 2 in"], ValueError, "The channel sent is invalid on a Raspberry Pi"),
+        (["bcm", "board"], ValueError, "A different mode has already been set!"),
+        (["bcm", "setup 17 out", "cleanup", "input 17"], RuntimeError, "setmode"),
+        (["bcm", "setup 17 out", "cleanup", "bcm", "input 17"], RuntimeError, "setup\\(\\)"),
+    ],
+)
+def test_rpi_standin_raises_as_rpi_gpio_does(standins, steps, error, message):
+    GPIO = standins.GPIO
+    GPIO.setwarnings(False)
+    actions = {
+        "bcm": lambda: GPIO.setmode(GPIO.BCM),
+        "board": lambda: GPIO.setmode(GPIO.BOARD),
+        "cleanup": GPIO.cleanup,
+        "input": lambda n: GPIO.input(n),
+        "output": lambda n: GPIO.output(n, GPIO.HIGH),
+        "setup": lambda n, d: GPIO.setup(n, GPIO.OUT if d == "out" else GPIO.IN),
+    }
+    *before, last = steps
+    for step in before:
+        verb, *args = step.split()
+        actions[verb](*[int(a) if a.isdigit() else a for a in args])
+    verb, *args = last.split()
+    with pytest.raises(error, match=message):
+        actions[verb](*[int(a) if a.isdigit() else a for a in args])
+
+
+def test_rpi_standin_levels(standins):
+    GPIO = standins.GPIO
+    GPIO.setmode(GPIO.BCM)
+    GPIO.setup(5, GPIO.IN, pull_up_down=GPIO.PUD_UP)
+    GPIO.setup(6, GPIO.IN, pull_up_down=GPIO.PUD_DOWN)
+    GPIO.setup(17, GPIO.OUT, initial=GPIO.HIGH)
+    assert (GPIO.input(5), GPIO.input(6), GPIO.input(17)) == (1, 0, 1)
+    GPIO.output(17, GPIO.LOW)
+    assert GPIO.input(17) == 0
+    with pytest.raises(ValueError, match="initial parameter is not valid for inputs"):
+        GPIO.setup(6, GPIO.IN, initial=GPIO.HIGH)
+    with pytest.raises(ValueError, match="pull_up_down parameter is not valid for outputs"):
+        GPIO.setup(17, GPIO.OUT, pull_up_down=GPIO.PUD_UP)
+
+
+# -- libgpiod ------------------------------------------------------------------------
+
+
+def test_gpiod_requests_each_pin_as_httap_with_its_settings(standins):
+    line = standins.gpiod.line
+    backend = GpiodBackend(chip=CHIP, module=standins.gpiod)
+    backend.setup(inp(5, "up"))
+    backend.setup(inp(6, "off"))
+    backend.setup(out(17, initial=1))
+    with standins.gpiod.Chip(CHIP) as chip:
+        up, off, led = (chip.get_line_info(n) for n in (5, 6, 17))
+    assert (up.used, up.consumer, up.direction, up.bias) == (
+        True, "httap", line.Direction.INPUT, line.Bias.PULL_UP,
+    )  # fmt: skip
+    assert (off.direction, off.bias) == (line.Direction.INPUT, line.Bias.DISABLED)
+    assert (led.consumer, led.direction) == ("httap", line.Direction.OUTPUT)
+    backend.close()
+
+
+def test_gpiod_line_held_by_another_program_is_a_gpio_error(standins):
+    gpiod = standins.gpiod
+    settings = gpiod.LineSettings(direction=gpiod.line.Direction.INPUT)
+    with gpiod.request_lines(CHIP, consumer="other", config={17: settings}):
+        backend = GpiodBackend(chip=CHIP)
+        with pytest.raises(GpioError, match=r"GPIO 17\b.*busy"):
+            backend.setup(out(17))
+        with pytest.raises(GpioError, match=r"\bGPIO 17\b"):
+            backend.read(17)  # nothing half set up
+    backend.setup(out(17))  # the other program let go
+    assert backend.read(17) == 0
+    backend.close()
+
+
+def test_gpiod_offset_beyond_the_chip_is_a_gpio_error(standins):
+    backend = GpiodBackend(chip=CHIP)
+    with pytest.raises(GpioError, match=r"GPIO 54\b.*range"):
+        backend.setup(out(54))
+
+
+def test_gpiod_missing_chip_is_a_gpio_error(standins):
+    backend = GpiodBackend(chip="/dev/gpiochip7")
+    with pytest.raises(GpioError, match=r"GPIO 17\b.*No such file"):
+        backend.setup(out(17))
+
+
+def test_gpiod_after_close_pins_are_gone(standins):
+    backend = GpiodBackend(chip=CHIP)
+    backend.setup(out(17))
+    backend.close()
+    with pytest.raises(GpioError, match=r"GPIO 17 has not been set up"):
+        backend.write(17, 1)
+
+
+def test_gpiod_without_a_chip_device_is_a_gpio_error(standins):
+    if glob.glob("/dev/gpiochip*"):
+        pytest.skip("this machine has GPIO character devices")
+    with pytest.raises(GpioError, match="no /dev/gpiochip"):
+        GpiodBackend()
+
+
+def test_gpiod_without_the_library_is_a_gpio_error(no_libraries):
+    with pytest.raises(GpioError, match="gpiod"):
+        GpiodBackend(chip=CHIP)
+
+
+def test_find_chip_picks_the_pinctrl_chip(standins):
+    gpiod = standins.gpiod
+    assert find_chip(gpiod, [OTHER_CHIP, CHIP]) == CHIP
+    assert find_chip(gpiod, ["/dev/gpiochip3", OTHER_CHIP, CHIP]) == CHIP  # missing: skipped
+    assert find_chip(gpiod, [OTHER_CHIP]) == OTHER_CHIP  # no pinctrl chip: the first
+    with pytest.raises(GpioError, match="no /dev/gpiochip"):
+        find_chip(gpiod, [])
+
+
+def test_gpiod_standin_raises_as_libgpiod_does(standins):
+    gpiod = standins.gpiod
+    line = gpiod.line
+    Value, Direction, Bias = line.Value, line.Direction, line.Bias
+    settings = gpiod.LineSettings
+    request = gpiod.request_lines(
+        CHIP,
+        consumer="test",
+        config={
+            5: settings(direction=Direction.INPUT, bias=Bias.PULL_UP),
+            (17, 27): settings(direction=Direction.OUTPUT, output_value=Value.ACTIVE),
+        },
+    )
+    assert request.get_values() == [Value.ACTIVE, Value.ACTIVE, Value.ACTIVE]
+    with pytest.raises(OSError) as busy:
+        gpiod.request_lines(CHIP, config={27: None})
+    assert busy.value.errno == errno.EBUSY
+    with pytest.raises(ValueError, match="out range"):
+        gpiod.request_lines(CHIP, config={54: None})
+    with pytest.raises(ValueError) as not_requested:
+        request.get_value(6)
+    assert not_requested.value.args[0] == errno.EINVAL
+    with pytest.raises(PermissionError) as to_input:
+        request.set_value(5, Value.INACTIVE)
+    assert to_input.value.errno == errno.EPERM
+    with pytest.raises(AttributeError):
+        request.set_value(17, 0)  # a bare int: the bindings want a line.Value
+    with pytest.raises(ValueError):
+        gpiod.request_lines(CHIP, config={6: settings(bias=Bias.PULL_UP)})  # no direction
+    with pytest.raises(FileNotFoundError):
+        gpiod.Chip("/dev/gpiochip3")
+    request.set_values({17: Value.INACTIVE})
+    assert request.get_values([17, 27]) == [Value.INACTIVE, Value.ACTIVE]
+    request.release()
+    for call in (request.release, lambda: request.get_value(17), request.get_values):
+        with pytest.raises(gpiod.exception.RequestReleasedError):
+            call()
+    with gpiod.request_lines(CHIP, config={27: None}) as again:  # free again
+        assert again.offsets == [27]
+    with gpiod.Chip(CHIP) as chip:
+        assert chip.get_info().label == "pinctrl-rp1" and chip.get_info().num_lines == 54
+    with pytest.raises(gpiod.ChipClosedError):
+        chip.get_info()
+
+
+# -- the simulated board -------------------------------------------------------------
+
+
+def test_sim_history_records_every_value_with_its_time():
+    before = time.monotonic()
+    sim = SimBackend()
+    sim.setup(out(17, initial=0))
+    for value in (1, 0, 1):
+        sim.write(17, value)
+    after = time.monotonic()
+    history = sim.history(17)
+    assert [value for _, value in history] == [0, 1, 0, 1]
+    times = [when for when, _ in history]
+    assert times == sorted(times) and before <= times[0] and times[-1] <= after
+    history.append((0.0, 9))  # a copy: the pin's own history is untouched
+    assert len(sim.history(17)) == 4
+
+
+def test_sim_history_uses_the_given_clock():
+    ticks = itertools.count()
+    sim = SimBackend(clock=lambda: next(ticks))
+    sim.setup(out(17))
+    sim.write(17, 1)
+    sim.setup(inp(5, "up"))
+    sim.write(17, 0)
+    assert sim.history(17) == [(0, 0), (1, 1), (3, 0)]
+    assert sim.history(5) == [(2, 1)]
+
+
+def test_sim_history_drops_its_oldest_half_beyond_the_limit():
+    sim = SimBackend()
+    sim.setup(out(17))
+    for n in range(HISTORY_LIMIT):  # with the set-up's entry: one more than the limit
+        sim.write(17, n & 1)
+    history = sim.history(17)
+    assert len(history) == HISTORY_LIMIT + 1 - HISTORY_LIMIT // 2
+    assert history[-1][1] == (HISTORY_LIMIT - 1) & 1
+
+
+def test_sim_setting_a_pin_up_again_starts_a_new_history():
+    sim = SimBackend()
+    sim.setup(out(17, initial=1))
+    sim.write(17, 0)
+    sim.setup(inp(17, "up"))
+    assert [value for _, value in sim.history(17)] == [1]
+
+
+def test_sim_wire_loops_an_output_back_to_inputs():
+    sim = SimBackend()
+    sim.setup(out(17, initial=1))
+    sim.setup(inp(27))
+    sim.setup(inp(22, "up"))
+    sim.wire(17, 27)  # the input reads the output's level at once
+    assert sim.read(27) == 1
+    sim.wire(17, 22)  # one output, two inputs
+    sim.write(17, 0)
+    assert (sim.read(27), sim.read(22)) == (0, 0)
+    sim.write(17, 1)
+    assert (sim.read(27), sim.read(22)) == (1, 1)
+    assert [value for _, value in sim.history(27)] == [0, 1, 0, 1]
+
+
+def test_sim_wire_connects_an_output_to_an_input_only():
+    sim = SimBackend()
+    sim.setup(out(17))
+    sim.setup(out(18))
+    sim.setup(inp(27))
+    with pytest.raises(GpioError, match=r"GPIO 18\b"):
+        sim.wire(17, 18)  # two outputs fighting
+    with pytest.raises(GpioError, match=r"GPIO 27\b"):
+        sim.wire(27, 17)  # an input drives nothing
+    with pytest.raises(GpioError, match=r"GPIO 9\b"):
+        sim.wire(17, 9)  # not set up
+    sim.write(17, 1)
+    assert sim.read(18) == 0
+
+
+def test_sim_drive_sets_an_input_as_a_button_would():
+    sim = SimBackend()
+    sim.setup(inp(5, "up"))
+    sim.drive(5, 0)  # pressed: pulled to ground
+    assert sim.read(5) == 0
+    sim.drive(5, 7)  # any true level reads 1
+    assert sim.read(5) == 1
+    assert [value for _, value in sim.history(5)] == [1, 0, 1]
+
+
+def test_sim_refuses_to_drive_an_output():
+    sim = SimBackend()
+    sim.setup(out(17, initial=1))
+    with pytest.raises(GpioError, match=r"GPIO 17 is an output"):
+        sim.drive(17, 0)
+    assert sim.read(17) == 1
+    with pytest.raises(GpioError, match=r"GPIO 4 has not been set up"):
+        sim.drive(4, 1)
+
+
+# -- SoftPwm on the real loop ------------------------------------------------------
+
+
+@pytest.fixture
+def sim_pwm(loop):
+    sim = SimBackend()
+    sim.setup(Pin("buzzer", 18, "pwm"))
+    return sim, SoftPwm(sim, 18, loop.call_at, loop.clock)
+
+
+def rises(history: list[tuple[float, int]]) -> list[float]:
+    return [t for (t, v), (_, before) in zip(history[1:], history) if v == 1 and before == 0]
+
+
+def measure(history: list[tuple[float, int]]) -> tuple[float, float]:
+    """(frequency, duty) of a square wave from its history, between its first and last rise."""
+    edges = rises(history)
+    assert len(edges) >= 3, f"not a wave: {history[:10]}"
+    first, last = edges[0], edges[-1]
+    high = sum(
+        (t_next - t) * value
+        for (t, value), (t_next, _) in zip(history, history[1:])
+        if first <= t < last
+    )
+    return (len(edges) - 1) / (last - first), high / (last - first)
+
+
+def test_softpwm_makes_the_asked_frequency_and_duty(loop, sim_pwm):
+    sim, pwm = sim_pwm
+    pwm.start(100.0, 0.25)
+    assert pwm.running
+    run_for(loop, 0.3)
+    frequency, duty = measure(sim.history(18))
+    assert 80 <= frequency <= 120
+    assert 0.1 <= duty <= 0.4
+
+
+def test_softpwm_start_again_replaces_the_wave(loop, sim_pwm):
+    sim, pwm = sim_pwm
+    pwm.start(200.0, 0.25)
+    pwm.start(50.0, 0.5)  # the 200 Hz edges must not carry on alongside
+    assert (pwm.frequency, pwm.duty) == (50.0, 0.5)
+    run_for(loop, 0.3)
+    frequency, duty = measure(sim.history(18))
+    assert 40 <= frequency <= 60
+    assert 0.35 <= duty <= 0.65
+
+
+@pytest.mark.parametrize(("duty", "level"), [(0.0, 0), (1.0, 1)])
+def test_softpwm_duty_0_and_1_are_constant_levels(loop, sim_pwm, duty, level):
+    sim, pwm = sim_pwm
+    pwm.start(100.0, 0.5)
+    run_for(loop, 0.03)
+    pwm.start(100.0, duty)
+    assert not pwm.running
+    settled = len(sim.history(18))
+    run_for(loop, 0.1)
+    assert sim.read(18) == level
+    assert sim.history(18)[settled - 1][1] == level
+    assert len(sim.history(18)) == settled  # no edge since
+
+
+def test_softpwm_stop_stops_the_edges(loop, sim_pwm):
+    sim, pwm = sim_pwm
+    pwm.start(100.0, 0.5)
+    run_for(loop, 0.05)
+    pwm.stop()
+    assert not pwm.running
+    stopped = len(sim.history(18))
+    run_for(loop, 0.1)
+    assert len(sim.history(18)) == stopped
+    assert len(rises(sim.history(18))) >= 3
+
+
+def test_softpwm_a_late_fall_shortens_the_next_pulse_but_never_drops_it(loop, sim_pwm):
+    """The loop was busy when a fall was due and the next rise is due already: the rise
+    comes at once (jitter), it is not skipped for a whole period (a slower wave)."""
+    sim, pwm = sim_pwm
+    period = 1 / 50
+    pwm.start(50.0, 0.5)  # rise now, fall due in 10 ms, next rise in 20 ms
+    time.sleep(1.1 * period)  # the loop is busy past the next rise's time
+    run_for(loop, 0.1)
+    history = sim.history(18)
+    late_fall, next_rise = history[2], history[3]
+    assert (late_fall[1], next_rise[1]) == (0, 1)
+    assert next_rise[0] - late_fall[0] < period / 2
+
+
+def test_softpwm_a_long_stall_skips_whole_cycles_and_keeps_the_phase(loop, sim_pwm):
+    sim, pwm = sim_pwm
+    period = 1 / 50
+    pwm.start(50.0, 0.5)
+    start = sim.history(18)[1][0]  # the first rise
+    time.sleep(3.25 * period)  # three rises missed for good
+    run_for(loop, 0.2)
+    edges = rises(sim.history(18))
+    late = [t for t in edges if t > start + 4.5 * period]  # past the catching up
+    phases = sorted(abs(((t - start) / period + 0.5) % 1 - 0.5) for t in late)
+    assert len(late) >= 3
+    assert phases[len(phases) // 2] < 0.25  # on the grid start + n * period
+    frequency, _ = measure(sim.history(18)[-2 * len(late) :])
+    assert 40 <= frequency <= 60
+
+
+# -- detect() and open_backend() -----------------------------------------------------
+
+
+def _gpio_hardware() -> bool:
+    if glob.glob("/dev/gpiochip*"):
+        return True
+    try:
+        with open("/proc/device-tree/model", "rb") as model:
+            return b"Raspberry Pi" in model.read()
+    except OSError:
+        return False
+
+
+needs_no_gpio = pytest.mark.skipif(_gpio_hardware(), reason="this machine has GPIO hardware")
+
+
+@needs_no_gpio
+def test_detect_gives_sim_without_gpio_hardware(standins):
+    assert gpio.detect() == "sim"  # even with both libraries importable
+
+
+@needs_no_gpio
+def test_auto_falls_back_to_the_sim_and_warns(caplog):
+    with caplog.at_level(logging.WARNING, logger="gpio"):
+        backend = gpio.open_backend()
+    assert isinstance(backend, SimBackend)
+    (record,) = [r for r in caplog.records if r.name == "gpio"]
+    assert record.levelno == logging.WARNING
+    assert "simulated board" in record.getMessage()
+
+
+def test_sim_by_name_does_not_warn(caplog):
+    with caplog.at_level(logging.WARNING, logger="gpio"):
+        backend = gpio.open_backend("sim")
+    assert isinstance(backend, SimBackend)
+    assert not [r for r in caplog.records if r.name == "gpio"]
+
+
+def test_open_backend_by_name_uses_the_library(standins):
+    backend = gpio.open_backend("rpi")
+    assert isinstance(backend, RpiBackend) and backend.name == "rpi"
+    assert standins.GPIO.getmode() == standins.GPIO.BCM
+    backend.close()
+
+
+@needs_no_gpio
+def test_open_backend_gpiod_without_a_chip_device_is_a_gpio_error(standins):
+    with pytest.raises(GpioError, match="no /dev/gpiochip"):
+        gpio.open_backend("gpiod")
+
+
+def test_unknown_backend_is_a_gpio_error_listing_the_choices():
+    with pytest.raises(GpioError, match=r"unknown GPIO backend 'pigpio'.*auto, sim, rpi, gpiod"):
+        gpio.open_backend("pigpio")

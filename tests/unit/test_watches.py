@@ -1,0 +1,88 @@
+"""Watches (httap/watches.py): long-polls woken by the change source, and the sampler."""
+
+from __future__ import annotations
+
+import pytest
+
+from gpio import GpioError
+from httap.watches import Watches
+from tests.helpers.domain import BUTTON
+
+INTERVAL = 0.001
+
+
+@pytest.fixture
+def watches(pins, manual_loop) -> Watches:
+    return Watches(pins, manual_loop, INTERVAL)
+
+
+def waiter(ends: list, label: str):
+    return lambda timed_out, error: ends.append((label, timed_out, error))
+
+
+def test_a_write_of_another_level_wakes_a_watch_and_the_same_level_does_not(pins, watches):
+    led = pins.find("led")
+    ends: list = []
+    watches.watch(led, 0, 0, 5, waiter(ends, "led"))
+    pins.set(led, 0, None)
+    assert ends == []
+    pins.set(led, 1, None)
+    assert ends == [("led", False, None)]
+    assert watches.watched == {} and watches.sampler is None and led.watchers == []
+
+
+def test_a_watch_times_out_at_its_wait(pins, watches, manual_loop):
+    ends: list = []
+    watches.watch(pins.find("led"), 0, 0, 2.5, waiter(ends, "led"))
+    manual_loop.advance(2.4)
+    assert ends == []
+    manual_loop.advance(0.1)
+    assert ends == [("led", True, None)]
+    assert manual_loop.pending == 0  # the sampler stopped with the last watch
+
+
+def test_the_sampler_announces_an_unannounced_change_to_every_listener(pins, watches, manual_loop):
+    heard = []
+    pins.subscribe(lambda pin, level: heard.append((pin.name, level)))
+    button = pins.find("button")
+    ends: list = []
+    watches.watch(button, 1, 1, 5, waiter(ends, "button"))
+    pins.backend.drive(BUTTON, 0)  # the real wire: nobody announces it
+    assert ends == []
+    manual_loop.advance(INTERVAL)
+    assert ends == [("button", False, None)] and heard == [("button", 0)]
+
+
+def test_a_later_watch_does_not_hide_a_change_from_an_earlier_one(pins, watches, manual_loop):
+    """The level the sampler compares with is set by the first watch of a pin only: the
+    second, started after an unannounced change, must not make the sampler miss it."""
+    button = pins.find("button")
+    ends: list = []
+    watches.watch(button, 1, 1, 5, waiter(ends, "first"))
+    pins.backend.drive(BUTTON, 0)
+    watches.watch(button, 0, 0, 5, waiter(ends, "second"))
+    manual_loop.advance(INTERVAL)
+    assert ends == [("first", False, None)]
+    assert [watch.value for watch in button.watchers] == [0]
+
+
+def test_a_board_that_fails_a_read_ends_the_watches_at_once(pins, watches, manual_loop):
+    ends: list = []
+    watches.watch(pins.find("button"), 1, 1, 5, waiter(ends, "button"))
+    del pins.backend.pins[BUTTON]  # the line is gone: the board refuses the read
+    manual_loop.advance(INTERVAL)
+    ((label, timed_out, error),) = ends
+    assert (label, timed_out) == ("button", False) and isinstance(error, GpioError)
+    assert watches.sampler is None
+
+
+def test_a_dropped_watch_never_ends_and_stopping_ends_the_others(pins, watches, manual_loop):
+    ends: list = []
+    dropped = watches.watch(pins.find("led"), 0, 0, 5, waiter(ends, "dropped"))
+    watches.watch(pins.find("button"), 1, 1, 5, waiter(ends, "kept"))
+    watches.drop(dropped)
+    pins.set(pins.find("led"), 1, None)
+    watches.stop()
+    assert ends == [("kept", True, None)]
+    manual_loop.advance(10)
+    assert ends == [("kept", True, None)] and manual_loop.pending == 0

@@ -1,0 +1,427 @@
+"""Time in the loop: timers, periodic and idle tasks, the two modes, and the figures
+`GET /?stats` gives about them.
+
+The loop is real, and so is its clock: the tests assert behaviour (order, phase,
+counts, never early) and leave speed alone, since the machine may be busy.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from httap.loop import READ, Loop, task_name
+from tests.helpers import run_for, wait_for
+from tests.helpers.client import Client
+from tests.helpers.dynamic import call, check_error
+
+TICKER = """
+def tick():
+    pass
+
+def setup(server):
+    server.every(0.001, tick)
+"""
+
+
+# -- timers and tasks, on a bare loop --------------------------------------------------
+
+
+def test_timers_run_in_deadline_order_and_never_early(loop):
+    start = time.monotonic()
+    ran: list[tuple[str, float, float]] = []
+
+    def at(name: str, deadline: float):
+        return lambda: ran.append((name, deadline, time.monotonic()))
+
+    loop.call_later(0.03, at("third", start + 0.03))
+    loop.call_at(start + 0.01, at("first", start + 0.01))
+    loop.call_later(0.015, at("cancelled", start + 0.015)).cancel()
+    loop.call_at(start + 0.02, at("second", start + 0.02))
+    run_for(loop, 0.05)
+    assert [name for name, _, _ in ran] == ["first", "second", "third"]
+    assert all(when >= deadline for _, deadline, when in ran)
+
+
+def test_every_keeps_its_phase_after_an_overrun(loop):
+    interval = 0.01
+    deadlines: list[float] = []
+
+    def tick():
+        deadlines.append(handle.when)  # the loop has already moved it to the next deadline
+        if len(deadlines) == 2:
+            time.sleep(3.5 * interval)
+
+    handle = loop.every(interval, tick)
+    first = handle.when
+    run_for(loop, 0.2)
+    steps = [(when - first) / interval for when in deadlines]
+    assert all(abs(step - round(step)) < 1e-6 for step in steps), steps  # on the grid
+    assert round(steps[2] - steps[1]) >= 3, steps  # the missed ticks were skipped
+    assert handle.overruns >= 1
+    assert handle.runs == len(deadlines)
+    assert max(handle.lateness) >= 2.5 * interval  # the late run shows in the figures
+
+
+def test_a_cancelled_task_stops_and_leaves_the_stats(loop):
+    runs: list[float] = []
+    handle = loop.every(0.001, lambda: runs.append(1), name="blink")
+    seen: list[tuple[list, int]] = []
+
+    def cancel():
+        seen.append(([task["name"] for task in loop.stats()["tasks"]], len(runs)))
+        handle.cancel()
+        handle.cancel()  # twice is harmless
+
+    loop.call_later(0.05, cancel)
+    run_for(loop, 0.1)
+    (names, count), *_ = seen
+    assert names == ["blink"] and count > 0
+    assert len(runs) == count
+    assert loop.stats()["tasks"] == []
+
+
+def test_idle_callbacks_run_every_iteration_until_cancelled(loop):
+    calls: list[int] = []
+    handle = loop.idle(lambda: calls.append(loop.iterations))
+    for _ in range(5):
+        loop.run_once()
+    assert calls == [1, 2, 3, 4, 5]
+    handle.cancel()
+    run_for(loop, 0.02)
+    assert calls == [1, 2, 3, 4, 5]
+
+
+def test_the_mode_is_sleep_or_spin(loop):
+    assert loop.mode == "sleep"
+    loop.mode = "spin"
+    assert loop.mode == "spin" and loop.spin
+    with pytest.raises(ValueError, match="'sleep' or 'spin', not 'fast'"):
+        loop.mode = "fast"
+    assert loop.mode == "spin"
+
+
+# -- through the server ----------------------------------------------------------------
+
+
+def test_stats_list_the_tasks_of_an_app(make_server, tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text(TICKER)
+    running = make_server(app=str(app))
+    client = Client(running.connect())
+
+    def ticker() -> dict:
+        reply = client.get("/?stats")
+        assert reply.status == 200
+        tasks = [task for task in reply.json()["tasks"] if task["name"] == "tick"]
+        return tasks[0] if tasks and tasks[0]["runs"] > 10 else {}
+
+    task = wait_for(ticker)
+    assert task["interval_us"] == 1000.0
+    assert isinstance(task["overruns"], int) and task["overruns"] >= 0
+    late = task["lateness_us"]
+    assert 0 <= late["median"] <= late["p99"] <= late["max"]
+    stats = client.get("/?stats").json()
+    assert stats["mode"] == "sleep"
+    assert stats["iterations_per_second"] > 0
+    assert {"iterations", "requests", "connections", "uptime"} <= set(stats)
+    client.close()
+
+
+def test_the_loop_mode_over_http_needs_the_lease(make_server):
+    running = make_server()
+    holder = Client(running.connect("127.0.0.1"))
+    other = Client(running.connect("127.0.0.2"))
+    reply = call(holder, "GET", "/?loop")
+    assert (reply.status, reply.json()) == (200, {"mode": "sleep"})
+    reply = call(holder, "POST", "/?loop", {"mode": "spin"})
+    assert (reply.status, reply.json()) == (200, {"mode": "spin"})
+    assert running.call(lambda: running.server.mode) == "spin"
+
+    check_error(call(other, "POST", "/?loop", {"mode": "sleep"}), 503, "busy", "127.0.0.1")
+    assert call(other, "GET", "/?loop").json() == {"mode": "spin"}  # reads stay open
+    for body in ({"mode": "fast"}, ["spin"], '"spin"'):
+        check_error(call(holder, "POST", "/?loop", body), 400, "bad-value", "sleep", "spin")
+    check_error(call(holder, "POST", "/?loop", "spin"), 400, "bad-json")
+    assert call(holder, "PUT", "/?loop", "1").headers["allow"] == "GET, HEAD, POST"
+    reply = call(holder, "POST", "/?loop", {"mode": "sleep"})
+    assert (reply.status, reply.json()) == (200, {"mode": "sleep"})
+    with pytest.raises(ValueError):
+        running.server.mode = "turbo"
+    holder.close()
+    other.close()
+
+
+def test_spinning_iterates_far_more_than_sleeping(make_server):
+    running = make_server()
+
+    def iterations_in(seconds: float) -> int:
+        before = running.call(lambda: running.server.loop.iterations)
+        time.sleep(seconds)
+        return running.call(lambda: running.server.loop.iterations) - before
+
+    sleeping = iterations_in(0.3)
+    running.call(lambda: setattr(running.server, "mode", "spin"))
+    spinning = iterations_in(0.3)
+    running.call(lambda: setattr(running.server, "mode", "sleep"))
+    assert spinning > 20 * max(sleeping, 1), (spinning, sleeping)
+
+
+def test_due_timers_run_before_the_requests_of_the_same_wake_up(make_server):
+    running = make_server()
+    order: list[str] = []
+    mark = running.server.action("mark")
+    running.call(lambda: mark(lambda request: order.append("request") or {}))
+    client = Client(running.connect())
+    assert client.get("/?mark").status == 200  # the connection is accepted and idle
+    order.clear()
+    blocked = threading.Event()
+
+    def block():
+        running.server.call_later(0.02, lambda: order.append("timer"))
+        blocked.set()
+        time.sleep(0.1)  # the request arrives now; the timer falls due 20 ms in
+
+    running.server.loop.call_threadsafe(block)
+    assert blocked.wait(5)
+    client.send(b"GET /?mark HTTP/1.1\r\nHost: test\r\n\r\n")
+    assert client.read().status == 200
+    assert order == ["timer", "request"]
+    client.close()
+
+
+def test_cancelled_timers_do_not_pile_up_in_the_heap():
+    """Connections arm and cancel a timer each; their coming and going must not grow the
+    heap without bound while the timers' deadlines are still far away."""
+    loop = Loop()
+    try:
+        kept = loop.call_later(60, lambda: None)
+        for _ in range(50_000):
+            loop.call_later(60, lambda: None).cancel()
+        assert len(loop._timers) < 5_000
+        assert kept in loop._timers and not kept.cancelled
+    finally:
+        loop.close()
+
+
+# -- numbers the loop is given, and how far it waits -----------------------------------
+
+
+def test_a_timer_far_in_the_future_does_not_stop_the_loop(loop):
+    """select() has a largest timeout: a loop whose next timer lay 1e11 s away raised
+    OverflowError, and ended. The wait is clamped; the far timer stays scheduled."""
+    ran: list[str] = []
+    far = loop.call_at(time.monotonic() + 1e11, lambda: ran.append("far"))
+    waker = threading.Timer(0.05, lambda: loop.call_threadsafe(loop.stop))
+    waker.start()  # the loop waits for the far timer alone until another thread stops it
+    try:
+        loop.run()
+    finally:
+        waker.join()
+    assert loop.iterations >= 1 and ran == []
+    assert far in loop._timers and not far.cancelled
+
+
+BAD_NUMBERS = [
+    # (method, arguments, exception, words of the message)
+    ("every", (0, print), ValueError, "interval is from 1e-06 to 31622400 seconds, not 0"),
+    ("every", (-1, print), ValueError, "interval is from"),
+    ("every", (math.nan, print), ValueError, "not nan"),
+    ("every", (math.inf, print), ValueError, "not inf"),
+    ("every", (1e11, print), ValueError, "to 31622400 seconds, not 1"),
+    ("every", ("0.5", print), TypeError, "interval is a number of seconds, not str"),
+    ("every", (True, print), TypeError, "not bool"),
+    ("every", (0.5, "print"), TypeError, "callback must be callable"),
+    ("every", (0.5, print, 7), TypeError, "name is a string"),
+    ("call_later", (-1, print), ValueError, "delay is from 0 to 31622400 seconds, not -1"),
+    ("call_later", (math.nan, print), ValueError, "not nan"),
+    ("call_later", (math.inf, print), ValueError, "not inf"),
+    ("call_later", (1e11, print), ValueError, "delay is from 0"),
+    ("call_later", (None, print), TypeError, "delay is a number of seconds, not NoneType"),
+    ("call_later", (1, None), TypeError, "callback must be callable"),
+    ("call_at", (math.nan, print), ValueError, "time.monotonic() time"),
+    ("call_at", (-math.inf, print), ValueError, "not -inf"),
+    ("call_at", (-1, print), ValueError, "from 0 to"),
+    ("call_at", (time.monotonic() + 1e11, print), ValueError, "up to a year from now"),
+    ("call_at", ("soon", print), TypeError, "not str"),
+    ("idle", (42,), TypeError, "callback must be callable (a function), not 42"),
+]
+
+
+@pytest.mark.parametrize("method, args, error, words", BAD_NUMBERS)
+def test_the_app_api_refuses_a_bad_number_at_the_call(make_server, method, args, error, words):
+    running = make_server()
+    with pytest.raises(error) as caught:
+        getattr(running.server, method)(*args)
+    assert words in str(caught.value)
+    client = Client(running.connect())
+    assert client.get("/?ping").status == 200  # nothing was scheduled, the loop goes on
+    assert running.call(lambda: running.server.loop.stats()["tasks"]) == []
+    client.close()
+
+
+def test_a_bad_number_in_an_app_stops_the_start_with_its_line(tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text("def setup(server):\n    server.every(0, print)\n")
+    serve = ("serve", "--listen", "http://127.0.0.1:0", "--gpio", "sim", "--app", str(app))
+    done = subprocess.run(
+        [sys.executable, "-m", "httap", *serve],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"httap: cannot load the app {app}, line 2: ValueError:"
+        " interval is from 1e-06 to 31622400 seconds, not 0"
+    )
+
+
+# -- callbacks that raise ----------------------------------------------------------------
+
+
+FAILING = """
+def setup(server):
+    def toggle():
+        raise ZeroDivisionError("no rate")
+
+    server.every(0.005, toggle)
+"""
+
+
+def test_a_failing_task_is_logged_once_then_counted(make_server, tmp_path, caplog):
+    """A task that raises on every tick: one traceback, under a readable name; the
+    repeats are counted in /?stats and summarised in one line (here when the server
+    stops, sooner than the once a minute the summaries come otherwise)."""
+    app = tmp_path / "app.py"
+    app.write_text(FAILING)
+    caplog.set_level(logging.INFO, logger="httap.loop")
+    running = make_server(app=str(app))
+    client = Client(running.connect())
+
+    def failed_enough() -> dict:
+        stats = client.get("/?stats").json()
+        (task,) = stats["tasks"]
+        return stats if task["errors"] >= 40 else {}
+
+    stats = wait_for(failed_enough)
+    (task,) = stats["tasks"]
+    assert task["name"] == "setup.toggle" and task["runs"] >= task["errors"] >= 40
+    assert stats["failures"]["setup.toggle"] >= task["errors"]
+    assert client.get("/?ping").status == 200
+    client.close()
+    lines = [record for record in caplog.records if record.name == "httap.loop"]
+    (first,) = lines  # one line so far, however many ticks failed
+    assert first.getMessage() == (
+        "task setup.toggle failed; further failures are counted and summarised every 60 s"
+    )
+    assert first.exc_info[0] is ZeroDivisionError  # with its traceback
+    running.stop()
+    errors = running.server.loop.failures["setup.toggle"].count
+    lines = [record for record in caplog.records if record.name == "httap.loop"]
+    assert len(lines) == 2
+    assert lines[1].getMessage() == (
+        f"setup.toggle failed {errors - 1} more times ({errors} in all);"
+        " the last: ZeroDivisionError: no rate"
+    )
+    assert lines[1].exc_info is None
+    assert all("<locals>" not in line.getMessage() for line in lines)
+
+
+class Broken:
+    """An event handler with a bug, on a socket that stays readable."""
+
+    def __init__(self, loop: Loop) -> None:
+        self.mine, self.theirs = socket.socketpair()
+        self.theirs.send(b"x")
+        self.aborts = 0
+        loop.register(self.mine, READ, self)
+
+    def on_event(self, mask: int) -> None:
+        raise KeyError("bug")
+
+    def abort(self) -> None:  # keeps the file registered: the bug comes back each time
+        self.aborts += 1
+
+
+def test_repeated_failures_are_summarised_at_most_once_per_period(caplog):
+    """Each kind of callback: a task, a timer re-armed by itself, an idle callback and
+    an event handler. Each logs its first failure with a traceback, then a summary line
+    no sooner than `summary_every` after the last line, and the counts add up."""
+    caplog.set_level(logging.INFO, logger="httap.loop")
+    loop = Loop()
+    loop.summary_every = 0.05
+    runs = {"timer": 0}
+
+    def tick():
+        raise ValueError("tick")
+
+    def again():
+        runs["timer"] += 1
+        loop.call_later(0.001, again)
+        raise OSError("again")
+
+    def lazy():
+        raise RuntimeError("idle")
+
+    task = loop.every(0.001, tick)
+    loop.call_later(0.001, again)
+    idler = loop.idle(lazy)
+    broken = Broken(loop)
+    try:
+        loop.call_later(0.2, idler.cancel)
+        run_for(loop, 0.3)
+    finally:
+        failures = {name: failed.count for name, failed in loop.failures.items()}
+        loop.close()
+        broken.mine.close()
+        broken.theirs.close()
+    names = {
+        "test_repeated_failures_are_summarised_at_most_once_per_period.tick": task.errors,
+        "test_repeated_failures_are_summarised_at_most_once_per_period.again": runs["timer"],
+        "test_repeated_failures_are_summarised_at_most_once_per_period.lazy": None,
+        "Broken.on_event": broken.aborts,
+    }
+    assert set(failures) == set(names)
+    for name, count in names.items():
+        lines = [r for r in caplog.records if r.name == "httap.loop" and name in r.getMessage()]
+        assert failures[name] > 10 and (count is None or failures[name] == count), name
+        first, *summaries = lines
+        assert first.exc_info is not None and all(line.exc_info is None for line in summaries)
+        assert 1 <= len(summaries) < failures[name] / 2, name
+        told = 1 + sum(int(line.getMessage().split(" failed ")[1].split()[0]) for line in summaries)
+        assert told == failures[name], name  # every failure is accounted for, once
+        times = [line.created for line in lines[:-1]]  # the last one came at close
+        assert all(b - a >= 0.05 - 0.002 for a, b in zip(times, times[1:])), (name, times)
+
+
+def test_task_names_are_readable():
+    def setup():
+        def toggle():
+            pass
+
+        return toggle, lambda: None
+
+    toggle, anonymous = setup()
+    line = anonymous.__code__.co_firstlineno
+    assert task_name(toggle) == "test_task_names_are_readable.setup.toggle"
+    assert task_name(anonymous) == f"test_task_names_are_readable.setup.<lambda>:{line}"
+    assert task_name(functools.partial(toggle)) == task_name(toggle)
+    assert task_name(Broken.on_event) == "Broken.on_event"
+    assert task_name(Client.close) == "Client.close"
+    assert task_name(print) == "print"
+    loop = Loop()
+    try:
+        assert task_name(Loop.stop) == task_name(loop.stop) == "Loop.stop"
+        assert task_name(loop) == "Loop"  # an object without a name: its class
+        assert loop.every(1, toggle).name == "test_task_names_are_readable.setup.toggle"
+    finally:
+        loop.close()
