@@ -5,10 +5,10 @@ them at a real server process and at the real config loader and `httap check`.
 After every request, on a server running as its own process with a pty as its serial
 device and a small app's actions:
 - the status is not 500, and is one the contract names;
-- the reply is well-formed: h11 parses it, it states its caching, an error says
-  {error, message} (or is a protocol error's one line), 405 says `Allow`, 503 says
-  `Retry-After`, a wave it shows is within web.json5's range, and a Host that is no
-  RFC 3986 authority was 400;
+- the reply is well-formed: h11 parses it, it states its caching, a JSON one has the
+  headers of every dynamic reply (check_dynamic), an error says {error, message} (or
+  is a protocol error's one line), 405 says `Allow`, 503 says `Retry-After`, a wave it
+  shows is within web.json5's range, and a Host that is no RFC 3986 authority was 400;
 - a GET or HEAD changed no pin;
 - the same connection still serves a request (sent with the first one, pipelined, or
   after its reply), and so does another connection;
@@ -51,7 +51,8 @@ from hypothesis import strategies as st
 from httap import config
 from httap.auth import hash_password
 from httap.config import ConfigError
-from tests.helpers import wait_for
+from tests.helpers import client, wait_for
+from tests.helpers.dynamic import check_dynamic
 from tests.helpers.processes import Process
 
 LONG = os.environ.get("HTTAP_CAMPAIGN") == "long"
@@ -693,10 +694,11 @@ def broken_rules(sent: Sent, reply: Reply) -> list[str]:
     kind = headers.get("content-type", "")
     value: Any = None
     if kind == "application/json" and sent.method != "HEAD":
-        try:
+        try:  # the headers of every dynamic reply, and one JSON value
+            check_dynamic(client.Reply(status, headers, reply.body))
             value = json.loads(reply.body)
-        except ValueError:
-            broken.append("application/json that is not JSON")
+        except (AssertionError, KeyError, ValueError) as err:
+            broken.append(f"a dynamic reply without its headers or JSON: {err!r}")
     if status >= 400 and sent.method != "HEAD":
         protocol = status in PROTOCOL_ERRORS and kind.startswith("text/plain")
         described = isinstance(value, dict) and {"error", "message"} <= set(value)
