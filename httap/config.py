@@ -15,6 +15,7 @@ Rules of this file:
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import os
@@ -265,6 +266,11 @@ def dict_of(
     return check
 
 
+# The reasons a path cannot be resolved, in words that do not change with Python's version.
+_LOOP = "a loop of symbolic links"
+_NO_HOME = "no home directory for that user"
+
+
 def _path(value: Any, where: Where, expected: str, fits: Callable[[Path], bool]) -> str:
     """A path from a source, absolute and resolved against the source's base (`~` is a
     home directory), that `fits`. Kept resolved, so later symlink checks compare like
@@ -276,10 +282,16 @@ def _path(value: Any, where: Where, expected: str, fits: Callable[[Path], bool])
     if not value or "\x00" in value:
         raise where.invalid(value, expected)
     try:
-        path = (where.base / Path(value).expanduser()).resolve()
+        expanded = Path(value).expanduser()
+    except (RuntimeError, OSError):  # RuntimeError before Python 3.12, then OSError
+        raise where.fail(f"{json.dumps(value)} ({_NO_HOME})", expected) from None
+    try:
+        path = (where.base / expanded).resolve()
         fitting = fits(path)
-    except (OSError, RuntimeError) as err:  # RuntimeError: no home, or a loop (Python < 3.13)
-        reason = (getattr(err, "strerror", None) or str(err)).rstrip(".")
+    except RuntimeError:  # a loop of symbolic links before Python 3.13 (then OSError ELOOP)
+        raise where.fail(f"{json.dumps(value)} ({_LOOP})", expected) from None
+    except OSError as err:
+        reason = _LOOP if err.errno == errno.ELOOP else (err.strerror or str(err)).rstrip(".")
         raise where.fail(f"{json.dumps(value)} ({reason})", expected) from None
     if not fitting:
         raise where.fail(json.dumps(value) + ("" if str(path) == value else f" ({path})"), expected)
