@@ -536,7 +536,7 @@ RESOURCES = [
     ),
     Resource(
         one(["", "ping", "ping42", "pingpong", "stats"]),
-        one(["stats/x", "pingx/y", "files", "events", "nope", "/", "%"]),
+        one(["stats/x", "pingx/y", "files", "events/x", "nope", "/", "%"]),  # /?events streams
         ["GET", "HEAD"],
         ["POST", "PUT", *OTHERS],
         {},
