@@ -295,8 +295,19 @@ def _path(value: Any, where: Where, expected: str, fits: Callable[[Path], bool])
         reason = _LOOP if err.errno == errno.ELOOP else (err.strerror or str(err)).rstrip(".")
         raise where.fail(f"{json.dumps(value)} ({reason})", expected) from None
     if not fitting:
-        raise where.fail(json.dumps(value) + ("" if str(path) == value else f" ({path})"), expected)
+        raise where.fail(json.dumps(value) + _unfit_reason(path, value), expected)
     return str(path)
+
+
+def _unfit_reason(path: Path, value: str) -> str:
+    """Why a resolved path does not fit, in brackets: a loop of symbolic links (from
+    Python 3.13 resolve() leaves one in place rather than raising), else where it led."""
+    try:
+        path.stat()
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return f" ({_LOOP})"
+    return "" if str(path) == value else f" ({path})"
 
 
 def existing(kind: str) -> Checker:
