@@ -57,6 +57,12 @@ class ConfigError(Exception):
     """A configuration the server cannot run with; str() is the whole one-line message."""
 
 
+class StartupError(Exception):
+    """The server cannot start with a valid configuration (a port taken, a device or an
+    app that fails): one clear line for the user. Raised by the rooms that start things
+    (listen.py, app.py, server.py), so it lives below them all, beside ConfigError."""
+
+
 _TYPE_NAMES = {str: "a string", bool: "a boolean", int: "a number", float: "a number"}
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 

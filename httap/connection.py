@@ -1,36 +1,34 @@
-"""One connection's state machine: its buffers, its deadline and its requests in order.
+"""One connection's I/O: its buffers, its deadline and its requests in order.
+
+It knows no server: whoever accepts it passes an owner (`Owner` below: a loop, the
+limits and timeouts, `route`, `connection_closed`, the logs and the stop flag).
 
 Rules of this file:
-- Every state of a connection and every move between them is here. The state is
-  derived in one place, `state_of`, from the facts below, in this order; `_settle`
-  applies it. Each state's deadline is the row of DEADLINES below, armed on entering
-  the state:
+- The state of a connection is derived in one place, `state_of`, from the facts; only
+  `_settle` applies it. What each state means is its row of STATES below: whether to
+  read, which deadline bounds it (armed on entering it), what that deadline's expiry
+  does, and whether a stopping server closes it at once. A change of policy is a row
+  edit. The states, in `state_of`'s order:
 
-      state     when                                       reads  deadline, counted from
-      CLOSED    the socket is closed                        -      -
-      HANDSHAKE an https connection before its TLS session  yes    timeouts.parse, from accept
-                is set up: the first byte tells TLS from
-                plain HTTP (answered 400), then the TLS
-                handshake runs; a failure closes silently
-      LINGER    all is sent and our side is shut: input is  drops  LINGER seconds
-                read and dropped until the client closes,
-                so that its unread bytes do not turn our
-                last response into a reset
-      CLOSING   no more requests will be read: the last     no     timeouts.inactivity, from the
-                response is being written                          last send progress
-      BUSY      a reply is queued and the client is slow    no*    timeouts.inactivity, from the
-                to read it (back-pressure), or requests            reply's queuing or the last
-                wait for their turn                                send progress
-      WAITING   a reply is pending (a long-poll, a serial   yes*   none: the reply's own timer
-                wait, a slow action, a held sign-in)               (a wait, a serial timeout)
-                                                                   ends it
-      BODY      a head is in, its body is arriving          yes    timeouts.request, from the head
-      HEAD      part of a head has arrived                  yes    timeouts.parse, from byte one
-      IDLE      kept alive, nothing buffered or in flight   yes    timeouts.inactivity, from the
-                                                                   end of the last reply
+      CLOSED    the socket is closed
+      HANDSHAKE an https connection before its TLS session is set up: the first byte
+                tells TLS from plain HTTP (answered 400), then the TLS handshake runs;
+                a failure closes silently. The deadline counts from the accept.
+      LINGER    all is sent and our side is shut: input is read and dropped until the
+                client closes, so that its unread bytes do not turn our last response
+                into a reset
+      CLOSING   no more requests will be read: the last response is being written;
+                its deadline counts from the last send progress
+      BUSY      a reply is queued and the client is slow to read it (back-pressure),
+                or requests wait for their turn; the deadline counts from the reply's
+                queuing or the last send progress
+      WAITING   a reply is pending (a long-poll, a serial wait, a slow action, a held
+                sign-in): no deadline, the reply's own timer ends it
+      BODY      a head is in, its body is arriving (the deadline counts from the head)
+      HEAD      part of a head has arrived (the deadline counts from its first byte)
+      IDLE      kept alive, nothing buffered or in flight (the deadline counts from the
+                end of the last reply)
 
-  (*) while a reply is pending or requests wait for their turn, reading goes on up to
-  a bound so that a reset or a close from the client is seen at once.
 - So a timeout never closes a connection while a reply for it is pending or queued:
   WAITING has no deadline, and a queued reply is timed from its queuing, never from
   the request that asked for it. Only a client that reads nothing of it for
@@ -38,16 +36,18 @@ Rules of this file:
 - Requests run one at a time in arrival order. A pending reply (a long-poll, a serial
   transaction) holds back the requests behind it on this connection only; responses
   therefore leave in request order by construction.
-- At most REQUESTS_PER_TURN pipelined requests run per loop iteration; the rest wait
-  for the next iteration, so one client cannot starve the others.
+- At most REQUESTS_PER_TURN pipelined requests run per loop iteration, and none while
+  HIGH_WATER bytes wait to be sent; the rest wait for the next iteration, so one client
+  cannot starve the others.
 - A protocol error is answered (status and a one-line message), then the connection
-  closes. A timeout in HEAD or BODY is answered with 408; in the others the connection
-  closes silently.
+  closes.
 - The session sees the connection's activity (`Session.last_active`): the start of
   every request and the end of every reply (entering IDLE) count, so `/?ping`'s Remain
   and the lease's idle time agree with the inactivity deadline.
-- Every reply, whoever made it, gets the owner's `reply_headers` (CORS; None when
-  there are none) as it is queued.
+- How a response is framed is http.py's (`keep_alive`, `frame`); this file only
+  queues and sends the bytes (and the file) that `frame` gives. Every reply, whoever
+  made it, gets the owner's `reply_headers` (CORS; None when there are none) as it is
+  queued.
 """
 
 from __future__ import annotations
@@ -56,30 +56,72 @@ import errno
 import logging
 import os
 import socket
-from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from functools import lru_cache, partial
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Protocol, Union
 
 from httap import http
 from httap.loop import READ, WRITE
+from httap.reply import Pending
 
 if TYPE_CHECKING:
-    from httap.loop import Handle
-    from httap.server import Server
+    from httap.config import Limits, Timeouts
+    from httap.loop import Handle, Loop
+    from httap.session import Session
     from httap.tls import Secure
 
 log = logging.getLogger("httap.connection")
 
-HANDSHAKE, IDLE, HEAD, BODY, WAITING, BUSY, CLOSING, LINGER, CLOSED = (
-    "HANDSHAKE",
-    "IDLE",
-    "HEAD",
-    "BODY",
-    "WAITING",
-    "BUSY",
-    "CLOSING",
-    "LINGER",
+CLOSED, HANDSHAKE, LINGER, CLOSING, BUSY, WAITING, BODY, HEAD, IDLE = (
     "CLOSED",
+    "HANDSHAKE",
+    "LINGER",
+    "CLOSING",
+    "BUSY",
+    "WAITING",
+    "BODY",
+    "HEAD",
+    "IDLE",
 )
+
+# What a state reads: YES, requests; BOUNDED, only while a reply is pending or requests
+# wait for their turn, and up to HIGH_WATER bytes buffered, so that a reset or a close
+# from the client is seen at once; NO; DRAIN, input dropped unread (LINGER); TLS, what
+# the handshake asks for (the first byte, to begin).
+YES, BOUNDED, NO, DRAIN, TLS = "yes", "bounded", "no", "drain", "tls"
+# What a deadline's expiry does (CLOSE: close silently), or an Answer, sent before the
+# close; and what a stopping server does (CLOSE at once: nothing is in flight; FINISH).
+CLOSE, FINISH = "close", "finish"
+
+
+class Answer(NamedTuple):
+    """A timeout's answer: `status`, saying that `missing` did not arrive in time."""
+
+    status: int
+    missing: str
+
+
+class Row(NamedTuple):
+    reads: str  # YES, BOUNDED, NO, DRAIN or TLS
+    deadline: Optional[str]  # a field of config.timeouts, "linger" or None: no deadline
+    on_timeout: Union[str, Answer, None]  # CLOSE or an Answer; None with no deadline
+    on_stop: str  # CLOSE or FINISH
+
+
+# fmt: off
+STATES: dict[str, Row] = {
+    #          reads    deadline      on timeout                                     on stop
+    CLOSED:    Row(NO,      None,         None,                                          FINISH),
+    HANDSHAKE: Row(TLS,     "parse",      CLOSE,                                         CLOSE),
+    LINGER:    Row(DRAIN,   "linger",     CLOSE,                                         FINISH),
+    CLOSING:   Row(NO,      "inactivity", CLOSE,                                         FINISH),
+    BUSY:      Row(BOUNDED, "inactivity", CLOSE,                                         FINISH),
+    WAITING:   Row(BOUNDED, None,         None,                                          FINISH),
+    BODY:      Row(YES,     "request",    Answer(408, "the body did not arrive"),        CLOSE),
+    HEAD:      Row(YES,     "parse",      Answer(408, "the request head did not arrive"), CLOSE),
+    IDLE:      Row(YES,     "inactivity", CLOSE,                                         CLOSE),
+}
+# fmt: on
 
 REQUESTS_PER_TURN = 8
 RECV_SIZE = 65536
@@ -89,26 +131,30 @@ SENDFILE_SLICES_PER_TURN = 8
 INLINE_BODY = 64 * 1024  # bodies up to this size are joined to their head in one buffer
 LINGER_SECONDS = 2.0
 
-# The deadline of each state: the timeout that bounds it (a field of config.timeouts, or
-# "linger" for LINGER_SECONDS), and what its expiry answers: a 408 that says what did not
-# arrive, or None to close silently. A state that is not here has no deadline.
-DEADLINES: dict[str, tuple[str, Optional[str]]] = {
-    HANDSHAKE: ("parse", None),
-    IDLE: ("inactivity", None),
-    HEAD: ("parse", "the request head did not arrive"),
-    BODY: ("request", "the body did not arrive"),
-    BUSY: ("inactivity", None),
-    CLOSING: ("inactivity", None),
-    LINGER: ("linger", None),
-}
-
 
 def state_of(
-    closing: bool, writing: bool, scheduled: bool, pending: bool, partial: bool, buffered: int
+    closing: bool,
+    writing: bool,
+    scheduled: bool,
+    pending: bool,
+    partial: bool,
+    buffered: int,
+    closed: bool = False,
+    handshake: bool = False,
+    shut: bool = False,
 ) -> str:
-    """The state of an open connection past its handshake, from the facts (see the table):
-    the last response is queued; output is queued; requests wait for the next turn; a
-    reply is pending; a body is arriving; bytes of a head have arrived (a count)."""
+    """The state of a connection (a key of STATES) from the facts. The first true fact
+    decides, in STATES' order: the socket is `closed`; the TLS `handshake` is not done;
+    our side is `shut` (all was sent); the last response is queued (`closing`); output
+    is queued (`writing`) or requests wait for the next turn (`scheduled`); a reply is
+    `pending`; a body is arriving (`partial`); bytes of a head have arrived (`buffered`,
+    a count). The last three default to an open connection past its handshake."""
+    if closed:
+        return CLOSED
+    if handshake:
+        return HANDSHAKE
+    if shut:
+        return LINGER
     if closing:
         return CLOSING
     if writing or scheduled:
@@ -122,134 +168,210 @@ def state_of(
     return IDLE
 
 
-class Pending:
-    """A reply that is not ready yet. The handler returns it; a timer or an event calls
-    `resolve(value)` later. `on_cancel(fn)` runs if the connection ends first.
+@lru_cache(maxsize=8)  # one Timeouts per server: a few at most
+def _deadlines(timeouts: Timeouts) -> dict[str, Optional[float]]:
+    """Each state's deadline in seconds (None: it has none), from STATES and the
+    configured `timeouts`; "linger" is LINGER_SECONDS."""
+    seconds = {**timeouts._asdict(), "linger": LINGER_SECONDS}
+    return {state: seconds.get(row.deadline) for state, row in STATES.items()}
 
-    `convert`, set by whoever hands the Pending out, turns the value into a Response
-    (the manager turns an action's dict into JSON this way). It is applied when the
-    reply is delivered, so a Pending may even be resolved before it is returned.
-    """
 
-    __slots__ = ("_cancel", "_connection", "convert", "done", "resolved", "value")
+class Owner(Protocol):
+    """What a connection needs from whoever accepted it (the server)."""
 
-    def __init__(self) -> None:
-        self._connection: Optional[Connection] = None
-        self._cancel: list[Callable[[], Any]] = []
-        self.convert: Optional[Callable[[Any], http.Response]] = None
-        self.done = False  # resolved or cancelled
-        self.resolved = False
-        self.value: Any = None
+    loop: Loop  # register, modify, unregister, call_soon, call_at, now
+    limits: Limits  # uri, header, body: the parser's bounds; requests: per connection
+    timeouts: Timeouts  # parse, request, inactivity: the deadlines STATES names
+    stopping: bool  # the server is stopping: STATES' "on stop" applies
+    # The reply to a request: a Response, or a Pending that the connection binds.
+    route: Callable[[http.Request], Union[http.Response, Pending]]
+    # Header lines every reply carries besides its own (CORS), or None for none.
+    reply_headers: Optional[Callable[[http.Request, http.Response], bytes]]
+    # The logs, None when off: log_request(request) -> when it started (perf_counter);
+    # log_response(client, session or None, request or None for a protocol error,
+    # status, head, body bytes sent, when its request started or None).
+    log_request: Optional[Callable[[http.Request], float]]
+    log_response: Optional[Callable[..., None]]
 
-    def on_cancel(self, callback: Callable[[], Any]) -> None:
-        self._cancel.append(callback)
+    def connection_closed(self, connection: Connection) -> None:
+        """`connection` has closed: its socket, file and pending reply are released."""
 
-    def resolve(self, value: Any) -> None:
-        if self.done:
-            return
-        self.done = self.resolved = True
-        self.value = value
-        self._cancel.clear()
-        if self._connection is not None:
-            self._connection._resolved(self.response())
 
-    def response(self) -> http.Response:
-        """The resolved value as a Response."""
-        if self.convert is None:
-            return self.value
-        try:
-            return self.convert(self.value)
-        except Exception:
-            log.exception("cannot turn %r into a reply", self.value)
-            return http.error_response(500, "internal server error: bad reply value")
+class Output:
+    """What is queued for one client, in order: bytes (heads, and bodies joined to their
+    head when small, so that one send carries both), then at most one file, sent in
+    slices with sendfile. `progress()` is called when bytes went out but not all."""
 
-    def hand_over(self, reply: Any) -> None:
-        """Let `reply` (a Response, or another Pending) answer in this one's place: a
-        request held back, then routed, may get a reply that is itself pending."""
-        if not isinstance(reply, Pending):
-            self.resolve(reply)
-            return
-        connection = self._connection
-        if self.done or connection is None or connection.pending is None:
-            reply.cancel()  # nobody waits for this one any more
-            return
-        self.done = True
-        self._cancel.clear()
-        if reply._connection is not None or (reply.done and not reply.resolved):
-            log.error("a Pending was handed over twice or after it was cancelled")
-            connection._resolved(
-                http.error_response(500, "internal server error: a reply used twice")
-            )
-            return
-        connection.pending = (connection.pending[0], reply)
-        reply._connection = connection
-        if reply.resolved:
-            connection._resolved(reply.response())
+    __slots__ = ("chunks", "file", "progress", "size")
+
+    def __init__(self, progress: Callable[[], Any]) -> None:
+        self.chunks: list[Any] = []  # bytes or memoryview
+        self.size = 0  # bytes in chunks
+        self.file: Optional[list] = None  # [fd, offset, remaining], after the chunks
+        self.progress = progress
+
+    def add(self, head: bytes, body: bytes = b"") -> None:
+        if not body:
+            self.chunks.append(head)
+        elif len(body) <= INLINE_BODY:
+            self.chunks.append(head + body)
+        else:
+            self.chunks.append(head)
+            self.chunks.append(body)
+        self.size += len(head) + len(body)
+
+    def open_file(self, file: http.FileBody) -> None:
+        """Send `file`'s slice after what is queued. OSError if it cannot be opened."""
+        fd = os.open(file.path, os.O_RDONLY | os.O_NONBLOCK)
+        self.file = [fd, file.offset, file.length]
+
+    def send(self, sock: Any, tls: bool) -> bool:
+        """Send what is queued as far as `sock` takes it, then up to a few slices of the
+        file; True when all is sent. OSError when the socket fails, or when the file
+        has shrunk under us (its promised length cannot be met)."""
+        chunks = self.chunks
+        while chunks:
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            try:
+                sent = sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            if sent < len(data):
+                chunks[:] = [memoryview(data)[sent:]]
+                self.size = len(data) - sent
+                if sent:
+                    self.progress()
+                return False
+            chunks.clear()
+            self.size = 0
+        return self.file is None or self._send_file(sock, tls)
+
+    def _send_file(self, sock: Any, tls: bool) -> bool:
+        file = self.file
+        assert file is not None
+        fd, offset, remaining = file
+        send = sock.send_file if tls else partial(os.sendfile, sock.fileno())
+        for _ in range(SENDFILE_SLICES_PER_TURN):
+            try:
+                sent = send(fd, offset, min(remaining, SENDFILE_SLICE))
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as err:
+                if err.errno != errno.EAGAIN:
+                    raise
+                break
+            if sent == 0:
+                raise OSError(f"the file shrank: {remaining} bytes of it are missing")
+            offset += sent
+            remaining -= sent
+            if not remaining:
+                os.close(fd)
+                self.file = None
+                self.progress()
+                return True
+        file[1], file[2] = offset, remaining
+        self.progress()
+        return False
+
+    def drop(self) -> None:
+        """Nothing more will be sent: forget the bytes, close the file."""
+        self.chunks.clear()
+        self.size = 0
+        if self.file is not None:
+            os.close(self.file[0])
+            self.file = None
+
+
+class Deadline:
+    """A connection's deadline on the loop: `at`, in loop seconds, may move later at no
+    cost; the one timer is rescheduled only to fire earlier, and when it fires before
+    `at` it waits again. Past `at`, `expired()` runs."""
+
+    __slots__ = ("at", "expired", "loop", "timer")
+
+    def __init__(self, loop: Loop, expired: Callable[[], Any]) -> None:
+        self.loop = loop
+        self.expired = expired
+        self.at = 0.0
+        self.timer: Optional[Handle] = None
+
+    def set(self, at: float) -> None:
+        self.at = at
+        if self.timer is None or at < self.timer.when:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = self.loop.call_at(at, self._fire)
 
     def cancel(self) -> None:
-        """The client went away: nobody will read the reply."""
-        if self.done:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _fire(self) -> None:
+        if self.loop.now < self.at:
+            self.timer = self.loop.call_at(self.at, self._fire)
             return
-        self.done = True
-        callbacks, self._cancel = self._cancel, []
-        for callback in callbacks:
-            try:
-                callback()
-            except Exception:
-                log.exception("cancel callback %r failed", callback)
+        self.timer = None
+        self.expired()
 
 
 class Connection:
     """One accepted socket, from its first byte to its close."""
 
     def __init__(
-        self, server: Server, sock: socket.socket, client: tuple, secure: Optional[Secure] = None
+        self,
+        owner: Owner,
+        sock: socket.socket,
+        client: tuple,
+        secure: Optional[Secure] = None,
+        session: Optional[Session] = None,
     ) -> None:
-        self.server = server
-        self.loop = server.loop
+        self.owner = owner
+        self.loop = owner.loop
+        self.limits = owner.limits
         self.sock: Any = sock  # a socket, or a tls.Stream once the handshake starts
         self.client = client
-        self.session: Any = None
+        self.session = session  # None for a connection refused at once (over a limit)
         self.secure = secure  # the listener's TLS set-up, until the handshake is done
         self.tls = False  # the requests arrive over TLS
-        self.state = HANDSHAKE if secure is not None else IDLE
-        self.events = READ
-        limits = server.config.limits
-        self.parser = http.Parser(limits.uri, limits.header, limits.body)
+        self.state = ""  # set by _settle, from start() on
+        self.events = 0
+        self.parser = http.Parser(self.limits.uri, self.limits.header, self.limits.body)
         self.requests = 0
         self.pending: Optional[tuple[http.Request, Pending]] = None
-        self.out: list[Any] = []  # bytes or memoryview, in order
-        self.out_size = 0
-        self.file: Optional[list] = None  # [fd, offset, remaining] being sent
+        self.output = Output(self._progress)
         self.closing = False  # the last response is queued
+        self.shut = False  # all is sent and our side is shut (LINGER)
+        self.closed = False
         self.eof = False  # the client sent FIN
         self.continued = False  # 100 Continue sent for the current partial request
         self.settled_requests = 0  # self.requests when the deadline was last set
         self.scheduled = False  # _process queued for the next turn
-        self.deadline = 0.0
-        self.timer: Optional[Handle] = None
-        self.started = 0.0  # when the running request started, for the access log
+        self.deadline = Deadline(self.loop, self._on_deadline)
+        self.seconds = _deadlines(owner.timeouts)  # state -> its deadline's length, or None
+        self.started: Optional[float] = None  # when the running request started, for the log
 
     def start(self) -> None:
-        self.loop.register(self.sock, READ, self)
-        self._arm_for(self.state)
+        """Into the loop: HANDSHAKE or IDLE, with its deadline and its events."""
+        self._settle()
 
     # -- events from the loop ----------------------------------------------------
 
     def on_event(self, mask: int) -> None:
-        if self.state == LINGER:
+        reads = STATES[self.state].reads
+        if reads == DRAIN:
             self._drop_input()
             return
-        if self.state == HANDSHAKE:
+        if reads == TLS:
             self._handshake()
             if self.state != IDLE:
                 return
             mask = READ  # the request may have come with the handshake's last flight
         if mask & READ:
             self._read()
-        if mask & WRITE and self.state != CLOSED:
+        if mask & WRITE and not self.closed:
             self._flush()
-        if self.state != CLOSED:
+        if not self.closed:
             self._process()
 
     def _read(self) -> None:
@@ -258,12 +380,12 @@ class Connection:
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
-            self.abort()
+            self.close()
             return
         if data:
             self.parser.feed(data)
         elif self.pending is not None:
-            self.abort()  # the client has gone: nobody waits for the pending reply
+            self.close()  # the client has gone: nobody waits for the pending reply
         else:
             self.eof = True
 
@@ -277,7 +399,6 @@ class Connection:
                 return
             if first != "tls":
                 self.secure = None
-                self.state = IDLE
                 if first == "gone":
                     self.close()
                 else:
@@ -296,8 +417,7 @@ class Connection:
             self._watch(wanted)
             return
         self.secure = None
-        self.state = IDLE
-        self._arm_for(IDLE)
+        self._settle()  # IDLE, its deadline from now
 
     def _drop_input(self) -> None:
         try:
@@ -314,15 +434,15 @@ class Connection:
         self.scheduled = False
         parser = self.parser
         budget = REQUESTS_PER_TURN
+        output = self.output
         blocked = False  # stopped by output still queued, not by a lack of requests
         while self.pending is None and not self.closing:
-            if self.file is not None or self.out_size >= HIGH_WATER:
+            if output.file is not None or output.size >= HIGH_WATER:
                 blocked = True
                 break
             if not budget:
-                if parser.buffered and not self.scheduled:
-                    self.scheduled = True
-                    self.loop.call_soon(self._process)
+                if parser.buffered:
+                    self._schedule()
                 break
             try:
                 request = parser.next_request()
@@ -334,18 +454,25 @@ class Connection:
             budget -= 1
             self.continued = False
             self._run(request)
-        if self.state == CLOSED:
+        if self.closed:
             return
         if self.eof and self.pending is None and not self.scheduled and not blocked:
             self.closing = True  # answer what was complete, then close
-        self._continue_if_expected()
+        partial = parser.partial  # a body is arriving: 100 Continue, once, if it asks
+        if (
+            partial is not None
+            and partial.expect_continue
+            and not self.continued
+            and self.pending is None
+            and not self.closing
+        ):
+            self.continued = True
+            self.output.add(http.CONTINUE)
         self._flush()
-        if self.state == CLOSED:
+        if self.closed:
             return
-        if blocked and self.file is None and not self.out and not self.scheduled:
-            # The flush above drained what held the requests back: run them next.
-            self.scheduled = True
-            self.loop.call_soon(self._process)
+        if blocked and output.file is None and not output.chunks:
+            self._schedule()  # the flush above drained what held the requests back
         self._settle()
 
     def _run(self, request: http.Request) -> None:
@@ -353,22 +480,23 @@ class Connection:
         request.client = self.client
         request.session = self.session
         request.tls = self.tls
-        if self.server.logs is not None:
-            self.started = self.server.logs.request(self, request)
+        owner = self.owner
+        if owner.log_request is not None:
+            self.started = owner.log_request(request)
         try:
-            reply = self.server.route(request)
+            reply = owner.route(request)
         except Exception:
             log.exception("handler failed for %r", request)
             reply = http.error_response(500, "internal server error: the handler failed")
         if self.session is not None:  # activity: stamped once routed, for the handler
             self.session.last_active = self.loop.now  # (/?ping) reads the time before it
         if isinstance(reply, Pending):
-            if reply._connection is not None or (reply.done and not reply.resolved):
+            if reply.taken:
                 log.error("a Pending was returned twice or after it was cancelled: %r", request)
                 reply = http.error_response(500, "internal server error: a reply used twice")
             elif not reply.resolved:
                 self.pending = (request, reply)
-                reply._connection = self
+                reply.bind(self._resolved)
                 return
             else:
                 reply = reply.response()
@@ -377,11 +505,15 @@ class Connection:
     def _resolved(self, response: http.Response) -> None:
         """A pending reply is ready: send it, and run what waited behind it in a turn of
         its own, never inside the handler that resolved it."""
-        if self.pending is None or self.state == CLOSED:
+        if self.pending is None or self.closed:
             return
         request = self.pending[0]
         self.pending = None
         self._emit(request, response)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """Have _process run in the loop's next step (once, however often asked)."""
         if not self.scheduled:
             self.scheduled = True
             self.loop.call_soon(self._process)
@@ -389,7 +521,7 @@ class Connection:
     # -- output ------------------------------------------------------------------
 
     def _emit(self, request: http.Request, response: http.Response) -> None:
-        """Queue `response` to `request`'s head and body, in order."""
+        """Queue `response` to `request`, framed by http.py, head and body in order."""
         try:
             response.head_bytes()  # encoded once and kept; a bad header fails here
             if not isinstance(response.body, bytes):
@@ -399,23 +531,16 @@ class Connection:
             response = http.error_response(
                 500, "internal server error: a reply that cannot be sent as it is"
             )
-        limit = self.server.config.limits.requests
-        keep_alive = (
-            request.keep_alive
-            and not self.server.stopping
-            and not (limit and self.requests >= limit)
-        )
+        owner = self.owner
+        keep_alive = http.keep_alive(request, owner.stopping, self.requests, self.limits.requests)
         if not keep_alive:
-            connection = http.CLOSE_LINE
             self.closing = True
-        elif request.version == "HTTP/1.0":
-            connection = http.KEEP_ALIVE_LINE
-        else:
-            connection = b""
-        file = response.file
-        if file is not None and request.method != "HEAD":
+        extra = owner.reply_headers
+        lines = b"" if extra is None else extra(request, response)
+        head, body, file = http.frame(request, response, keep_alive, lines)
+        if file is not None:
             try:
-                fd = os.open(file.path, os.O_RDONLY | os.O_NONBLOCK)
+                self.output.open_file(file)
             except OSError as err:
                 if err.errno in (errno.EMFILE, errno.ENFILE):
                     response = http.error_response(
@@ -423,31 +548,14 @@ class Connection:
                     )
                 else:
                     response = http.error_response(404, "not found: the file has just gone")
-                file = None
-            else:
-                self.file = [fd, file.offset, file.length]
-        extra = self.server.reply_headers
-        head = (
-            response.head_bytes()
-            + (b"" if extra is None else extra(request, response))
-            + http.date_line()
-            + connection
-            + b"\r\n"
-        )
-        body = response.body
-        if request.method == "HEAD" or not body:
-            self.out.append(head)
-            self.out_size += len(head)
-        elif len(body) <= INLINE_BODY:
-            self.out.append(head + body)
-            self.out_size += len(head) + len(body)
-        else:
-            self.out.append(head)
-            self.out.append(body)
-            self.out_size += len(head) + len(body)
-        if self.server.logs is not None:
-            sent = 0 if request.method == "HEAD" else response.length
-            self.server.logs.response(self, request, response.status, head, sent, self.started)
+                lines = b"" if extra is None else extra(request, response)
+                head, body, file = http.frame(request, response, keep_alive, lines)
+        self.output.add(head, body)
+        if owner.log_response is not None:
+            sent = len(body) if file is None else file.length
+            owner.log_response(
+                self.client, self.session, request, response.status, head, sent, self.started
+            )
 
     def _answer_error(
         self, status: int, message: str, request: Optional[http.Request] = None
@@ -456,50 +564,22 @@ class Connection:
         whose head was read, when there is one: its reply gets the owner's headers too."""
         self.closing = True
         response = http.error_response(status, message)
-        extra = self.server.reply_headers
+        extra = self.owner.reply_headers
         lines = b"" if request is None or extra is None else extra(request, response)
-        head = response.head_bytes() + lines + http.date_line() + http.CLOSE_LINE + b"\r\n"
-        self.out.append(head + response.body)
-        self.out_size += len(head) + len(response.body)
-        if self.server.logs is not None:
-            self.server.logs.response(self, None, status, head, len(response.body), None)
-
-    def _continue_if_expected(self) -> None:
-        partial = self.parser.partial
-        if (
-            partial is not None
-            and partial.expect_continue
-            and not self.continued
-            and self.pending is None
-            and not self.closing
-        ):
-            self.continued = True
-            self.out.append(http.CONTINUE)
-            self.out_size += len(http.CONTINUE)
+        head, body, _ = http.frame(None, response, False, lines)
+        self.output.add(head, body)
+        if self.owner.log_response is not None:
+            self.owner.log_response(self.client, self.session, None, status, head, len(body), None)
 
     def _flush(self) -> None:
-        """Send what is queued, as far as the socket takes it; then the file, in slices."""
-        out = self.out
-        while out:
-            data = out[0] if len(out) == 1 else b"".join(out)
-            try:
-                sent = self.sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                self.abort()
-                return
-            if sent < len(data):
-                out[:] = [memoryview(data)[sent:]]
-                self.out_size = len(data) - sent
-                if sent:
-                    self._progress()
-                return
-            out.clear()
-            self.out_size = 0
-        if self.file is not None and not self._send_file():
+        """Send what is queued, as far as the socket takes it; all sent, the last
+        response's connection lingers."""
+        try:
+            done = self.output.send(self.sock, self.tls)
+        except OSError:
+            self.close()
             return
-        if self.closing and self.pending is None:
+        if done and self.closing and self.pending is None:
             self._linger()
 
     def _linger(self) -> None:
@@ -512,83 +592,65 @@ class Connection:
         except OSError:
             self.close()
             return
-        self.state = LINGER
-        self._arm_for(LINGER)
-        self._watch(READ)
-
-    def _send_file(self) -> bool:
-        """Send up to a few slices of the file; True when it is all sent."""
-        file = self.file
-        assert file is not None
-        fd, offset, remaining = file
-        sock_fd = self.sock.fileno()
-        send = self.sock.send_file if self.tls else partial(os.sendfile, sock_fd)
-        for _ in range(SENDFILE_SLICES_PER_TURN):
-            try:
-                sent = send(fd, offset, min(remaining, SENDFILE_SLICE))
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as err:
-                if err.errno != errno.EAGAIN:
-                    self.abort()
-                    return False
-                break
-            if sent == 0:  # the file shrank under us: the promised length cannot be met
-                self.abort()
-                return False
-            offset += sent
-            remaining -= sent
-            if not remaining:
-                os.close(fd)
-                self.file = None
-                self._progress()
-                return True
-        file[1], file[2] = offset, remaining
-        self._progress()
-        return False
+        self.shut = True
+        self._settle()  # LINGER
 
     def _progress(self) -> None:
-        """Bytes went out: a slow but moving reader is not idle (BUSY, CLOSING)."""
-        self.deadline = self.loop.now + self.server.config.timeouts.inactivity
+        """Bytes went out: a slow but moving reader is not idle. The deadline of the
+        state that writes (CLOSING, else BUSY) counts again from now."""
+        seconds = self.seconds[CLOSING if self.closing else BUSY]
+        if seconds is not None:
+            self.deadline.at = self.loop.now + seconds
 
     # -- state, deadline and interest --------------------------------------------
 
     def _settle(self) -> None:
-        """Decide the state from the facts, and with it the deadline and the events."""
-        if self.state in (HANDSHAKE, LINGER, CLOSED):
-            return
-        previous = self.state
-        writing = bool(self.out) or self.file is not None
+        """Derive the state from the facts (`state_of`) and apply its row: on entering a
+        state, or after a request, its deadline from now; the events it waits for; and a
+        stopping server's close of what has nothing in flight."""
+        parser = self.parser
+        output = self.output
+        writing = bool(output.chunks) or output.file is not None
         pending = self.pending is not None
-        buffered = self.parser.buffered
+        buffered = parser.buffered
         state = state_of(
             self.closing,
             writing,
             self.scheduled,
             pending,
-            self.parser.partial is not None,
+            parser.partial is not None,
             buffered,
+            self.closed,
+            self.secure is not None,
+            self.shut,
         )
-        if self.server.stopping and state in (IDLE, HEAD, BODY):
-            self.close()  # the server is stopping and what was in flight is done
+        row = STATES[state]
+        if self.owner.stopping and row.on_stop == CLOSE:
+            self.close()  # the server is stopping and nothing is in flight
             return
-        if state != previous or self.requests != self.settled_requests:
+        if state != self.state or self.requests != self.settled_requests:
             self.state = state
             self.settled_requests = self.requests
-            self._arm_for(state)
+            seconds = self.seconds[state]  # the row's deadline, from now
+            if seconds is None:
+                self.deadline.cancel()
+            else:
+                self.deadline.set(self.loop.now + seconds)
             if state == IDLE and self.session is not None:
                 self.session.last_active = self.loop.now  # the inactivity timer starts here
+        reads = row.reads
         events = WRITE if writing else 0
-        if not self.eof and (
-            state in (IDLE, HEAD, BODY) or ((pending or self.scheduled) and buffered < HIGH_WATER)
+        if (
+            not self.eof
+            and reads != NO
+            and (reads != BOUNDED or ((pending or self.scheduled) and buffered < HIGH_WATER))
         ):
             events |= READ
-        self._watch(events)
+        if events != self.events:
+            self._watch(events)
 
     def _watch(self, events: int) -> None:
-        """Tell the loop which readiness to wait for: none unregisters the socket."""
-        if events == self.events:
-            return
+        """Tell the loop which readiness to wait for now: none unregisters the socket."""
         previous, self.events = self.events, events
         if not events:
             self.loop.unregister(self.sock)
@@ -597,49 +659,24 @@ class Connection:
         else:
             self.loop.register(self.sock, events, self)
 
-    def _arm_for(self, state: str) -> None:
-        """Entering `state`: its deadline (DEADLINES) from now, or none at all."""
-        row = DEADLINES.get(state)
-        if row is None:
-            if self.timer is not None:
-                self.timer.cancel()
-                self.timer = None
-            return
-        self._arm(self.loop.now + self._seconds(row[0]))
-
-    def _seconds(self, timeout: str) -> float:
-        """The length of a timeout named in DEADLINES, in seconds."""
-        if timeout == "linger":
-            return LINGER_SECONDS
-        return getattr(self.server.config.timeouts, timeout)
-
-    def _arm(self, deadline: float) -> None:
-        """Set the deadline; the timer is only rescheduled when it must fire earlier."""
-        self.deadline = deadline
-        if self.timer is None or deadline < self.timer.when:
-            if self.timer is not None:
-                self.timer.cancel()
-            self.timer = self.loop.call_at(deadline, self._on_deadline)
-
     def _on_deadline(self) -> None:
-        self.timer = None
-        row = DEADLINES.get(self.state)
-        if row is None:  # WAITING or CLOSED: no deadline applies
+        """Past the deadline (which progress may have moved on): the row's `on_timeout`."""
+        row = STATES[self.state]
+        if row.deadline is None:  # WAITING or CLOSED: no deadline applies
             return
-        if self.loop.now < self.deadline:
-            self.timer = self.loop.call_at(self.deadline, self._on_deadline)
-            return
-        timeout, missing = row
-        if missing is None:
+        action = row.on_timeout
+        if not isinstance(action, Answer):
             self.close()
             return
+        phrase = HTTPStatus(action.status).phrase.lower()
+        seconds = self.seconds[self.state]
         self._answer_error(
-            408,
-            f"request timeout: {missing} within {self._seconds(timeout):g} s (timeouts.{timeout})",
+            action.status,
+            f"{phrase}: {action.missing} within {seconds:g} s (timeouts.{row.deadline})",
             self.parser.partial,
         )
         self._flush()
-        if self.state != CLOSED:
+        if not self.closed:
             self._settle()
 
     # -- the end -----------------------------------------------------------------
@@ -651,31 +688,26 @@ class Connection:
         self._settle()
 
     def shutdown(self) -> None:
-        """The server is stopping: close now if nothing is in flight, else after it."""
-        if self.state in (HANDSHAKE, IDLE, HEAD, BODY):
+        """The server is stopping: close now if nothing is in flight (STATES' "on
+        stop"), else once it is done."""
+        if STATES[self.state].on_stop == CLOSE:
             self.close()
 
-    def abort(self) -> None:
-        """Drop the connection at once (a reset, a send error, a handler bug)."""
-        self.out.clear()
-        self.close()
-
     def close(self) -> None:
-        if self.state == CLOSED:
+        """Close at once, dropping what is queued (all was sent, a reset, a send error,
+        a timeout, a stop): the file, the pending reply, the deadline and the socket."""
+        if self.closed:
             return
-        self.state = CLOSED
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if self.file is not None:
-            os.close(self.file[0])
-            self.file = None
+        self.closed = True
+        self.output.drop()
         if self.pending is not None:
             self.pending[1].cancel()
             self.pending = None
-        self._watch(0)
+        self._settle()  # CLOSED: no deadline, no events
         try:
             self.sock.close()
         except OSError:
             pass
-        self.server.connection_closed(self)
+        self.owner.connection_closed(self)
+
+    abort = close  # the loop's name for it: a bug in on_event drops the connection

@@ -22,7 +22,7 @@ import time
 from http import HTTPStatus
 from typing import Optional
 
-from httap import __version__
+from httap.version import __version__
 
 SERVER_HEADER = f"Server: httap/{__version__}\r\n".encode()
 
@@ -375,6 +375,54 @@ CLOSE_LINE = b"Connection: close\r\n"
 KEEP_ALIVE_LINE = b"Connection: keep-alive\r\n"
 
 
+# -- framing a response ----------------------------------------------------------------
+# A response is framed by its Content-Length (encode_head), never chunked: every body is
+# known whole (bytes) or by its length (a FileBody) before its head is sent.
+
+
+def keep_alive(request: Request, stopping: bool, served: int, limit: int) -> bool:
+    """Whether the connection stays open after the response to `request`, the `served`th
+    request on it: the client wants it (`request.keep_alive`: HTTP/1.1 unless it sent
+    `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`, RFC 9112 9.3), the
+    server is not `stopping`, and `limit` requests (limits.requests; 0: no limit) have
+    not been served yet."""
+    return request.keep_alive and not stopping and not (limit and served >= limit)
+
+
+def frame(
+    request: Optional[Request], response: Response, keep_alive: bool, extra: bytes = b""
+) -> tuple[bytes, bytes, Optional[FileBody]]:
+    """What to send for `response` to `request`: its head, then the body bytes and the
+    file slice that follow it (b"" and None where there are none).
+
+    The head, up to and with its blank line: status line, Server, the response's headers
+    and Content-Length (`encode_head`), `extra` (header lines every reply carries: CORS),
+    Date (RFC 9110 6.6.1), and the Connection line: `close` when the connection ends
+    after this response, `keep-alive` when an HTTP/1.0 client's connection stays open
+    (RFC 9112 9.3: persistence is HTTP/1.1's default, not 1.0's), none otherwise.
+    `request` None is one whose head could not be read: answered as HTTP/1.1.
+
+    No body follows a response to HEAD (RFC 9110 9.3.2), nor a 1xx, 204 or 304 (RFC
+    9112 6.3), whose heads have no Content-Length either. Raises ValueError for a header
+    that cannot be sent (a CR or LF in a value, a name that is not a token)."""
+    if not keep_alive:
+        connection = CLOSE_LINE
+    elif request is None or request.version == "HTTP/1.1":
+        connection = b""
+    else:
+        connection = KEEP_ALIVE_LINE
+    head = response.head_bytes() + extra + date_line() + connection + b"\r\n"
+    status = response.status
+    if (
+        status < 200
+        or status == 204
+        or status == 304
+        or (request is not None and request.method == "HEAD")
+    ):
+        return head, b"", None
+    return head, response.body, response.file
+
+
 def error_response(status: int, message: str) -> Response:
     """A one-line plain-text answer: a protocol error, a refusal or a redirect.
 
@@ -460,6 +508,8 @@ class Parser:
 
     def _read_head(self) -> Optional[Request]:
         buf, pos = self._buf, self._pos
+        if pos == len(buf):  # all consumed: how most turns end, after one request
+            return None
         end = buf.find(b"\r\n\r\n", pos)
         if end < 0:
             self._check_partial_head(buf, pos)

@@ -1,7 +1,8 @@
 """The access log and the trace: what each request asked and what it was answered.
 
 Both are off by default, and then the server holds no `Logs` at all: a connection's
-only cost is one `is None` check per request and per response. (The audit of hardware
+only cost is one `is None` check per request and per response. Both methods take plain
+values (a request, a client address, a session), never a connection. (The audit of hardware
 changes is always on; it is written where the changes are made, in pins.py.)
 """
 
@@ -15,14 +16,10 @@ from httap.config import LogConfig
 
 if TYPE_CHECKING:
     from httap import http
-    from httap.connection import Connection
+    from httap.session import Session
 
 access_log = logging.getLogger("httap.access")
 trace_log = logging.getLogger("httap.trace")
-
-
-def _session(connection: Connection) -> Any:
-    return connection.session.id if connection.session is not None else "-"
 
 
 class Logs:
@@ -47,29 +44,35 @@ class Logs:
         """The logs the configuration asks for; None when it asks for none."""
         return cls(config) if config.access or config.trace else None
 
-    def request(self, connection: Connection, request: http.Request) -> float:
-        """A request is about to run: trace its head; return when it started."""
+    def request(self, request: http.Request) -> float:
+        """A request is about to run: trace its head (with `request.session`'s id);
+        return when it started (time.perf_counter())."""
         if self.trace:
+            session = request.session.id if request.session is not None else "-"
             lines = [f"{request.method} {request.target} {request.version}"]
             lines += [f"{name}: {value}" for name, value in request.headers.items()]
-            trace_log.info(_block(f"s={_session(connection)} >", lines))
+            trace_log.info(_block(f"s={session} >", lines))
         return time.perf_counter()
 
     def response(
         self,
-        connection: Connection,
+        client: tuple,
+        session: Optional[Session],
         request: Optional[http.Request],
         status: int,
         head: bytes,
         sent: int,
         started: Optional[float],
     ) -> None:
-        """A response is queued. `request` None is a protocol error answered before any
-        request could be read; `sent` is the body's length, `started` None if unknown."""
-        session = _session(connection)
+        """A response is queued on the connection from `client` (address, port) whose
+        session is `session` (None: it has none, refused at once). `request` None is a
+        protocol error answered before any request could be read; `sent` is the body's
+        length in bytes, `started` when the request started (`request`'s return), None
+        if unknown."""
+        tag: Any = "-" if session is None else session.id
         if self.trace:
             lines = head.decode("latin-1").split("\r\n")[:-2]  # the head ends with a blank line
-            trace_log.info(_block(f"s={session} <", lines))
+            trace_log.info(_block(f"s={tag} <", lines))
         if self.access is None:
             return
         if request is None:
@@ -81,8 +84,7 @@ class Logs:
         user = (request.user if request is not None else None) or "-"
         duration = "-" if started is None else f"{time.perf_counter() - started:.6f}"
         self.access(
-            f"{connection.client[0]} - {user} [{now}] {line} {status} {sent or '-'}"
-            f" s={session} {duration}"
+            f"{client[0]} - {user} [{now}] {line} {status} {sent or '-'} s={tag} {duration}"
         )
 
     def close(self) -> None:

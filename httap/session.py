@@ -1,7 +1,10 @@
-"""Sessions, the hardware lease, and the safe state applied when the driver goes away.
+"""Sessions, the registry of open ones, the hardware lease, and the safe state applied
+when the driver goes away.
 
 A session is one TCP connection: its id is unique for the life of the process and never
-reused. The lease says who may drive the hardware (`session.exclusive`):
+reused. The server opens one in the registry (`Sessions`) as it accepts a connection,
+hands it to the connection (which gives it to every request as `request.session`), and
+closes it when the connection ends. The lease says who may drive the hardware (`session.exclusive`):
 - "client": the first client address that writes holds it until all of its
   connections have closed (a connection closes after `timeouts.inactivity` idle);
 - "connection": the same, narrowed to the one connection that wrote;
@@ -57,6 +60,36 @@ class Session:
         return f"<Session {self.id} {self.address}>"
 
 
+class Sessions:
+    """The registry of open sessions, one per accepted connection.
+
+    `on_close(fn)` has `fn(session)` run after every session's close (the lease counts
+    a client's connections this way).
+    """
+
+    def __init__(self) -> None:
+        self.live: set[Session] = set()  # the open ones
+        self.opened = 0  # how many were ever opened (GET /?stats: connections accepted)
+        self._on_close: list[Callable[[Session], Any]] = []
+
+    def open(self, client: tuple, now: float) -> Session:
+        """A new session for a connection from `client`, opened at `now` (loop seconds)."""
+        session = Session(client, now)
+        self.live.add(session)
+        self.opened += 1
+        return session
+
+    def close(self, session: Session) -> None:
+        """Its connection has ended: the session's own callbacks run, then the registry's."""
+        self.live.discard(session)
+        session.close()
+        for callback in self._on_close:
+            callback(session)
+
+    def on_close(self, callback: Callable[[Session], Any]) -> None:
+        self._on_close.append(callback)
+
+
 class Busy(Exception):
     """Another client holds the hardware; `what` says what was refused and what stays
     open, in words for the 503's message ("writing pin led is refused; reading pins
@@ -70,14 +103,18 @@ class Busy(Exception):
 
 
 class Lease:
-    """Who drives the hardware now. `acquire` raises Busy for anyone else."""
+    """Who drives the hardware now. `acquire` raises Busy for anyone else.
 
-    def __init__(self, mode: str, on_release: Callable[[], Any]) -> None:
+    It hears of every session's close from the registry `sessions`, whose open ones it
+    counts to know when a client's last connection has gone."""
+
+    def __init__(self, mode: str, on_release: Callable[[], Any], sessions: Sessions) -> None:
         self.mode = mode
         self.on_release = on_release
         self.holder: Optional[Session] = None  # the session that took the lease
         self.since = 0.0
-        self.sessions: set[Session] = set()  # every open session, to count a client's
+        self.sessions = sessions.live  # every open session, to count a client's
+        sessions.on_close(self.closed)
 
     def acquire(self, session: Session, now: float, what: str) -> None:
         """Take the hardware for `session`, or raise Busy saying `what` was refused."""
@@ -104,12 +141,9 @@ class Lease:
     def _describe(holder: Session) -> str:
         return f"{holder.address} (session {holder.id})"
 
-    def opened(self, session: Session) -> None:
-        self.sessions.add(session)
-
     def closed(self, session: Session) -> None:
-        """A connection ended; release when it was the holder's last."""
-        self.sessions.discard(session)
+        """A connection ended (the registry has dropped its session); release when it was
+        the holder's last."""
         holder = self.holder
         if holder is None:
             return

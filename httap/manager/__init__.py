@@ -26,14 +26,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping, Sized
+from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Optional, Union
 from urllib.parse import parse_qsl, unquote
 
 from gpio import GpioError
 from httap import http
-from httap.connection import Pending
 from httap.manager.actions import Actions
 from httap.manager.cors import Cors
 from httap.manager.gpio import Gpio
@@ -41,13 +40,13 @@ from httap.manager.room import ALL, READS, WRITES, Answer, Change, Row, no_such,
 from httap.manager.serial import Serial
 from httap.manager.status import Status
 from httap.pins import Pins, shown
-from httap.session import Busy, Lease, Session
+from httap.reply import Pending
+from httap.session import Busy, Lease, Sessions
 from httap.watches import Watches
 
 if TYPE_CHECKING:
     from httap.auth import Auth
     from httap.config import Config
-    from httap.connection import Connection
     from httap.serialport import SerialPort
 
 log = logging.getLogger("httap.manager")
@@ -97,9 +96,9 @@ class Manager:
         loop: Any,
         pins: Pins,
         lease: Lease,
+        sessions: Sessions,
         ports: Optional[Mapping[str, SerialPort]] = None,
         auth: Optional[Auth] = None,
-        connections: Sized = (),
     ) -> None:
         self.config = config
         self.loop = loop
@@ -109,7 +108,7 @@ class Manager:
         self.cors = Cors(config.cors.origins, auth is not None, PIN_METHODS + ", OPTIONS")
         self.gpio = Gpio(pins, self.watches, loop, lease.mode)
         self.serial = Serial(ports or {})
-        self.status = Status(config, loop, pins.backend.simulated, self._names, connections, auth)
+        self.status = Status(config, loop, pins.backend.simulated, self._names, sessions, auth)
         self.table = table(self.status, self.gpio, self.serial)
         self.rows: dict[str, Row] = {}  # the first segment of a path -> its row
         for row in self.table:
@@ -122,20 +121,6 @@ class Manager:
 
     def _names(self) -> list[str]:
         return self.actions.names()
-
-    # -- sessions ----------------------------------------------------------------
-
-    def connection_opened(self, connection: Connection) -> None:
-        self.status.accepted += 1
-        session = Session(connection.client, self.loop.now)
-        connection.session = session
-        self.lease.opened(session)
-
-    def connection_closed(self, connection: Connection) -> None:
-        session = connection.session
-        if session is not None:
-            session.close()
-            self.lease.closed(session)
 
     # -- dispatch ----------------------------------------------------------------
 

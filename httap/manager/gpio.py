@@ -22,9 +22,9 @@ from typing import Any, Callable, Optional
 from gpio import GpioError
 from httap import http
 from httap.config import WAIT
-from httap.connection import Pending
 from httap.manager.room import READS, Change, cause_of, no_such, param
 from httap.pins import Pin, Pins
+from httap.reply import Pending
 from httap.watches import Watches
 
 # How long a written value holds on a pin with a `safe` value, by session.exclusive: the

@@ -21,8 +21,8 @@ from urllib.parse import parse_qsl
 
 from httap import http
 from httap.config import WAIT, Range
-from httap.connection import Pending
 from httap.manager.room import Answer, Change, param
+from httap.reply import Pending
 from httap.serialport import Job, SerialPort
 
 PARAMS = {"wait", "until", "count"}

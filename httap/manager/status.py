@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sized
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from httap import __version__, http
@@ -21,6 +20,7 @@ from httap.manager.room import Change
 if TYPE_CHECKING:
     from httap.auth import Auth
     from httap.config import Config
+    from httap.session import Sessions
 
 HTTAP_VERSION = "1.0"
 
@@ -35,17 +35,16 @@ class Status:
         loop: Any,
         simulated: bool,
         actions: Callable[[], list[str]],
-        connections: Sized,
+        sessions: Sessions,
         auth: Optional[Auth],
     ) -> None:
         self.config = config
         self.loop = loop
         self.simulated = simulated
         self.actions = actions
-        self.connections = connections
+        self.sessions = sessions  # the open ones, and how many were ever opened
         self.auth = auth
         self.requests = 0  # `/?` requests handled
-        self.accepted = 0  # connections accepted
 
     def discovery(self, request: http.Request, _: None) -> dict:
         config = self.config
@@ -76,7 +75,7 @@ class Status:
         stats = {
             **loop.stats(),
             "requests": self.requests,
-            "connections": {"open": len(self.connections), "accepted": self.accepted},
+            "connections": {"open": len(self.sessions.live), "accepted": self.sessions.opened},
             "uptime": round(loop.clock() - loop.started, 3),
         }
         auth = self.auth

@@ -19,7 +19,7 @@ from httap import config, http
 from httap.loop import Handle
 from httap.manager import Manager
 from httap.pins import Pins
-from httap.session import Lease, Session
+from httap.session import Lease, Session, Sessions
 
 LED, BUTTON, BUZZER = 17, 4, 18
 PINS = {
@@ -106,15 +106,14 @@ def build(
     manual_loop = manual_loop or ManualLoop()
     conf = settings(**overrides)
     pins = Pins(conf.gpio.pins, SimBackend(clock=manual_loop.clock), manual_loop)
-    lease = Lease(conf.session.exclusive, pins.apply_safe_values)
-    return Manager(conf, manual_loop, pins, lease, ports)
+    sessions = Sessions()
+    lease = Lease(conf.session.exclusive, pins.apply_safe_values, sessions)
+    return Manager(conf, manual_loop, pins, lease, sessions, ports)
 
 
 def session(manager: Manager, address: str = "127.0.0.1") -> Session:
     """An open session of a client at `address`, as a new connection has."""
-    opened = Session((address, 40000), manager.loop.now)
-    manager.lease.opened(opened)
-    return opened
+    return manager.status.sessions.open((address, 40000), manager.loop.now)
 
 
 def request(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from httap import http
-from httap.connection import Pending
+from httap.reply import Pending
 from tests.helpers.domain import answer, build, request
 
 

@@ -9,9 +9,9 @@ import pytest
 
 from gpio import GpioError
 from httap import http
-from httap.connection import Pending
 from httap.manager import NO_CACHE
 from httap.manager.room import ALL, WRITES, Answer
+from httap.reply import Pending
 from httap.session import Busy
 from tests.helpers.domain import LED, ManualLoop, answer, build, request, session
 

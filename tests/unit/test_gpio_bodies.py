@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from httap.connection import Pending
 from httap.manager.gpio import BAD_BATCH, BAD_BODY, command
 from httap.manager.room import Change
+from httap.reply import Pending
 from tests.helpers.domain import BUTTON, BUZZER, LED, answer, build, request
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from httap import config
-from httap.connection import Pending
 from httap.manager import params
 from httap.manager.room import Change
+from httap.reply import Pending
 from httap.serialport import SerialPort
 from tests.helpers.domain import ManualLoop, answer, build, request
 

@@ -42,8 +42,9 @@ def test_ping_says_what_remains_of_the_inactivity_timeout(manager):
 
 def test_stats_count_requests_and_connections():
     manager = build()
-    manager.status.connections = {"a", "b"}
-    manager.status.accepted = 5
+    opened = [session(manager, f"10.0.0.{n}") for n in range(5)]
+    for closed in opened[:3]:
+        manager.status.sessions.close(closed)
     manager.handle(request("GET", "/?gpio"))
     body = answer(manager.handle(request("GET", "/?stats")))[1]
     assert body["requests"] == 2 and body["connections"] == {"open": 2, "accepted": 5}

@@ -23,7 +23,7 @@ PINS = {
 
 APP = """
 from httap import http
-from httap.connection import Pending
+from httap import Pending
 
 LOG = []
 WAITING = []

@@ -23,7 +23,7 @@ PINS = {
     "button": {"gpio": BUTTON, "mode": "in", "pull": "up"},
 }
 APP = """
-from httap.connection import Pending
+from httap import Pending
 
 LOG = []
 

@@ -423,7 +423,7 @@ def test_a_reader_that_stops_is_dropped_one_that_moves_is_not(start_with_fds, do
 SLOW_APP = """
 import time
 
-from httap.connection import Pending
+from httap import Pending
 
 
 def setup(server):
@@ -493,11 +493,12 @@ def test_a_queued_reply_is_timed_from_its_queuing():
         state = connection.state_of(**fact)
         if fact["pending"] and not (fact["writing"] or fact["scheduled"] or fact["closing"]):
             assert state == connection.WAITING
-            assert state not in connection.DEADLINES  # the reply's own timer ends it
+            assert connection.STATES[state].deadline is None  # the reply's own timer ends it
         if fact["writing"] and not fact["closing"]:
             assert state == connection.BUSY
-    assert connection.DEADLINES[connection.BUSY] == ("inactivity", None)
-    assert connection.DEADLINES[connection.CLOSING] == ("inactivity", None)
+    for queued in (connection.BUSY, connection.CLOSING):
+        row = connection.STATES[queued]
+        assert (row.deadline, row.on_timeout) == ("inactivity", connection.CLOSE)
     assert connection.state_of(False, False, False, False, False, False) == connection.IDLE
     assert connection.state_of(False, False, False, False, True, True) == connection.BODY
     assert connection.state_of(False, False, False, False, False, True) == connection.HEAD

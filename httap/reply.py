@@ -1,0 +1,109 @@
+"""Pending: a reply that is not ready yet. It knows no connection.
+
+A handler that must wait (a long-poll, a serial transaction, a slow action, a held
+sign-in) returns a Pending; a timer or an event calls `resolve(value)` later. Whoever
+delivers replies (a connection) binds it with `bind(deliver)`: `deliver(response)` is
+then called once, when the value is there, and `cancel()` tells the Pending that nobody
+waits any more (the client went away), which runs its `on_cancel` callbacks.
+
+A Pending delivers at most once: a second `resolve` is ignored, and one that was bound
+already, cancelled or handed over is `taken` (returned again as a reply: its receiver
+answers 500).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Optional
+
+from httap import http
+
+log = logging.getLogger("httap.reply")
+
+
+class Pending:
+    """A reply that is not ready yet. The handler returns it; a timer or an event calls
+    `resolve(value)` later. `on_cancel(fn)` runs if the client goes away first.
+
+    `convert`, set by whoever hands the Pending out, turns the value into a Response
+    (the manager turns an action's dict into JSON this way). It is applied when the
+    reply is delivered, so a Pending may even be resolved before it is returned.
+    """
+
+    __slots__ = ("_cancel", "_deliver", "convert", "done", "resolved", "value")
+
+    def __init__(self) -> None:
+        self._deliver: Optional[Callable[[http.Response], Any]] = None
+        self._cancel: list[Callable[[], Any]] = []
+        self.convert: Optional[Callable[[Any], http.Response]] = None
+        self.done = False  # resolved, cancelled or handed over
+        self.resolved = False
+        self.value: Any = None
+
+    @property
+    def taken(self) -> bool:
+        """Bound to a receiver already, or cancelled or handed over: returning it (again)
+        as a reply is a bug, answered 500."""
+        return self._deliver is not None or (self.done and not self.resolved)
+
+    def bind(self, deliver: Callable[[http.Response], Any]) -> None:
+        """Have `deliver(response)` send this reply: once it resolves, or at once if it
+        has. Call it only on a Pending that is not `taken`."""
+        self._deliver = deliver
+        if self.resolved:
+            deliver(self.response())
+
+    def on_cancel(self, callback: Callable[[], Any]) -> None:
+        self._cancel.append(callback)
+
+    def resolve(self, value: Any) -> None:
+        if self.done:
+            return
+        self.done = self.resolved = True
+        self.value = value
+        self._cancel.clear()
+        if self._deliver is not None:
+            self._deliver(self.response())
+
+    def response(self) -> http.Response:
+        """The resolved value as a Response."""
+        if self.convert is None:
+            return self.value
+        try:
+            return self.convert(self.value)
+        except Exception:
+            log.exception("cannot turn %r into a reply", self.value)
+            return http.error_response(500, "internal server error: bad reply value")
+
+    def hand_over(self, reply: Any) -> None:
+        """Let `reply` (a Response, or another Pending) answer in this one's place: a
+        request held back, then routed, may get a reply that is itself pending. From then
+        on, cancelling this one cancels `reply`."""
+        if not isinstance(reply, Pending):
+            self.resolve(reply)
+            return
+        deliver = self._deliver
+        if self.done or deliver is None:
+            reply.cancel()  # nobody waits for this one any more
+            return
+        self.done = True
+        if reply.taken:
+            self._cancel.clear()
+            log.error("a Pending was handed over twice or after it was cancelled")
+            deliver(http.error_response(500, "internal server error: a reply used twice"))
+            return
+        self._cancel = [reply.cancel]
+        reply.bind(deliver)
+
+    def cancel(self) -> None:
+        """The client went away: nobody will read the reply. The `on_cancel` callbacks
+        run once; none run once it has resolved."""
+        if self.resolved:
+            return
+        self.done = True
+        callbacks, self._cancel = self._cancel, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("cancel callback %r failed", callback)
