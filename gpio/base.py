@@ -58,5 +58,11 @@ class Backend(ABC):
     def write(self, gpio: int, value: int) -> None:
         """Drive a set-up output to 0 or 1."""
 
+    def stamp(self, gpio: int) -> Optional[float]:
+        """When the pin's level last changed, in seconds since the epoch, on a board
+        that timestamps its changes (the simulated board's history; kernel edge events);
+        None where it does not: the caller takes the time it learns of the change."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional: most boards have nothing to release
         """Release the board's resources."""

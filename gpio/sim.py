@@ -8,7 +8,7 @@ loopback), and inputs can be driven from code as if a button were pressed.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 from gpio.base import Backend, GpioError, Pin
 
@@ -33,6 +33,9 @@ class SimBackend(Backend):
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
+        # Seconds since the epoch at the clock's 0 (a history time plus it is wall time),
+        # read once, when first asked for.
+        self.epoch: Optional[float] = None
         self.pins: dict[int, SimPin] = {}
         self.wires: dict[int, list[int]] = {}  # output gpio -> inputs it drives
 
@@ -71,6 +74,12 @@ class SimBackend(Backend):
             raise GpioError(f"GPIO {input_} is an output: wire an output to an input")
         self.wires.setdefault(output, []).append(input_)
         self._record(target, source.value)
+
+    def stamp(self, gpio: int) -> Optional[float]:
+        """When the pin last changed, from its history, in seconds since the epoch."""
+        if self.epoch is None:
+            self.epoch = time.time() - self.clock()
+        return self._pin(gpio).history[-1][0] + self.epoch
 
     def history(self, gpio: int) -> list[tuple[float, int]]:
         """Every (time, value) the pin has had, oldest first."""

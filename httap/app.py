@@ -66,6 +66,13 @@ class App:
         """Start or change the wave of a declared "pwm" pin."""
         self.pins.pwm(name, frequency, duty)
 
+    def publish(self, name: str, data: Any = None) -> None:
+        """Send an event of the app's own to every event stream (`GET /?events`): `event:
+        app` with {"name": name, "data": data}. TypeError here, at the call, for a name
+        that is not a non-empty string or data that is not JSON; ValueError for data
+        over 4 KiB of JSON."""
+        self.manager.events.publish(name, data)
+
     @property
     def gpio(self) -> Any:
         """The GPIO backend (a `gpio.Backend`; the simulated board where there is no GPIO)."""

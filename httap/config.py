@@ -34,6 +34,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "Cors",
+    "EventsConfig",
     "GpioConfig",
     "Limits",
     "ListenAddress",
@@ -507,6 +508,10 @@ class Limits(NamedTuple):
     requests: int = setting(
         number(0, 10**9, "a number of requests (0 = unlimited)", integer=True), 0
     )
+    # Event streams (GET /?events) open at once, and the bytes one may have queued and
+    # unsent before it ends: a subscriber that does not read is never waited for.
+    subscribers: int = setting(number(1, 10_000, "a number of event streams", integer=True), 16)
+    event_buffer: int = setting(size(4096, 1 << 24), 65536)
 
 
 class Session(NamedTuple):
@@ -574,6 +579,13 @@ class GpioConfig(NamedTuple):
     backend: str = setting(one_of("auto", "sim", "rpi", "gpiod"), "auto")
     sample_interval: float = setting(number(0.0001, 1), 0.001)
     pins: Mapping[str, PinConfig] = setting(_pins, {})
+
+
+class EventsConfig(NamedTuple):
+    """The event streams of `GET /?events`: a comment every `keepalive` seconds keeps
+    proxies and NATs from closing a quiet one."""
+
+    keepalive: float = setting(number(0.1, 3600), 15)
 
 
 class SerialConfig(NamedTuple):
@@ -711,6 +723,7 @@ class Config(NamedTuple):
     serial: Mapping[str, SerialConfig] = setting(
         dict_of(_NAME, f"serial port names of {_NAME_NOUN}", _serial_port), {}
     )
+    events: EventsConfig = section(EventsConfig)
     redirect: tuple[Redirect, ...] = setting(
         list_of(_redirect, 'a list of objects like {from: "/old", to: "/new"}'), []
     )

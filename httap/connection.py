@@ -22,6 +22,9 @@ Rules of this file:
       BUSY      a reply is queued and the client is slow to read it (back-pressure),
                 or requests wait for their turn; the deadline counts from the reply's
                 queuing or the last send progress
+      STREAMING a reply's body is being streamed (an event stream: `Streamed`), all
+                sent so far: no deadline; a reader that falls behind is ended by the
+                stream's own bound of unread bytes, never waited for
       WAITING   a reply is pending (a long-poll, a serial wait, a slow action, a held
                 sign-in): no deadline, the reply's own timer ends it
       BODY      a head is in, its body is arriving (the deadline counts from the head)
@@ -41,6 +44,9 @@ Rules of this file:
   cannot starve the others.
 - A protocol error is answered (status and a one-line message), then the connection
   closes.
+- A stream (reply.Stream) is the last reply on its connection: it stands where a
+  pending reply would, its parts are queued as they come, and once it ends the
+  connection closes. Each part sent is activity of the session, like a reply's end.
 - The session sees the connection's activity (`Session.last_active`): the start of
   every request and the end of every reply (entering IDLE) count, so `/?ping`'s Remain
   and the lease's idle time agree with the inactivity deadline.
@@ -62,7 +68,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Protocol,
 
 from httap import http
 from httap.loop import READ, WRITE
-from httap.reply import Pending
+from httap.reply import Pending, Stream
 
 if TYPE_CHECKING:
     from httap.config import Limits, Timeouts
@@ -72,12 +78,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("httap.connection")
 
-CLOSED, HANDSHAKE, LINGER, CLOSING, BUSY, WAITING, BODY, HEAD, IDLE = (
+CLOSED, HANDSHAKE, LINGER, CLOSING, BUSY, STREAMING, WAITING, BODY, HEAD, IDLE = (
     "CLOSED",
     "HANDSHAKE",
     "LINGER",
     "CLOSING",
     "BUSY",
+    "STREAMING",
     "WAITING",
     "BODY",
     "HEAD",
@@ -116,6 +123,7 @@ STATES: dict[str, Row] = {
     LINGER:    Row(DRAIN,   "linger",     CLOSE,                                         FINISH),
     CLOSING:   Row(NO,      "inactivity", CLOSE,                                         FINISH),
     BUSY:      Row(BOUNDED, "inactivity", CLOSE,                                         FINISH),
+    STREAMING: Row(BOUNDED, None,         None,                                          FINISH),
     WAITING:   Row(BOUNDED, None,         None,                                          FINISH),
     BODY:      Row(YES,     "request",    Answer(408, "the body did not arrive"),        CLOSE),
     HEAD:      Row(YES,     "parse",      Answer(408, "the request head did not arrive"), CLOSE),
@@ -142,13 +150,15 @@ def state_of(
     closed: bool = False,
     handshake: bool = False,
     shut: bool = False,
+    streaming: bool = False,
 ) -> str:
     """The state of a connection (a key of STATES) from the facts. The first true fact
     decides, in STATES' order: the socket is `closed`; the TLS `handshake` is not done;
     our side is `shut` (all was sent); the last response is queued (`closing`); output
-    is queued (`writing`) or requests wait for the next turn (`scheduled`); a reply is
-    `pending`; a body is arriving (`partial`); bytes of a head have arrived (`buffered`,
-    a count). The last three default to an open connection past its handshake."""
+    is queued (`writing`) or requests wait for the next turn (`scheduled`); a stream's
+    body is being sent (`streaming`); a reply is `pending`; a body is arriving
+    (`partial`); bytes of a head have arrived (`buffered`, a count). The last four
+    default to an open connection past its handshake, with no stream."""
     if closed:
         return CLOSED
     if handshake:
@@ -159,6 +169,8 @@ def state_of(
         return CLOSING
     if writing or scheduled:
         return BUSY
+    if streaming:
+        return STREAMING
     if pending:
         return WAITING
     if partial:
@@ -183,8 +195,8 @@ class Owner(Protocol):
     limits: Limits  # uri, header, body: the parser's bounds; requests: per connection
     timeouts: Timeouts  # parse, request, inactivity: the deadlines STATES names
     stopping: bool  # the server is stopping: STATES' "on stop" applies
-    # The reply to a request: a Response, or a Pending that the connection binds.
-    route: Callable[[http.Request], Union[http.Response, Pending]]
+    # The reply to a request: a Response, or a Pending or Stream that the connection binds.
+    route: Callable[[http.Request], Union[http.Response, Pending, Stream]]
     # Header lines every reply carries besides its own (CORS), or None for none.
     reply_headers: Optional[Callable[[http.Request, http.Response], bytes]]
     # The logs, None when off: log_request(request) -> when it started (perf_counter);
@@ -315,6 +327,74 @@ class Deadline:
         self.expired()
 
 
+class Streamed:
+    """A Stream's body on `connection`, in the place of its pending reply: the head and
+    first part are queued at once (framed by http.frame_stream), then each part as it
+    comes (`part`), flushed at once when nothing waits before it. Past the stream's
+    `limit` of unsent bytes the connection closes: the client is not reading, and it
+    will reconnect. Ended by the server (`end`), the body is finished and the
+    connection closes once all is sent."""
+
+    __slots__ = ("chunked", "connection", "stream")
+
+    def __init__(self, connection: Connection, request: http.Request, stream: Stream) -> None:
+        self.connection = connection
+        self.stream = stream
+        owner = connection.owner
+        limit = connection.limits.requests
+        keep_alive = http.keep_alive(request, owner.stopping, connection.requests, limit)
+        extra = owner.reply_headers
+        lines = b"" if extra is None else extra(request, stream.response)
+        head, self.chunked = http.frame_stream(request, stream.response, keep_alive, lines)
+        connection.output.add(head)
+        if owner.log_response is not None:
+            sent = len(stream.response.body)
+            owner.log_response(
+                connection.client, connection.session, request, 200, head, sent, connection.started
+            )
+        stream.bind(self.part, self.end)
+
+    def part(self, data: bytes) -> bool:
+        connection = self.connection
+        if connection.closed:
+            return False
+        output = connection.output
+        idle = not output.chunks
+        output.add(http.chunk(data) if self.chunked else data)
+        if connection.session is not None:
+            connection.session.last_active = connection.loop.now
+        if idle or output.size > self.stream.limit:
+            connection._flush()
+            if output.size > self.stream.limit and not connection.closed:
+                log.info(
+                    "event stream to %s ended: %d bytes unread, over %d (limits.event_buffer)",
+                    connection.client[0] if connection.client else "-",
+                    output.size,
+                    self.stream.limit,
+                )
+                connection.close()
+        if connection.closed:
+            return False
+        connection._settle()
+        return True
+
+    def end(self) -> None:
+        connection = self.connection
+        if connection.closed:
+            return
+        if self.chunked:
+            connection.output.add(http.LAST_CHUNK)
+        connection.pending = None
+        connection.closing = True
+        connection._flush()
+        if not connection.closed:
+            connection._settle()
+
+    def cancel(self) -> None:
+        """The connection closes: the stream is over."""
+        self.stream.cancel()
+
+
 class Connection:
     """One accepted socket, from its first byte to its close."""
 
@@ -338,7 +418,7 @@ class Connection:
         self.events = 0
         self.parser = http.Parser(self.limits.uri, self.limits.header, self.limits.body)
         self.requests = 0
-        self.pending: Optional[tuple[http.Request, Pending]] = None
+        self.pending: Optional[tuple[http.Request, Union[Pending, Streamed]]] = None
         self.output = Output(self._progress)
         self.closing = False  # the last response is queued
         self.shut = False  # all is sent and our side is shut (LINGER)
@@ -520,8 +600,11 @@ class Connection:
 
     # -- output ------------------------------------------------------------------
 
-    def _emit(self, request: http.Request, response: http.Response) -> None:
-        """Queue `response` to `request`, framed by http.py, head and body in order."""
+    def _emit(self, request: http.Request, response: Union[http.Response, Stream]) -> None:
+        """Queue `response` to `request`, framed by http.py (a Stream: see Streamed)."""
+        if isinstance(response, Stream):
+            self.pending = (request, Streamed(self, request, response))
+            return
         try:
             response.head_bytes()  # encoded once and kept; a bad header fails here
             if not isinstance(response.body, bytes):
@@ -623,6 +706,7 @@ class Connection:
             self.closed,
             self.secure is not None,
             self.shut,
+            pending and type(self.pending[1]) is Streamed,  # streaming
         )
         row = STATES[state]
         if self.owner.stopping and row.on_stop == CLOSE:

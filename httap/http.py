@@ -286,8 +286,9 @@ _STATUS_LINES = {
 _sendable_names: set[str] = set()  # header names already checked to be tokens
 
 
-def encode_head(status: int, headers: list[tuple[str, str]], length: int) -> bytes:
-    """The status line and header block, without Date, Connection and the blank line."""
+def encode_head(status: int, headers: list[tuple[str, str]], length: Optional[int]) -> bytes:
+    """The status line and header block, without Date, Connection and the blank line;
+    `length` None for a body of no known length (a stream: see `frame_stream`)."""
     first = _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode() + SERVER_HEADER
     lines = []
     for name, value in headers:
@@ -299,7 +300,7 @@ def encode_head(status: int, headers: list[tuple[str, str]], length: int) -> byt
             if len(_sendable_names) < 1024:
                 _sendable_names.add(name)
         lines.append(f"{name}: {value}\r\n")
-    if status >= 200 and status not in (204, 304):
+    if length is not None and status >= 200 and status not in (204, 304):
         lines.append(f"Content-Length: {length}\r\n")
     return first + "".join(lines).encode("latin-1")
 
@@ -376,8 +377,9 @@ KEEP_ALIVE_LINE = b"Connection: keep-alive\r\n"
 
 
 # -- framing a response ----------------------------------------------------------------
-# A response is framed by its Content-Length (encode_head), never chunked: every body is
-# known whole (bytes) or by its length (a FileBody) before its head is sent.
+# A response is framed by its Content-Length (encode_head): every body is known whole
+# (bytes) or by its length (a FileBody) before its head is sent. The one exception is a
+# stream (an event stream's body, which never ends): `frame_stream` and `chunk`.
 
 
 def keep_alive(request: Request, stopping: bool, served: int, limit: int) -> bool:
@@ -421,6 +423,37 @@ def frame(
     ):
         return head, b"", None
     return head, response.body, response.file
+
+
+LAST_CHUNK = b"0\r\n\r\n"  # the end of a chunked body, with no trailer (RFC 9112 7.1)
+_TRANSFER_CHUNKED = ("Transfer-Encoding", "chunked")
+
+
+def frame_stream(
+    request: Request, response: Response, keep_alive: bool, extra: bytes = b""
+) -> tuple[bytes, bool]:
+    """The head of a response whose body is sent in parts and has no known length (a
+    stream), with its first part (`response.body`) framed after it; and whether its
+    parts are chunked (then each part is `chunk(part)`, and `LAST_CHUNK` ends it).
+
+    HTTP/1.1 is chunked (RFC 9112 7.1). HTTP/1.0 knows no chunks: the body ends when the
+    connection closes (RFC 9112 6.3, rule 8), which the head says with `Connection:
+    close`. The head is `frame`'s otherwise: no Content-Length, and the Connection line
+    by `keep_alive`."""
+    chunked = request.version == "HTTP/1.1"
+    headers = [*response.headers, _TRANSFER_CHUNKED] if chunked else response.headers
+    connection = b"" if chunked and keep_alive else CLOSE_LINE
+    head = encode_head(response.status, headers, None) + extra + date_line() + connection
+    body = response.body
+    if chunked and body:
+        body = chunk(body)
+    return head + b"\r\n" + body, chunked
+
+
+def chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body (RFC 9112 7.1): its size in hex, CRLF, the data, CRLF.
+    Never empty: an empty chunk would end the body."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 def error_response(status: int, message: str) -> Response:

@@ -7,9 +7,11 @@ Rules of this file:
   announced level, its activity (a pulse, or a PWM wave), its watchers (the long-polls
   of watches.py) and its safe value. `gpio.Pin` is only its declaration.
 - Every level the server sets (a write, a pulse's start and end, a safe value, the app,
-  a simulated wire's `drive`) and every change the sampler finds goes through one
-  method, `Pins.changed`, the change source: listeners subscribe there (long-polls
-  today; event streams and MQTT later), and hear every change in the order it was made.
+  a simulated wire's `drive`), every new setting of a PWM wave and every change the
+  sampler finds goes through one method, `Pins.changed`, the change source: listeners
+  subscribe there (long-polls, event streams; MQTT later), and hear every change in
+  the order it was made, as a `Change` that says what made it and when.
+- A PWM wave's edges are not changes: its setting is (frequency, duty, running).
 - Setting a level ends the pin's pulse or wave first: one activity per pin.
 - Every change of what an output does is audited, one line on `httap.audit` ("who set
   this pin"); a repeat (the same level or wave again) writes none.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -34,8 +37,11 @@ from httap.http import HTTPError
 log = logging.getLogger("httap.pins")
 audit = logging.getLogger("httap.audit")
 
-PULSE = Range(0, 60, "a number of seconds", above=True)
-Listener = Callable[["Pin", int], Any]  # listener(pin, level) on every change
+PULSE_TIME = Range(0, 60, "a number of seconds", above=True)
+# What made a change, as an event's "cause" names it (docs/protocol.md, "Push"): a
+# request's write, a pulse's edge, a safe value, an input's wire (the sampler, or a
+# simulated wire's `drive`), the app.
+WRITE, PULSE, SAFE, INPUT, APP = "write", "pulse", "safe", "input", "app"
 
 
 class Cause(NamedTuple):
@@ -96,6 +102,24 @@ class Pin:
         return f"<Pin {self.name} GPIO {self.gpio} {self.mode}>"
 
 
+class Change(NamedTuple):
+    """One announcement of the change source: `pin`; `level`, its level now (0 or 1),
+    or None when its PWM wave got a new setting (read it from `pin.wave`); `kind`, what
+    made it (WRITE, PULSE, SAFE, INPUT, APP); `time`, when, in seconds since the epoch
+    (the board's own timestamp where it keeps one, else when the server learnt it);
+    `repeat`, True when nothing changed (a write of the level the pin had): long-polls
+    hear it, events leave it out."""
+
+    pin: Pin
+    level: Optional[int]
+    kind: str
+    time: float
+    repeat: bool = False
+
+
+Listener = Callable[[Change], Any]  # listener(change), on every change, in order
+
+
 class Pins:
     """The declared pins on a board (`backend`), timed by `loop` (call_soon, call_later,
     call_at and clock). Raises GpioError when the board refuses a pin's set-up."""
@@ -137,15 +161,22 @@ class Pins:
     # -- the change source ---------------------------------------------------------
 
     def subscribe(self, listener: Listener) -> None:
-        """Call `listener(pin, level)` on every change of a pin's level, in order."""
+        """Call `listener(change)` on every change of a pin (a `Change`), in order."""
         self._listeners.append(listener)
 
-    def changed(self, pin: Pin, level: int) -> None:
-        """The one place a level change is known, whatever its cause: `level` (0 or 1)
-        becomes the pin's, and every listener hears it."""
-        pin.level = level
+    def changed(
+        self, pin: Pin, level: Optional[int], kind: str = INPUT, repeat: bool = False
+    ) -> None:
+        """The one place a change is known, whatever made it (`kind`): `level` (0 or 1)
+        becomes the pin's, or None for a new setting of its wave; `repeat` when the pin
+        was so already. Every listener hears it, with the time it happened."""
+        when = None
+        if level is not None:
+            pin.level = level
+            when = self.backend.stamp(pin.gpio)
+        change = Change(pin, level, kind, time.time() if when is None else when, repeat)
         for listener in self._listeners:
-            listener(pin, level)
+            listener(change)
 
     # -- finding and reading -------------------------------------------------------
 
@@ -222,17 +253,20 @@ class Pins:
 
     # -- changes --------------------------------------------------------------------
 
-    def set(self, pin: Pin, level: int, cause: Optional[Cause], note: str = "") -> None:
+    def set(
+        self, pin: Pin, level: int, cause: Optional[Cause], note: str = "", kind: str = WRITE
+    ) -> None:
         """Drive an output to `level` (or set an input's wire on the simulated board):
-        ends any pulse or PWM on it, announces the level, and is audited with `cause`
-        and `note` ("pulse end", "app"). GpioError if the board refuses."""
+        ends any pulse or PWM on it, announces the level as made by `kind`, and is
+        audited with `cause` and `note` ("pulse end", "app"). GpioError if the board
+        refuses."""
         old = self.output(pin)
         self.stop_activity(pin)
         if pin.is_output:
             self.backend.write(pin.gpio, level)
         else:
             self.backend.drive(pin.gpio, level)
-        self.changed(pin, level)
+        self.changed(pin, level, kind, old == level)
         _audit(pin, old, level, cause, note)
 
     def pulse(
@@ -242,7 +276,7 @@ class Pins:
         cause: Optional[Cause],
         ended: Ended,
     ) -> None:
-        """Invert an "out" pin for `seconds` (PULSE), then restore its level. `ended(
+        """Invert an "out" pin for `seconds` (PULSE_TIME), then restore its level. `ended(
         interrupted, error)` is called once: at the end (after the restore; `error` if the
         board refused it), or, with interrupted True, in the loop's next step after a
         change that cut the pulse short. A pulse over a pulse restores the first one's
@@ -251,15 +285,15 @@ class Pins:
             raise HTTPError(
                 409, "mode-conflict", f'pin {pin.name} is {pin.mode}: pulses need mode "out"'
             )
-        check(seconds, PULSE, "a pulse")
+        check(seconds, PULSE_TIME, "a pulse")
         active = pin.pulse
         level = active.level if active is not None else self.backend.read(pin.gpio)
-        self.set(pin, 1 - level, cause, f"pulse {seconds:g} s")
+        self.set(pin, 1 - level, cause, f"pulse {seconds:g} s", PULSE)
 
         def end() -> None:
             pin.pulse = None
             try:
-                self.set(pin, level, cause, "pulse end")
+                self.set(pin, level, cause, "pulse end", PULSE)
             except gpio.GpioError as err:
                 ended(False, err)
                 return
@@ -278,10 +312,18 @@ class Pins:
         if pin.wave is not None:
             pin.wave.stop()
 
-    def set_pwm(self, pin: Pin, setting: Any, cause: Optional[Cause], note: str = "") -> None:
+    def set_pwm(
+        self,
+        pin: Pin,
+        setting: Any,
+        cause: Optional[Cause],
+        note: str = "",
+        kind: str = WRITE,
+    ) -> None:
         """Start or change the wave of a "pwm" pin: `setting` is {"frequency": HZ,
-        "duty": 0..1}, either one kept when absent (PWM_FREQUENCY, PWM_DUTY). 409 for
-        another mode, 400 for another shape or a number out of range."""
+        "duty": 0..1}, either one kept when absent (PWM_FREQUENCY, PWM_DUTY); announced
+        as made by `kind`. 409 for another mode, 400 for another shape or a number out
+        of range."""
         wave = pin.wave
         if wave is None:
             raise HTTPError(
@@ -294,9 +336,14 @@ class Pins:
         check(frequency, PWM_FREQUENCY, "pwm frequency")
         check(duty, PWM_DUTY, "pwm duty")
         old = self.output(pin)
+        was = (wave.frequency, wave.duty, wave.running)
         self.stop_activity(pin)
         wave.start(float(frequency), float(duty))
-        _audit(pin, old, self.output(pin), cause, note)
+        new = self.output(pin)
+        self.changed(
+            pin, None, kind, old == new and was == (wave.frequency, wave.duty, wave.running)
+        )
+        _audit(pin, old, new, cause, note)
 
     def apply_safe_values(self) -> None:
         """The driver went away: every output with a `safe` value goes to it."""
@@ -304,7 +351,7 @@ class Pins:
             if pin.safe is None:
                 continue
             try:
-                self.set(pin, pin.safe, None, "safe value")
+                self.set(pin, pin.safe, None, "safe value", SAFE)
             except gpio.GpioError as err:
                 log.error("cannot set %s to its safe value %d: %s", pin.name, pin.safe, err)
 
@@ -342,7 +389,7 @@ class Pins:
         """Drive an output to 0 or 1 (true and false too)."""
         pin = self.find(str(name))
         self.writable(pin)
-        self.set(pin, self.level_of(value, pin), self.cause, "app")
+        self.set(pin, self.level_of(value, pin), self.cause, "app", APP)
 
     def pwm(
         self, name: Any, frequency: Optional[float] = None, duty: Optional[float] = None
@@ -353,7 +400,7 @@ class Pins:
             for key, value in (("frequency", frequency), ("duty", duty))
             if value is not None
         }
-        self.set_pwm(self.find(str(name)), setting, self.cause, "app")
+        self.set_pwm(self.find(str(name)), setting, self.cause, "app", APP)
 
 
 def _audit(pin: Pin, old: Any, new: Any, cause: Optional[Cause], note: str) -> None:

@@ -1,4 +1,5 @@
-"""Pending: a reply that is not ready yet. It knows no connection.
+"""Pending: a reply that is not ready yet; Stream: a reply whose body comes in parts and
+may never end. Neither knows a connection.
 
 A handler that must wait (a long-poll, a serial transaction, a slow action, a held
 sign-in) returns a Pending; a timer or an event calls `resolve(value)` later. Whoever
@@ -9,6 +10,13 @@ waits any more (the client went away), which runs its `on_cancel` callbacks.
 A Pending delivers at most once: a second `resolve` is ignored, and one that was bound
 already, cancelled or handed over is `taken` (returned again as a reply: its receiver
 answers 500).
+
+A Stream (the event streams of manager/events.py) is returned, or resolves a Pending,
+like a Response; its receiver binds it with `bind(send, end)` and sends its head and
+first part. Then `write(data)` hands each later part to `send(data)` at once, and `end()`
+has its receiver finish the body. Either side may end it: the server with `end()`, the
+receiver with `cancel()` (the client went away, or left too much unread); `on_close`
+callbacks run once, whichever it was.
 """
 
 from __future__ import annotations
@@ -107,3 +115,70 @@ class Pending:
                 callback()
             except Exception:
                 log.exception("cancel callback %r failed", callback)
+
+
+class Stream:
+    """A reply whose body is sent in parts as they happen and may never end: `response`
+    gives its status and headers, and its body is the first part; `limit` is how many
+    bytes its client may leave unread before the receiver ends it (a reader that does
+    not keep up is never waited for). Parts written before it is bound wait for it."""
+
+    __slots__ = ("_end", "_on_close", "_send", "closed", "limit", "parts", "response")
+
+    def __init__(self, response: http.Response, limit: int) -> None:
+        self.response = response
+        self.limit = limit
+        self.parts: list[bytes] = []  # written before `bind`
+        self.closed = False
+        self._send: Optional[Callable[[bytes], bool]] = None
+        self._end: Optional[Callable[[], Any]] = None
+        self._on_close: list[Callable[[], Any]] = []
+
+    @property
+    def taken(self) -> bool:
+        """Bound to a receiver already, or over: returning it again is a bug (500)."""
+        return self._send is not None or self.closed
+
+    def bind(self, send: Callable[[bytes], bool], end: Callable[[], Any]) -> None:
+        """Have `send(part)` send each part (False: the stream is over) and `end()`
+        finish the body; the parts written so far go first."""
+        self._send, self._end = send, end
+        parts, self.parts = self.parts, []
+        for part in parts:
+            if not send(part):
+                return
+
+    def on_close(self, callback: Callable[[], Any]) -> None:
+        self._on_close.append(callback)
+
+    def write(self, data: bytes) -> bool:
+        """Send one part now (or once bound); False when the stream is over."""
+        if self.closed:
+            return False
+        if self._send is None:
+            self.parts.append(data)
+            return True
+        return self._send(data)
+
+    def end(self) -> None:
+        """The server ends the stream: its receiver finishes the body."""
+        end = self._end
+        if self.closed:
+            return
+        self.cancel()
+        if end is not None:
+            end()
+
+    def cancel(self) -> None:
+        """The stream is over (its receiver says so when the client has gone or is past
+        the limit); the `on_close` callbacks run, once."""
+        if self.closed:
+            return
+        self.closed = True
+        self.parts.clear()
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("close callback %r failed", callback)

@@ -23,7 +23,8 @@ Opening never blocks the loop either:
 
 - Received bytes go into a bounded buffer (`serial.NAME.buffer`). On overflow the
   oldest bytes go and are counted; the count is handed to the next read, which reports
-  it, so no byte is lost silently.
+  it, so no byte is lost silently. When bytes arrive and stay there (no waiting read
+  took them), the port's `on_arrival` listeners hear it (the event streams).
 - A `Job` is one request's work on a port: bytes to write, then maybe a reply to read.
   Writes leave in the order the jobs were submitted; reads are served in order too,
   each taking its bytes from the buffer when it reaches the head of the queue.
@@ -272,6 +273,11 @@ class SerialPort:
         self.opened = 0.0  # when the device was last opened (monotonic seconds)
         self.dialing: Optional[Dial] = None  # the attempt under way on socket://
         self.looking_up = False  # a thread is looking the host's name up
+        self._arrival: list[Callable[[SerialPort], Any]] = []
+
+    def on_arrival(self, listener: Callable[[SerialPort], Any]) -> None:
+        """Call `listener(port)` whenever bytes arrive and wait in `received`."""
+        self._arrival.append(listener)
 
     # -- opening, losing and reopening ---------------------------------------------
 
@@ -524,6 +530,9 @@ class SerialPort:
             del buffer[:excess]
             self.dropped += excess
         self._serve()
+        if buffer:
+            for listener in self._arrival:
+                listener(self)
 
     def _flush(self) -> None:
         """Write the queued bytes in order, as far as the device takes them now."""

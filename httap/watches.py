@@ -8,18 +8,22 @@ Rules of this file:
   the app or a simulated wire wakes them at once.
 - An input changed by its real wire announces nothing: while a pin is watched, the
   sampler reads it every `gpio.sample_interval` seconds and announces what changed to
-  the change source, which every listener then hears. The sampler runs only while
-  something is watched. (Kernel edge events, by fd, will come here.)
+  the change source, which every listener then hears. While anyone `follow`s (an event
+  stream is open), every input is read so. The sampler runs only while something is
+  watched or followed. (Kernel edge events, by fd, will come here.)
 - A board that fails a read ends that pin's watches with the error at once, not on
   every tick.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Optional
 
 from gpio import GpioError
-from httap.pins import Pin, Pins
+from httap.pins import Change, Pin, Pins
+
+log = logging.getLogger("httap.watches")
 
 Done = Callable[[bool, Optional[GpioError]], Any]  # done(timed_out, error)
 
@@ -45,6 +49,8 @@ class Watches:
         self.loop = loop
         self.interval = interval
         self.watched: dict[int, Pin] = {}  # GPIO number -> a pin with watchers
+        self.followers = 0  # how many follow every input (the event streams)
+        self.followed: dict[int, Pin] = {}  # GPIO number -> an input read for them
         self.sampler: Any = None  # the loop's periodic task, while anything is watched
         pins.subscribe(self._changed)
 
@@ -54,12 +60,11 @@ class Watches:
         watched the pin). `done` is called once, unless `drop` comes first."""
         watch = Watch(pin, value, done)
         watch.timer = self.loop.call_later(wait, lambda: self._end(watch, True))
-        if not pin.watchers:
+        if not pin.watchers and pin.gpio not in self.followed:  # else the sampler has it
             pin.level = current
         pin.watchers.append(watch)
         self.watched[pin.gpio] = pin
-        if self.sampler is None:
-            self.sampler = self.loop.every(self.interval, self._sample, name="gpio sampling")
+        self._sampling()
         return watch
 
     def drop(self, watch: Watch) -> None:
@@ -70,7 +75,43 @@ class Watches:
             pin.watchers.remove(watch)
         if not pin.watchers:
             self.watched.pop(pin.gpio, None)
-        if not self.watched and self.sampler is not None:
+        self._sampling()
+
+    def follow(self) -> None:
+        """Have every input read by the sampler until `unfollow` (an event stream opens:
+        it hears the inputs' changes). Each one starts from its level now, so that what
+        changed before is not announced as new."""
+        self.followers += 1
+        if self.followers == 1:
+            read = self.pins.backend.read
+            for pin in self.pins.by_name.values():
+                if pin.mode != "in":
+                    continue
+                try:
+                    level = read(pin.gpio)
+                except GpioError as err:
+                    log.error(
+                        "input %s cannot be read, so its changes are not heard: %s", pin.name, err
+                    )
+                    continue
+                if not pin.watchers:
+                    pin.level = level
+                self.followed[pin.gpio] = pin
+            self._sampling()
+
+    def unfollow(self) -> None:
+        """One follower less (its stream has ended); the last one stops the reading."""
+        self.followers -= 1
+        if not self.followers:
+            self.followed.clear()
+            self._sampling()
+
+    def _sampling(self) -> None:
+        """The sampler runs while a pin is watched or followed, and only then."""
+        if self.watched or self.followed:
+            if self.sampler is None:
+                self.sampler = self.loop.every(self.interval, self._sample, name="gpio sampling")
+        elif self.sampler is not None:
             self.sampler.cancel()
             self.sampler = None
 
@@ -84,16 +125,22 @@ class Watches:
         self.drop(watch)
         watch.done(timed_out, error)
 
-    def _changed(self, pin: Pin, level: int) -> None:
+    def _changed(self, change: Change) -> None:
         """The change source's listener: wake the watches that expected another level."""
-        for watch in list(pin.watchers):
+        level = change.level
+        if level is None:  # a new setting of a PWM wave: no level to compare
+            return
+        for watch in list(change.pin.watchers):
             if watch.value != level:
                 self._end(watch, False)
 
     def _sample(self) -> None:
-        """Find input changes by reading the watched pins (every `interval`)."""
+        """Find input changes by reading the watched and followed pins (every
+        `interval`), each once."""
         read = self.pins.backend.read
-        for pin in list(self.watched.values()):
+        changed = self.pins.changed
+        watched = self.watched
+        for pin in list(watched.values()):
             try:
                 level = read(pin.gpio)
             except GpioError as err:  # end its watches now, not on every tick
@@ -101,4 +148,18 @@ class Watches:
                     self._end(watch, False, err)
                 continue
             if level != pin.level:
-                self.pins.changed(pin, level)
+                changed(pin, level)
+        for number, pin in list(self.followed.items()):
+            if number in watched:
+                continue
+            try:
+                level = read(number)
+            except GpioError as err:  # say it once, then stop reading it for the streams
+                log.error(
+                    "input %s cannot be read, so its changes are not heard: %s", pin.name, err
+                )
+                del self.followed[number]
+                self._sampling()
+                continue
+            if level != pin.level:
+                changed(pin, level)

@@ -4,11 +4,11 @@ place, `finish`, that every reply passes.
 A dynamic target is `/?PATH[&PARAMS]`: PATH is percent-decoded and split on `/`,
 PARAMS is form-encoded; both are read once, into `request.path` and `request.params`.
 The first segment of PATH picks a row of the table (`table` below): "" (discovery),
-`ping…`, `stats`, `loop`, `gpio`, `gpio/NAME`, `serial/NAME`, else a registered user
-action by its whole path. A row says the methods it allows (405 otherwise, with Allow)
-and what a change there needs from the hardware lease; its room (status.py, gpio.py,
-serial.py, actions.py) answers, and what it returns is finished here (room.py lists
-what a room may return).
+`ping…`, `stats`, `loop`, `gpio`, `gpio/NAME`, `serial/NAME`, `events`, else a
+registered user action by its whole path. A row says the methods it allows (405
+otherwise, with Allow) and what a change there needs from the hardware lease; its room
+(status.py, gpio.py, serial.py, events.py, actions.py) answers, and what it returns is
+finished here (room.py lists what a room may return).
 
 Every reply, immediate or pending, passes `finish`: JSON unless it is raw bytes,
 the headers docs/protocol.md requires (no-cache and HTTaP-Session), errors as
@@ -18,7 +18,8 @@ connection to every reply, whoever made it (`Cors.headers`, the server's
 
 A room that must wait (a long-poll, a pulse, a serial read, a user's pending reply)
 returns a `Pending`; its connection holds back its later requests until the reply is
-resolved, and other connections go on.
+resolved, and other connections go on. The event stream is a `Stream`: the last reply
+on its connection, its body sent as the events happen.
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ from gpio import GpioError
 from httap import http
 from httap.manager.actions import Actions
 from httap.manager.cors import Cors
+from httap.manager.events import Events
 from httap.manager.gpio import Gpio
 from httap.manager.room import ALL, READS, WRITES, Answer, Change, Row, no_such, nothing_after
 from httap.manager.serial import Serial
 from httap.manager.status import Status
 from httap.pins import Pins, shown
-from httap.reply import Pending
+from httap.reply import Pending, Stream
 from httap.session import Busy, Lease, Sessions
 from httap.watches import Watches
 
@@ -61,16 +63,17 @@ OCTETS = ("Content-Type", "application/octet-stream")
 PIN_METHODS = "GET, HEAD, POST, PUT"
 READ_ONLY = "GET, HEAD"
 
-Reply = Union[http.Response, Pending]
+Reply = Union[http.Response, Pending, Stream]
 _to_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def table(status: Status, gpio: Gpio, serial: Serial) -> tuple[Row, ...]:
+def table(status: Status, gpio: Gpio, serial: Serial, events: Events) -> tuple[Row, ...]:
     """The standard vocabulary, one row per resource (docs/protocol.md). A row whose
     resource ends in /NAME answers the paths with a name after its first segment; a
     row with no `find` ignores what follows (`/?stats/x` is `/?stats`)."""
     alone = nothing_after("", "GET /? lists the services")
     loop_alone = nothing_after("loop", "the loop is /?loop")
+    events_alone = nothing_after("events", "the event stream is /?events")
     # fmt: off
     return (
         #   resource       methods            lease   run                find
@@ -81,6 +84,7 @@ def table(status: Status, gpio: Gpio, serial: Serial) -> tuple[Row, ...]:
         Row("gpio",        "GET, HEAD, POST", WRITES, gpio.all),
         Row("gpio/NAME",   PIN_METHODS,       WRITES, gpio.pin,          gpio.find),
         Row("serial/NAME", "GET, POST",       ALL,    serial.port,       serial.find),
+        Row("events",      "GET",             None,   events.stream,     events_alone),
     )
     # fmt: on
 
@@ -108,8 +112,11 @@ class Manager:
         self.cors = Cors(config.cors.origins, auth is not None, PIN_METHODS + ", OPTIONS")
         self.gpio = Gpio(pins, self.watches, loop, lease.mode)
         self.serial = Serial(ports or {})
+        self.events = Events(
+            pins, self.watches, ports or {}, loop, config.limits, config.events.keepalive
+        )
         self.status = Status(config, loop, pins.backend.simulated, self._names, sessions, auth)
-        self.table = table(self.status, self.gpio, self.serial)
+        self.table = table(self.status, self.gpio, self.serial, self.events)
         self.rows: dict[str, Row] = {}  # the first segment of a path -> its row
         for row in self.table:
             first, _, name = row.resource.rstrip("…").partition("/")
@@ -197,6 +204,9 @@ class Manager:
         if isinstance(outcome, Pending):
             outcome.convert = partial(self.finish, request)
             return outcome
+        if isinstance(outcome, Stream):  # its head: the dynamic headers after its own
+            outcome.response.headers.extend(self._dynamic(request))
+            return outcome
         try:
             return self._response(request, outcome)
         except Exception:
@@ -207,9 +217,14 @@ class Manager:
             }
             return self._response(request, Answer(500, failed))
 
-    def _response(self, request: http.Request, outcome: Any) -> http.Response:
+    @staticmethod
+    def _dynamic(request: http.Request) -> list[tuple[str, str]]:
+        """The headers of every `/?` reply: no caching, and the session's id."""
         session = request.session
-        dynamic = [*NO_CACHE, ("HTTaP-Session", str(session.id if session else 0))]
+        return [*NO_CACHE, ("HTTaP-Session", str(session.id if session else 0))]
+
+    def _response(self, request: http.Request, outcome: Any) -> http.Response:
+        dynamic = self._dynamic(request)
         if type(outcome) is dict:  # the common reply: 200 with a JSON object
             return http.Response(200, [JSON, *dynamic], _to_json(outcome).encode())
         status, headers = 200, ()
@@ -266,10 +281,12 @@ class Manager:
     # -- stopping ------------------------------------------------------------------
 
     def stop(self) -> None:
-        """The server is stopping: answer the long-polls and end the pulses now, so that
-        their connections can finish instead of waiting out the stop's grace period."""
+        """The server is stopping: answer the long-polls, end the pulses, then the event
+        streams (which hear the pulses' ends) now, so that their connections can finish
+        instead of waiting out the stop's grace period."""
         self.watches.stop()
         self.pins.end_pulses()
+        self.events.stop()
 
 
 def params(query: str) -> dict[str, str]:

@@ -23,7 +23,7 @@ from gpio import GpioError
 from httap import http
 from httap.config import WAIT
 from httap.manager.room import READS, Change, cause_of, no_such, param
-from httap.pins import Pin, Pins
+from httap.pins import INPUT, Pin, Pins
 from httap.reply import Pending
 from httap.watches import Watches
 
@@ -116,7 +116,10 @@ class Gpio:
             pins.set_pwm(pin, argument, cause_of(request))
         else:
             level = pins.level_of(argument, pin)
-            pins.set(pin, level, cause_of(request), "drive" if kind == "drive" else "")
+            if kind == "drive":
+                pins.set(pin, level, cause_of(request), "drive", INPUT)
+            else:
+                pins.set(pin, level, cause_of(request))
         return self._written(pin)
 
     def _written(self, pin: Pin, interrupted: bool = False) -> dict:

@@ -9,6 +9,7 @@ it into the reply (`Manager.finish`):
 - a `Change`: a change of the hardware that the lease must allow first; the dispatch
   applies the row's lease column, then makes the change and finishes what it returns;
 - a `Pending`, resolved later with any of these, or with an exception;
+- a `Stream` (reply.py), whose body is sent in parts and never ends (`/?events`);
 - or it raises: HTTPError (its own status), Busy (503), GpioError (500 `gpio-error`),
   anything else (500 `handler-failed`, logged).
 A row whose resource takes a name (`gpio/NAME`) also has a `find(name)` that returns

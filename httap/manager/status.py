@@ -1,7 +1,7 @@
 """What `/?` (discovery), `/?ping`, `/?stats` and `/?loop` mean: the server about itself.
 
-- `GET /?`: the HTTaP version, this device's ID, the services (files, gpio, serial when
-  ports are configured, then the app's actions), whether the board is simulated, the
+- `GET /?`: the HTTaP version, this device's ID, the services (files, gpio, events,
+  serial when ports are configured, then the app's actions), whether the board is simulated, the
   inactivity timeout and the client's session (docs/protocol.md, "Discovery").
 - `GET /?ping…`: how long this connection may stay idle before it closes (`Remain`, s).
 - `GET /?stats`: the loop's figures, requests, connections, uptime, and sign-in counts.
@@ -48,7 +48,7 @@ class Status:
 
     def discovery(self, request: http.Request, _: None) -> dict:
         config = self.config
-        services = ["files", "gpio"]
+        services = ["files", "gpio", "events"]
         if config.serial:
             services.append("serial")
         services.extend(self.actions())

@@ -20,7 +20,7 @@ def manager():
         (
             "gpio/x",
             "GET",
-            "would shadow the standard vocabulary (gpio, loop, serial, stats, ping…)",
+            "would shadow the standard vocabulary (events, gpio, loop, serial, stats, ping…)",
         ),
         ("pingpong", "GET", "would shadow"),
         ("/", "GET", "would shadow"),

@@ -63,6 +63,7 @@ def test_defaults(in_empty_dir):
         2048,
         0,
     )
+    assert (limits.subscribers, limits.event_buffer, settings.events.keepalive) == (16, 65536, 15)
     assert settings.session.exclusive == "client"
     assert (settings.gpio.backend, settings.gpio.sample_interval) == ("auto", 0.001)
     assert dict(settings.gpio.pins) == {} and dict(settings.serial) == {}
@@ -91,7 +92,8 @@ def test_every_section(tmp_path):
           headers: {"X-Frame-Options": "DENY"},
           cors: {origins: ["*", "http://localhost:3000"]},
           timeouts: {parse: 0.5, inactivity: 3, request: 60},
-          limits: {connections: 10, header: 1024, body: 0, uri: 64, requests: 100},
+          limits: {connections: 10, header: 1024, body: 0, uri: 64, requests: 100,
+                   subscribers: 3, event_buffer: 8192},
           session: {exclusive: "off"},
           gpio: {backend: "sim", sample_interval: 0.0001, pins: {
             button: {gpio: 4, pull: "up"},
@@ -103,6 +105,7 @@ def test_every_section(tmp_path):
                    stopbits: 1.5, timeout: 0.2, buffer: 16},
             gps: {port: "/dev/ttyUSB0"},
           },
+          events: {keepalive: 0.5},
           app: "app.py",
           log: {level: "debug"},
           user: "pi",
@@ -124,8 +127,15 @@ def test_every_section(tmp_path):
     assert settings.cors.origins == ("*", "http://localhost:3000")
     assert settings.timeouts == config.Timeouts(parse=0.5, inactivity=3, request=60)
     assert settings.limits == config.Limits(
-        connections=10, header=1024, body=0, uri=64, requests=100
+        connections=10,
+        header=1024,
+        body=0,
+        uri=64,
+        requests=100,
+        subscribers=3,
+        event_buffer=8192,
     )
+    assert settings.events == config.EventsConfig(keepalive=0.5)
     assert settings.session.exclusive == "off"
     assert settings.gpio.backend == "sim" and settings.gpio.sample_interval == 0.0001
     pins = settings.gpio.pins
@@ -373,12 +383,14 @@ def test_file_errors_start_with_the_path_as_given(tmp_path, monkeypatch):
         (
             "{limits: {bodyy: 1}}",
             "limits.bodyy: unknown key; allowed keys in limits:"
-            ' body, connections, header, requests, uri; did you mean "body"?',
+            " body, connections, event_buffer, header, requests, subscribers, uri;"
+            ' did you mean "body"?',
         ),
         (
             "{zzz: 1}",
             "zzz: unknown key; allowed keys at the top level: app, auth, cache, chroot, cors,"
-            " documents, gpio, group, headers, hosts, id, index, limits, listen, log, mime,"
+            " documents, events, gpio, group, headers, hosts, id, index, limits, listen, log,"
+            " mime,"
             " redirect, serial, session, timeouts, tls, user",
         ),
         (
@@ -421,6 +433,19 @@ def test_unknown_keys(tmp_path, text, message):
         (
             "{gpio: {sample_interval: 2}}",
             "gpio.sample_interval: found 2, expected a number of seconds from 0.0001 to 1",
+        ),
+        (
+            "{limits: {subscribers: 0}}",
+            "limits.subscribers: found 0, expected a number of event streams from 1 to 10000",
+        ),
+        (
+            "{limits: {event_buffer: 1024}}",
+            "limits.event_buffer: found 1024, expected a whole number of bytes from 4096"
+            " to 16777216",
+        ),
+        (
+            "{events: {keepalive: 0}}",
+            "events.keepalive: found 0, expected a number of seconds from 0.1 to 3600",
         ),
         # choices
         (

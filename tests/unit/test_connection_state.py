@@ -28,6 +28,7 @@ from httap.connection import (
     LINGER,
     NO,
     STATES,
+    STREAMING,
     TLS,
     WAITING,
     YES,
@@ -45,6 +46,7 @@ FACTS = (
     "closed",
     "handshake",
     "shut",
+    "streaming",
 )
 
 
@@ -64,6 +66,7 @@ ALONE = {
     "closing": CLOSING,
     "writing": BUSY,
     "scheduled": BUSY,
+    "streaming": STREAMING,
     "pending": WAITING,
     "partial": BODY,
     "buffered": HEAD,
@@ -157,6 +160,7 @@ def test_what_reads():
         LINGER: DRAIN,
         CLOSING: NO,
         BUSY: BOUNDED,
+        STREAMING: BOUNDED,
         WAITING: BOUNDED,
         BODY: YES,
         HEAD: YES,
@@ -178,6 +182,7 @@ def test_the_deadlines_in_seconds_follow_the_rows():
         LINGER: connection.LINGER_SECONDS,
         CLOSING: 20,
         BUSY: 20,
+        STREAMING: None,
         WAITING: None,
         BODY: 40,
         HEAD: 1.5,

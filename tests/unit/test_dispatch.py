@@ -30,6 +30,7 @@ def test_the_table_lists_every_standard_resource_with_its_methods_and_lease(mana
         ("gpio", "GET, HEAD, POST", WRITES),
         ("gpio/NAME", "GET, HEAD, POST, PUT", WRITES),
         ("serial/NAME", "GET, POST", ALL),
+        ("events", "GET", None),
     ]
 
 

@@ -17,7 +17,7 @@ WHO = Cause(7, "10.0.0.2", "POST /?gpio/led")
 def heard(pins) -> list[tuple[str, int]]:
     """What a listener of the change source hears, in order."""
     changes: list[tuple[str, int]] = []
-    pins.subscribe(lambda pin, level: changes.append((pin.name, level)))
+    pins.subscribe(lambda change: changes.append((change.pin.name, change.level)))
     return changes
 
 

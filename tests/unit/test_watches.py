@@ -43,7 +43,7 @@ def test_a_watch_times_out_at_its_wait(pins, watches, manual_loop):
 
 def test_the_sampler_announces_an_unannounced_change_to_every_listener(pins, watches, manual_loop):
     heard = []
-    pins.subscribe(lambda pin, level: heard.append((pin.name, level)))
+    pins.subscribe(lambda change: heard.append((change.pin.name, change.level)))
     button = pins.find("button")
     ends: list = []
     watches.watch(button, 1, 1, 5, waiter(ends, "button"))
