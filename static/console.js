@@ -11,7 +11,7 @@ const HISTORY = 60; // points in the lateness chart
 const LOG_LINES = 100; // events kept in the log
 const TERMINAL_BYTES = 16384; // bytes kept per serial terminal
 const WINDOW = 1000; // the runs of a task /?stats summarises (loop.py's WINDOW)
-const STANDARD = ["files", "gpio", "serial"]; // discovery's Services that are not actions
+const STANDARD = ["files", "gpio", "events", "serial"]; // discovery's Services that are not actions
 const ENDINGS = { LF: "\n", CR: "\r", "CR LF": "\r\n", none: "" };
 let watches = []; // without EventSource: stop() of each input's long-poll
 let shown = { layout: null, updates: {} }; // the pins on the page: names and modes, updaters
@@ -385,17 +385,19 @@ function drawLateness(task) {
   lateness.points.push(task.lateness_us);
   if (lateness.points.length > HISTORY) lateness.points.shift();
   const top = scale(Math.max(...lateness.points.map((point) => point.max)));
-  const x = (i) => (i * 300) / (HISTORY - 1);
+  const x = (i) => (i * 300) / Math.max(1, lateness.points.length - 1); // the points so far, spread
   polylines((key) => lateness.points.map((point, i) => `${x(i)},${60 - Math.min(1, point[key] / top) * 58}`).join(" "));
   const { p99, max } = task.lateness_us;
-  const share = ((p99 / task.interval_us) * 100).toPrecision(2);
+  const percent = (p99 / task.interval_us) * 100;
+  const share = percent >= 10 ? Math.round(percent) : +percent.toPrecision(2);
   const label = $("chart-label");
   label.replaceChildren(
     `${task.name}, every ${time(task.interval_us)}: p99 lateness ${time(p99)} (${share} % of its period), `,
     `max ${time(max)}, over its last ${Math.min(task.runs, WINDOW)} runs. `,
     element("span", { class: "key", style: "background:#36c" }), " p99 ",
     element("span", { class: "key", style: "background:#e80" }), " max; ",
-    `chart 0 to ${time(top)}, dashed line ${time(top / 2)}, a point every ${STATS_EVERY / 1000} s.`,
+    `chart 0 to ${time(top)} (dashed line ${time(top / 2)}), the last`,
+    ` ${(lateness.points.length * STATS_EVERY) / 1000} s, a point every ${STATS_EVERY / 1000} s.`,
   );
 }
 
