@@ -344,8 +344,10 @@ function log(text, time) {
 $("clear-log").addEventListener("click", () => $("log").replaceChildren());
 
 // The loop: its figures, every periodic task's lateness (how late each run started,
-// over its last runs), and a chart of the first task's p99 and max, sampled every 2 s.
+// over its last runs), and a chart of one task's p99 and max (the first one, or the one
+// picked), sampled every 2 s.
 const lateness = { task: null, points: [] };
+$("chart-task").addEventListener("change", () => Object.assign(lateness, { task: null, points: [] }));
 
 async function refreshStats() {
   try {
@@ -367,7 +369,15 @@ function showTasks(tasks) {
       ` every ${time(task.interval_us)}, ${task.runs} runs; late by median ${time(late.median)},`,
       ` p99 ${time(late.p99)}, max ${time(late.max)}; ${task.overruns} overruns, ${task.errors} errors`);
   }));
-  drawLateness(tasks[0]);
+  const names = tasks.map((task) => task.name);
+  const picker = $("chart-task");
+  const picked = picker.value;
+  if (JSON.stringify(names) !== JSON.stringify([...picker.options].map((option) => option.value))) {
+    picker.replaceChildren(...names.map((name) => element("option", {}, name)));
+    if (names.includes(picked)) picker.value = picked;
+  }
+  picker.hidden = names.length < 2;
+  drawLateness(tasks.find((task) => task.name === picker.value) ?? tasks[0]);
 }
 
 function drawLateness(task) {
@@ -378,7 +388,9 @@ function drawLateness(task) {
   if (!task || task.lateness_us.p99 === null) {
     lateness.points = [];
     polylines(() => "");
-    $("chart-label").textContent = "Lateness: no periodic task runs (an app's server.every tasks are measured here).";
+    $("chart-label").textContent = task
+      ? `${task.name}, every ${time(task.interval_us)}: no run yet, so no lateness.`
+      : "Lateness: no periodic task runs (an app's server.every tasks are measured here).";
     return;
   }
   if (task.name !== lateness.task) Object.assign(lateness, { task: task.name, points: [] });

@@ -392,7 +392,8 @@ def test_the_serial_terminal_shows_bytes_as_they_arrive(make_server, page):
 
 
 def test_the_loop_panel_shows_each_tasks_lateness(make_server, page):
-    running = blink(make_server)
+    """The blink app's task, and the sampler that reads the inputs for the stream."""
+    running = blink(make_server, gpio__pins=PINS)
     page.goto(url(running))
     task = page.locator("[data-task='setup.toggle']")
     expect(task).to_contain_text("setup.toggle every 500 ms,", timeout=5000)
@@ -405,6 +406,10 @@ def test_the_loop_panel_shows_each_tasks_lateness(make_server, page):
     expect(label).to_contain_text("chart 0 to")
     points = page.locator("#chart .p99")
     expect(points).to_have_attribute("points", re.compile(r"\d \S+,\S+"), timeout=6000)
+    page.get_by_label("task in the chart").select_option("gpio sampling")
+    expect(label).to_contain_text("gpio sampling, every 1 ms: p99 lateness", timeout=5000)
+    page.get_by_label("task in the chart").select_option("event keep-alive")  # every 15 s
+    expect(label).to_have_text("event keep-alive, every 15 s: no run yet, so no lateness.")
     screenshot(page, "loop")
 
 
