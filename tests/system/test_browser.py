@@ -111,6 +111,11 @@ def get(running, path: str) -> dict:
         return json.load(reply)
 
 
+def subscribers(running) -> int:
+    """The event streams open on the server."""
+    return running.call(lambda: len(running.server.manager.events.subscribers))
+
+
 def blink(make_server, **overrides):
     """The blink example (its app toggles the led every 0.5 s) under the console."""
     return make_server(
@@ -411,6 +416,39 @@ def test_the_loop_panel_shows_each_tasks_lateness(make_server, page):
     page.get_by_label("task in the chart").select_option("event keep-alive")  # every 15 s
     expect(label).to_have_text("event keep-alive, every 15 s: no run yet, so no lateness.")
     screenshot(page, "loop")
+
+
+def test_httap_js_events_per_filter_and_watch_by_gpio_number(make_server, page, docs):
+    """On a page of one's own (the built-in /httap.js): one EventStream per filter, its
+    `pins` limited to the pins asked for; a watch of a pin by its GPIO number follows it
+    from the shared stream; `close()` ends every stream."""
+    running = make_server(documents=str(docs), gpio__backend="sim", gpio__pins=PINS)
+    page.goto(url(running))
+    page.evaluate(
+        """async () => {
+            const { HTTaP } = await import("/httap.js");
+            const dev = (window.dev = new HTTaP());
+            const led = dev.events({ types: ["gpio"], pins: ["led"] });
+            window.same = led === dev.events({ types: ["gpio"], pins: ["led"] });
+            window.filtered = new Promise((resolve) => led.addEventListener("state", () =>
+                resolve(Object.keys(led.pins))));
+            window.values = [];
+            dev.watch("gpio/27", (state) => window.values.push(state.value));
+        }"""
+    )
+    assert page.evaluate("window.same") is True
+    assert page.evaluate("window.filtered") == ["led"]
+    page.wait_for_function("window.values.length === 1")
+    post(running, "gpio/relay", 0)
+    post(running, "gpio/led", 1)  # not the watched pin: no call
+    post(running, "gpio/relay", 1)
+    page.wait_for_function("window.values.length === 3")
+    assert page.evaluate("window.values") == [1, 0, 1]
+    assert page.evaluate("[...dev.streams.keys()]") == ["&types=gpio&pins=led", ""]
+    assert subscribers(running) == 2
+    page.evaluate("dev.close()")
+    assert page.evaluate("dev.streams.size") == 0
+    assert wait_for(lambda: subscribers(running) == 0)
 
 
 def test_without_event_source_the_console_long_polls(make_server, browser):
