@@ -8,6 +8,9 @@ for httap the real read of a simulated pin through the HTTaP manager).
 
     python bench/run.py [--quick] [--output FILE] [--only NAME,...]
 
+httap alone also gets its push figures (bench/push.py): a write's latency to its event
+at a subscriber of `GET /?events`, idle and under wrk, and what 100 idle subscribers cost.
+
 The first run installs nginx-light and wrk with apt-get when they are missing, and the
 peers in bench/.venv from bench/requirements.txt. A full run writes bench/RESULTS.md.
 """
@@ -30,6 +33,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,7 +82,9 @@ QUIET_WAIT = 30.0  # seconds to wait, before a server starts, for other processe
 
 
 # How a server is started: for most figures; for the idle connections; with the 1 kHz task.
-MAIN, CONNS, TICK = "main", "conns", "tick"
+# and for the push figures (an output pin to write, room for the subscribers).
+MAIN, CONNS, TICK, PUSH = "main", "conns", "tick", "push"
+SUBSCRIBERS = 100  # idle subscribers whose cost is measured
 
 
 class StartFailed(Exception):
@@ -289,7 +295,8 @@ class Spec:
 
 
 def httap_argv(workdir: Path, port: int, variant: str) -> list[str]:
-    config = BENCH / ("web-1000.json5" if variant == CONNS else "web.json5")
+    configs = {CONNS: "web-1000.json5", PUSH: "web-push.json5"}
+    config = BENCH / configs.get(variant, "web.json5")
     argv = [httap_python(), "-m", "httap", "serve", "--config", str(config)]
     argv += ["--listen", f"http://127.0.0.1:{port}"]
     return argv + (["--app", str(BENCH / "app.py")] if variant == TICK else [])
@@ -524,6 +531,16 @@ def round_trips(port: int, target: str, count: int) -> dict:
     return result
 
 
+def push_latency(port: int, count: int) -> dict:
+    """bench/push.py's write -> event latency, in its own process on CPU 1."""
+    command = ["taskset", "-c", LOAD_CPU, sys.executable, str(BENCH / "push.py"), "latency"]
+    done = run_quiet([*command, "--port", str(port), "--count", str(count)], timeout=60)
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise RuntimeError(f"the push client failed: {done.stderr.strip()[-300:]}") from None
+
+
 def get_json(port: int, target: str) -> dict:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
@@ -754,6 +771,69 @@ def measure_lateness(
         report_result(progress, results, name, "1 kHz run", text, other)
 
 
+def measure_push(
+    spec: Spec, mode: Mode, progress: Progress, results: Results, workdir: Path
+) -> None:
+    """httap's event stream, on a fresh start: a write's latency to its event at a
+    subscriber, idle and under wrk -c10 on static; then SUBSCRIBERS idle subscribers
+    (held by another process): the server's RSS and CPU with them, and the latency."""
+    name = spec.name
+    count = mode.rtt_count // 2
+    wait_quiet(results, name)
+    progress.step(f"{name} push: write -> event x{count:,}, idle, static c=10, {SUBSCRIBERS} idle")
+    with reported(progress, results, name, "push"), Running(spec, workdir, PUSH) as server:
+        watch = OtherWork(server)
+        time.sleep(0.5)
+        idle = push_latency(server.port, count)
+        loaded: list[dict] = []
+        load = threading.Thread(
+            target=lambda: loaded.append(wrk(server.port, STATIC, 10, mode.duration))
+        )
+        load.start()
+        time.sleep(0.5)  # wrk's connections are busy
+        under = push_latency(server.port, count)
+        load.join()
+        rss = server.stats()[0]
+        hold = ["taskset", "-c", LOAD_CPU, sys.executable, str(BENCH / "push.py"), "hold"]
+        holder = subprocess.Popen(
+            [*hold, "--port", str(server.port), "--count", str(SUBSCRIBERS)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            if holder.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"{SUBSCRIBERS} subscribers could not be opened")
+            time.sleep(0.5)
+            rss_held, cpu_before, _ = server.stats()
+            time.sleep(mode.idle_tick)
+            cpu_held = (server.stats()[1] - cpu_before) / mode.idle_tick
+            many = push_latency(server.port, count)
+        finally:
+            holder.kill()
+            holder.wait()
+        per_subscriber = (rss_held - rss) / SUBSCRIBERS
+        figures = {
+            "push_p50": idle["p50_us"],
+            "push_p99": idle["p99_us"],
+            "push_load_p50": under["p50_us"],
+            "push_load_p99": under["p99_us"],
+            "push_subscriber_kib": per_subscriber,
+            "push_idle_cpu": cpu_held * 100,
+            "push_many_p50": many["p50_us"],
+            "push_many_p99": many["p99_us"],
+        }
+        for key, value in figures.items():
+            results.set(name, key, value)
+        text = (
+            f"idle p50 {idle['p50_us']:.0f}, p99 {idle['p99_us']:.0f} µs; under static c=10"
+            f" ({loaded[0]['rps'] if loaded else 0:,.0f} req/s) p50 {under['p50_us']:.0f},"
+            f" p99 {under['p99_us']:.0f} µs; {SUBSCRIBERS} idle subscribers:"
+            f" {per_subscriber:.1f} KiB each, {cpu_held * 100:.1f} % CPU, p50"
+            f" {many['p50_us']:.0f}, p99 {many['p99_us']:.0f} µs"
+        )
+        report_result(progress, results, name, "push", text, watch.share())
+
+
 # -- the report -------------------------------------------------------------------------
 
 # key, label, format of the value
@@ -782,6 +862,14 @@ FIGURES = [
     ("late_p99", "1 kHz under load: p99 µs", "{:,.0f}"),
     ("late_max", "1 kHz under load: max µs", "{:,.0f}"),
     ("late_missed", "1 kHz under load: ticks missed", "{:,.0f}"),
+    ("push_p50", "push, write -> event idle: p50 µs", "{:,.0f}"),
+    ("push_p99", "push, write -> event idle: p99 µs", "{:,.0f}"),
+    ("push_load_p50", "push under static c=10: p50 µs", "{:,.0f}"),
+    ("push_load_p99", "push under static c=10: p99 µs", "{:,.0f}"),
+    ("push_subscriber_kib", f"push: KiB per idle subscriber ({SUBSCRIBERS})", "{:,.1f}"),
+    ("push_idle_cpu", f"push: % CPU with {SUBSCRIBERS} idle subscribers", "{:,.1f}"),
+    ("push_many_p50", f"push with {SUBSCRIBERS} subscribers: p50 µs", "{:,.0f}"),
+    ("push_many_p99", f"push with {SUBSCRIBERS} subscribers: p99 µs", "{:,.0f}"),
 ]
 
 
@@ -874,6 +962,9 @@ def targets(results: Results) -> list[tuple[str, str, Optional[bool]]]:
     absolute("memory: <= 2 KiB per idle kept-alive connection", get("httap", "conn_kib"), 2, "KiB")
     absolute("1 kHz task under load: p99 lateness <= 250 µs", get("httap", "late_p99"), 250, "µs")
     absolute("1 kHz task under load: max lateness <= 2 ms", get("httap", "late_max"), 2000, "µs")
+    absolute(
+        "push under load: p99 write -> event <= 1 ms", get("httap", "push_load_p99"), 1000, "µs"
+    )
     threaded, ours = get("http.server", "late_p99"), get("httap", "late_p99")
     ratio(
         "1 kHz task under load: p99 >= 10x better than the threaded http.server",
@@ -967,6 +1058,7 @@ def results_markdown(
         f"- {spec.name}: `{display_command(spec)}`"
         + (f"; idle connections: `{display_command(spec, CONNS)}`" if spec.name == "httap" else "")
         + (f"; 1 kHz task: `{display_command(spec, TICK)}`" if spec.lateness_path else "")
+        + (f"; push: `{display_command(spec, PUSH)}`" if spec.name == "httap" else "")
         for spec in SERVERS
     )
     nginx_conf = NGINX_CONF.format(
@@ -1045,6 +1137,15 @@ idle connections: {mode.idle_conns:,}.
   run(s) of {mode.duration} s on /index.html (after a warm-up not counted); the table
   shows the run with the median p99. Missed ticks are not in the percentiles (the
   late tick that caused them is).
+- Push (httap only, started again with bench/web-push.json5: an output GPIO 17 and
+  `limits.subscribers: 128`): `taskset -c {LOAD_CPU} python bench/push.py latency --port
+  PORT --count {mode.rtt_count // 2}` keeps one `GET /?events&types=gpio` stream and one
+  writer, toggles GPIO 17 one write at a time and times each from the request's send to
+  the whole event read at the subscriber; idle, then during a `wrk -t1 -c10` run on
+  /index.html. Then `bench/push.py hold` opens {SUBSCRIBERS} streams from another
+  process and reads them: the server's RSS before and after, its CPU over
+  {mode.idle_tick:g} s (an open stream has the sampler read every input each
+  `gpio.sample_interval`, as a long-poll does), and the latency again.
 - "other processes": before each server starts, the harness waits (at most
   {QUIET_WAIT:g} s) until processes that are neither the harness (with wrk and its
   clients) nor a server use less than {OTHER_LIMIT:.0%} of a CPU; a step during which
@@ -1134,6 +1235,7 @@ def main() -> int:
         flush=True,
     )
     total = (MAIN_STEPS + 1) * len(servers) + sum(1 for spec in servers if spec.lateness_path)
+    total += 1  # httap's push figures
     progress = Progress(total)
     results = Results()
     check_quiet(results, "before the run")
@@ -1148,6 +1250,8 @@ def main() -> int:
             for spec in servers:
                 if spec.lateness_path:
                     measure_lateness(spec, mode, progress, results, workdir)
+            httap = next(spec for spec in servers if spec.name == "httap")
+            measure_push(httap, mode, progress, results, workdir)
         except KeyboardInterrupt:
             print("\nbench: interrupted; every server was stopped", flush=True)
             return 130

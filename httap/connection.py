@@ -331,11 +331,13 @@ class Streamed:
     """A Stream's body on `connection`, in the place of its pending reply: the head and
     first part are queued at once (framed by http.frame_stream), then each part as it
     comes (`part`), flushed at once when nothing waits before it. Past the stream's
-    `limit` of unsent bytes the connection closes: the client is not reading, and it
-    will reconnect. Ended by the server (`end`), the body is finished and the
-    connection closes once all is sent."""
+    `limit` of unsent bytes (those of the first part, however many, not counted) the
+    connection closes: the client is not reading, and it will reconnect. The kernel's
+    send buffer is set to the limit as well (Linux doubles it for its bookkeeping), so
+    that what such a client leaves unread there is bounded too. Ended by the server
+    (`end`), the body is finished and the connection closes once all is sent."""
 
-    __slots__ = ("chunked", "connection", "stream")
+    __slots__ = ("chunked", "connection", "first", "queued", "stream")
 
     def __init__(self, connection: Connection, request: http.Request, stream: Stream) -> None:
         self.connection = connection
@@ -347,6 +349,16 @@ class Streamed:
         lines = b"" if extra is None else extra(request, stream.response)
         head, self.chunked = http.frame_stream(request, stream.response, keep_alive, lines)
         connection.output.add(head)
+        try:  # a copy of the descriptor: the socket may be a TLS stream
+            with socket.fromfd(
+                connection.sock.fileno(), socket.AF_INET, socket.SOCK_STREAM
+            ) as copy:
+                copy.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, stream.limit)
+        except OSError:  # out of descriptors for the copy: the kernel's default bound
+            pass
+        # Bytes queued since the stream began, what was unsent then included, and how
+        # many of them came first: unread bytes count against the limit past those.
+        self.queued = self.first = connection.output.size
         if owner.log_response is not None:
             sent = len(stream.response.body)
             owner.log_response(
@@ -355,28 +367,39 @@ class Streamed:
         stream.bind(self.part, self.end)
 
     def part(self, data: bytes) -> bool:
+        """Queue one part, sent at once when nothing waits before it; False when the
+        stream is over (the connection closed, or this part took it past the limit)."""
         connection = self.connection
         if connection.closed:
             return False
         output = connection.output
         idle = not output.chunks
-        output.add(http.chunk(data) if self.chunked else data)
+        data = http.chunk(data) if self.chunked else data
+        output.add(data)
+        self.queued += len(data)
         if connection.session is not None:
             connection.session.last_active = connection.loop.now
-        if idle or output.size > self.stream.limit:
+        if idle or self.unread() > self.stream.limit:
             connection._flush()
-            if output.size > self.stream.limit and not connection.closed:
+            unread = self.unread()
+            if unread > self.stream.limit and not connection.closed:
                 log.info(
                     "event stream to %s ended: %d bytes unread, over %d (limits.event_buffer)",
                     connection.client[0] if connection.client else "-",
-                    output.size,
+                    unread,
                     self.stream.limit,
                 )
                 connection.close()
         if connection.closed:
             return False
-        connection._settle()
+        if idle == bool(output.chunks):  # bytes left queued, or all sent at last
+            connection._settle()
         return True
+
+    def unread(self) -> int:
+        """Bytes queued and unsent, but for what is left of the first part."""
+        unsent = self.connection.output.size
+        return unsent - max(0, self.first - (self.queued - unsent))
 
     def end(self) -> None:
         connection = self.connection

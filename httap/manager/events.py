@@ -18,8 +18,9 @@ section 9.2, "Server-sent events").
 - Ids are server-wide, one more for each event, counted from the server's start time
   in microseconds: an id from an earlier run of the server is not one of this run's. A
   `state` carries the id of the last event before it.
-- A stream whose client leaves more than `limits.event_buffer` bytes unread ends (the
-  connection's `Streamed`): the server never waits for a subscriber. A comment every
+- A stream whose client leaves more than `limits.event_buffer` bytes unread, past its
+  first part (the state or the replay), ends (the connection's `Streamed`): the server
+  never waits for a subscriber. A comment every
   `events.keepalive` seconds keeps quiet streams open through proxies and NATs.
 - Subscribing takes no lease. While a stream wants `gpio` events, the sampler reads
   every input (`Watches.follow`).
@@ -205,8 +206,8 @@ class Events:
         self, last: Optional[str], types: frozenset, pins: Optional[frozenset]
     ) -> Optional[bytes]:
         """The held events after id `last` that the stream wants, joined; None when it
-        must start from `state` instead: no id or not one of ours, an id whose next event
-        is no longer held, or more to replay than the stream's buffer holds."""
+        must start from `state` instead: no id or not one of ours, or an id whose next
+        event is no longer held."""
         if last is None or not last.isdigit() or len(last) > 20:
             return None
         seen = int(last)
@@ -214,12 +215,11 @@ class Events:
         oldest = history[0].id if history else self.last_id + 1
         if not oldest - 1 <= seen <= self.last_id:
             return None
-        replay = b"".join(
+        return b"".join(
             held.frame
             for held in islice(history, seen - oldest + 1, None)
             if _wants(types, pins, held.kind, held.pin)
         )
-        return replay if len(replay) <= self.buffer else None
 
     def _left(self, subscriber: Subscriber) -> None:
         """A stream is over (its client went, fell behind, or the server ended it)."""

@@ -199,3 +199,15 @@ def test_a_timeout_policy_is_a_row_edit(monkeypatch):
     monkeypatch.setattr(connection, "STATES", rows)
     seconds = connection._deadlines.__wrapped__(Timeouts(parse=1.5, inactivity=20, request=40))
     assert (seconds[IDLE], seconds[WAITING]) == (1.5, 20)
+
+
+def test_an_open_stream_is_never_timed_out_but_its_queued_bytes_are():
+    """A stream with all sent so far is STREAMING, which has no deadline (the stream's
+    own bound ends a reader that falls behind); bytes queued for it make it BUSY, timed
+    like any queued reply."""
+    for facts in every_fact_set():
+        quiet = not any(facts[f] for f in ("closed", "handshake", "shut", "closing"))
+        if facts["streaming"] and quiet and not (facts["writing"] or facts["scheduled"]):
+            assert state_of(**facts) == STREAMING and STATES[STREAMING].deadline is None
+    assert state_of(False, True, False, False, False, 0, streaming=True) == BUSY
+    assert STATES[STREAMING].on_stop == FINISH  # the server ends it, then it finishes

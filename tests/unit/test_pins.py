@@ -195,3 +195,31 @@ def test_stopping_ends_pulses_at_once_and_close_releases(pins, manual_loop):
     pins.close()
     assert pins.find("buzzer").wave.running is False
     assert manual_loop.pending == 0
+
+
+def test_each_change_says_what_made_it_when_and_whether_it_was_one(pins, manual_loop):
+    changes = []
+    pins.subscribe(changes.append)
+    led, buzzer = pins.find("led"), pins.find("buzzer")
+    pins.set(led, 1, WHO)
+    pins.set(led, 1, WHO)  # a repeat
+    pins.write("led", 0)  # the app
+    manual_loop.advance(1)
+    pins.pulse(led, 0.5, WHO, lambda interrupted, error: None)
+    manual_loop.advance(1)
+    pins.apply_safe_values()  # the led is at 0, its safe value, already: a repeat
+    pins.set_pwm(buzzer, {"frequency": 10, "duty": 0.5}, WHO)
+    pins.set_pwm(buzzer, {"duty": 0.5}, WHO)  # the same setting again
+    assert [(c.pin.name, c.level, c.kind, c.repeat) for c in changes] == [
+        ("led", 1, "write", False),
+        ("led", 1, "write", True),
+        ("led", 0, "app", False),
+        ("led", 1, "pulse", False),
+        ("led", 0, "pulse", False),
+        ("led", 0, "safe", True),
+        ("buzzer", None, "write", False),
+        ("buzzer", None, "write", True),
+    ]
+    epoch = pins.backend.epoch  # the board's clock is the loop's: its history in epoch s
+    rise, fall = changes[3:5]
+    assert (rise.time - epoch, fall.time - epoch) == (pytest.approx(1), pytest.approx(1.5))

@@ -7,6 +7,7 @@ The receiver here is a list that records what `deliver` was given; the wire test
 from __future__ import annotations
 
 from httap import Pending, Response
+from httap.reply import Stream
 
 
 def receiver():
@@ -108,3 +109,54 @@ def test_hand_over_of_a_taken_reply_is_a_500():
     held.bind(deliver)
     held.hand_over(taken)
     assert got[0].status == 500 and b"a reply used twice" in got[0].body
+
+
+# -- Stream: a reply whose body never ends -------------------------------------------------
+
+
+def stream_receiver(accept: bool = True):
+    sent: list = []
+
+    def send(part: bytes) -> bool:
+        sent.append(part)
+        return accept
+
+    return sent, send
+
+
+def test_a_stream_hands_its_parts_over_once_bound_then_at_once():
+    stream = Stream(Response(200), 100)
+    assert stream.write(b"early") is True and not stream.taken
+    sent, send = stream_receiver()
+    stream.bind(send, lambda: sent.append("end"))
+    assert sent == [b"early"] and stream.taken
+    assert stream.write(b"now") is True and sent == [b"early", b"now"]
+
+
+def test_a_stream_the_receiver_refuses_is_over_for_the_writer():
+    stream = Stream(Response(200), 100)
+    sent, send = stream_receiver(accept=False)
+    stream.bind(send, lambda: None)
+    assert stream.write(b"one") is False and sent == [b"one"]
+
+
+def test_ended_by_the_server_the_receiver_finishes_and_the_callbacks_run_once():
+    closes, ends = [], []
+    stream = Stream(Response(200), 100)
+    stream.on_close(lambda: closes.append("closed"))
+    stream.bind(lambda part: True, lambda: ends.append("end"))
+    stream.end()
+    stream.end()
+    stream.cancel()
+    assert (closes, ends) == (["closed"], ["end"])
+    assert stream.write(b"late") is False
+
+
+def test_cancelled_by_the_receiver_the_callbacks_run_and_no_end_is_sent():
+    closes, ends = [], []
+    stream = Stream(Response(200), 100)
+    stream.on_close(lambda: closes.append("closed"))
+    stream.bind(lambda part: True, lambda: ends.append("end"))
+    stream.cancel()
+    stream.end()
+    assert (closes, ends) == (["closed"], [])

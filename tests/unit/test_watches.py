@@ -86,3 +86,33 @@ def test_a_dropped_watch_never_ends_and_stopping_ends_the_others(pins, watches, 
     assert ends == [("kept", True, None)]
     manual_loop.advance(10)
     assert ends == [("kept", True, None)] and manual_loop.pending == 0
+
+
+def test_followers_have_every_input_sampled_from_its_level_now(pins, watches, manual_loop):
+    heard = []
+    pins.subscribe(lambda change: heard.append((change.pin.name, change.level, change.kind)))
+    pins.backend.drive(BUTTON, 0)  # before anyone follows: not announced as new
+    watches.follow()
+    watches.follow()
+    assert watches.sampler is not None and list(watches.followed) == [BUTTON]
+    manual_loop.advance(INTERVAL)
+    assert heard == []
+    pins.backend.drive(BUTTON, 1)  # the wire, unannounced
+    manual_loop.advance(INTERVAL)
+    assert heard == [("button", 1, "input")]
+    watches.unfollow()
+    assert watches.sampler is not None  # one follower is left
+    watches.unfollow()
+    assert watches.sampler is None and watches.followed == {}
+
+
+def test_a_watch_on_a_followed_input_does_not_hide_a_change_not_yet_sampled(
+    pins, watches, manual_loop
+):
+    heard = []
+    pins.subscribe(lambda change: heard.append((change.pin.name, change.level)))
+    watches.follow()
+    pins.backend.drive(BUTTON, 0)
+    watches.watch(pins.find("button"), 0, 0, 5, waiter([], "button"))  # reads 0 first
+    manual_loop.advance(INTERVAL)
+    assert heard == [("button", 0)]  # the sampler still announces it
