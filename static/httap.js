@@ -17,7 +17,8 @@
 const RETRY = 1; // seconds before a long-poll asks again after an error
 const MAX_BACKOFF = 5; // seconds between pings at most, while the device is unreachable
 const MAX_REOPEN = 30; // seconds at most before a refused stream is opened again
-const EVENTS = ["state", "gpio", "serial", "app", "lease"]; // the stream's event names
+const TYPES = ["gpio", "serial", "app", "lease"]; // what a stream asks for by default
+const EVENTS = ["state", ...TYPES]; // the stream's event names
 
 export class HTTaPError extends Error {
   constructor(status, body = {}) {
@@ -81,10 +82,11 @@ export class HTTaP extends EventTarget {
     return this.send("POST", `gpio/${encodeURIComponent(pin)}`, JSON.stringify({ drive: value }));
   }
 
-  // The event stream `GET /?events`, filtered by `types` (of "gpio", "serial", "app")
-  // and `pins` (names): one EventStream per filter, opened on the first call and kept
-  // until close(). Throws where the browser has no EventSource (see `live`).
-  events({ types, pins } = {}) {
+  // The event stream `GET /?events`, filtered by `types` (of "gpio", "serial", "app",
+  // "lease"; all of them by default) and `pins` (names): one EventStream per filter,
+  // opened on the first call and kept until close(). Throws where the browser has no
+  // EventSource (see `live`).
+  events({ types = TYPES, pins } = {}) {
     if (!this.live) throw new Error("this browser has no EventSource: use watch(), which long-polls");
     const query = [["types", types], ["pins", pins]]
       .filter(([, names]) => names !== undefined)

@@ -11,8 +11,10 @@ section 9.2, "Server-sent events").
 - The sources: the pins' change source (`gpio`: a change of level, or of a PWM pin's
   setting; a repeat is no change, nor is a wave's edge), the serial ports (`serial`:
   bytes arrived and wait to be read), the app (`app`: `publish`) and the hardware lease
-  (`lease`: who holds it, each time that changes; docs/protocol.md, "Choices"). The
-  `state` also says who holds the lease, and the stream's own client address.
+  (`lease`: who holds it, each time that changes; docs/protocol.md, "Choices"). Lease
+  events go only to a stream that asks for them (`types=...,lease`), whose `state`
+  also says who holds the lease, and the stream's own client address; they have no id
+  and are not held: a resumed stream is told the holder after its replay.
 - Each event is formatted once, as it happens: the same bytes go to every stream that
   wants them and into the history (the last HISTORY events), which replays them.
 - Ids are server-wide, one more for each event, counted from the server's start time
@@ -51,6 +53,7 @@ log = logging.getLogger("httap.events")
 
 HISTORY = 1000  # events held for replay (docs/protocol.md: at least the last 1,000)
 TYPES = ("gpio", "serial", "app", "lease")
+DEFAULT_TYPES = frozenset(("gpio", "serial", "app"))  # the contract's; `lease` is asked for
 PARAMS = frozenset(("types", "pins"))
 KEEP_ALIVE = b": keep-alive\n\n"  # a comment line: EventSource ignores it
 EVENT_STREAM = ("Content-Type", "text/event-stream")
@@ -137,7 +140,9 @@ class Events:
             )
         first = self._replay(request.headers.get("last-event-id"), types, pins)
         if first is None:
-            first = self._state(pins, request.session)
+            first = self._state(pins, request.session if "lease" in types else None)
+        elif "lease" in types:
+            first += self._lease_frame()  # resumed: who holds the hardware now
         stream = Stream(http.Response(200, [EVENT_STREAM], first), self.buffer)
         subscriber = Subscriber(stream, types, pins)
         self.subscribers.append(subscriber)
@@ -150,9 +155,9 @@ class Events:
 
     @staticmethod
     def _types(text: Optional[str]) -> frozenset:
-        """`types=gpio,serial`: a set of TYPES (all of them when absent); 400 otherwise."""
+        """`types=gpio,serial`: a set of TYPES (DEFAULT_TYPES when absent); 400 otherwise."""
         if text is None:
-            return frozenset(TYPES)
+            return DEFAULT_TYPES
         names = text.split(",")
         wrong = [name for name in names if name not in TYPES]
         if wrong:
@@ -179,17 +184,20 @@ class Events:
                 raise http.HTTPError(400, err.code, err.message) from None
         return frozenset(names)
 
-    def _state(self, wanted: Optional[frozenset], session: Session) -> bytes:
-        """`event: state`: the pins asked for, as `GET /?gpio` gives them, who holds the
-        lease, and `client`, the address of `session` (the stream's) as the lease
-        compares them; with the id of the last event so far."""
+    def _state(self, wanted: Optional[frozenset], session: Optional[Session]) -> bytes:
+        """`event: state`: the pins asked for, as `GET /?gpio` gives them, with the id of
+        the last event so far; for a stream that wants `lease` (its `session` given),
+        who holds the lease and `client`, the stream's address as the lease compares
+        them."""
         pins = self.pins
         states = {
             name: pins.state(pin)
             for name, pin in pins.by_name.items()
             if wanted is None or name in wanted
         }
-        data = {"pins": states, "lease": self._lease(), "client": session.address}
+        data: dict[str, Any] = {"pins": states}
+        if session is not None:
+            data.update(lease=self._lease(), client=session.address)
         return _frame(self.last_id, "state", data)
 
     def _lease(self) -> dict:
@@ -265,8 +273,16 @@ class Events:
         self.emit("gpio", data, pin.name)
 
     def _lease_changed(self, holder: Optional[Session]) -> None:
-        """The lease's listener: `lease` events, one per change of holder."""
-        self.emit("lease", self._lease())
+        """The lease's listener: an `event: lease` to every stream that wants it, one per
+        change of holder. It has no id and is not held for replay: it tells what is
+        true now, which a resumed stream is told again after its replay."""
+        frame = self._lease_frame()
+        for subscriber in tuple(self.subscribers):  # one may end as it is written to
+            if "lease" in subscriber.types:
+                subscriber.stream.write(frame)
+
+    def _lease_frame(self) -> bytes:
+        return b"event: lease\ndata: %s\n\n" % _to_json(self._lease()).encode()
 
     def _arrived(self, port: SerialPort) -> None:
         """Bytes arrived on `port` and wait for `GET /?serial/NAME`: how many there are."""

@@ -444,7 +444,10 @@ def test_httap_js_events_per_filter_and_watch_by_gpio_number(make_server, page, 
     post(running, "gpio/relay", 1)
     page.wait_for_function("window.values.length === 3")
     assert page.evaluate("window.values") == [1, 0, 1]
-    assert page.evaluate("[...dev.streams.keys()]") == ["&types=gpio&pins=led", ""]
+    assert page.evaluate("[...dev.streams.keys()]") == [
+        "&types=gpio&pins=led",
+        "&types=gpio,serial,app,lease",
+    ]
     assert subscribers(running) == 2
     page.evaluate("dev.close()")
     assert page.evaluate("dev.streams.size") == 0
