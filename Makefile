@@ -16,7 +16,7 @@ LISTEN  ?= http://127.0.0.1:8080
 
 TLS_DIR ?= .tls
 
-.PHONY: run run-tls example test test-all soak lint format bench clean
+.PHONY: run run-tls example test test-all campaign soak lint format bench clean
 
 # The venv gets no pip of its own when $(PYTHON)'s pip can install into it (`pip --python`,
 # pip 22.3 and later): ensurepip would cost more than the rest of `make run` together.
@@ -93,6 +93,11 @@ test-all:
 	done; \
 	echo "$$summary"; \
 	exit $$status
+
+# make campaign: tests/system/test_campaign.py on its long budget (HTTAP_CAMPAIGN=long), several
+# minutes; `make test` runs it on a short one.
+campaign: $(TOOLS)
+	HTTAP_CAMPAIGN=long $(PY) -m pytest tests/system/test_campaign.py --hypothesis-show-statistics
 
 # make soak MINUTES=2: httap under mixed load (not part of `make test`); fails if it leaks.
 soak: $(TOOLS)

@@ -15,6 +15,7 @@ Rules of this file:
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import os
@@ -54,8 +55,21 @@ __all__ = [
 ]
 
 
+# Line breaks and other controls, which a message may quote from a value, a path or the
+# parser: shown escaped, so that the message stays one line.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Half of a UTF-16 pair, alone: JSON5's "\uD800" gives one, and so does a byte that is not
+# UTF-8 in an environment variable or a flag (Python's surrogateescape). It is no
+# character: no file name, log line or header can hold it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 class ConfigError(Exception):
-    """A configuration the server cannot run with; str() is the whole one-line message."""
+    """A configuration the server cannot run with; str() is the whole message, one line
+    (`_CONTROL` characters in it escaped as JSON escapes them)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_CONTROL.sub(lambda found: json.dumps(found.group())[1:-1], message))
 
 
 class StartupError(Exception):
@@ -253,26 +267,43 @@ def dict_of(
     return check
 
 
-def existing(kind: str) -> Checker:
-    """The path of an existing "directory" or "file", relative to its source's base.
+# The reasons a path cannot be resolved, in words that do not change with Python's version.
+_LOOP = "a loop of symbolic links"
+_NO_HOME = "no home directory for that user"
 
-    Kept absolute and resolved, so later symlink checks compare like with like.
-    """
+
+def _path(value: Any, where: Where, expected: str, fits: Callable[[Path], bool]) -> str:
+    """A path from a source, absolute and resolved against the source's base (`~` is a
+    home directory), that `fits`. Kept resolved, so later symlink checks compare like
+    with like. Every path the system cannot resolve or look at is refused with the
+    reason: an unknown ~user, a loop of symbolic links, a name too long (ENAMETOOLONG),
+    a directory that may not be searched."""
+    if not isinstance(value, str):
+        raise where.invalid(value, expected, wrong_type=True)
+    if not value or "\x00" in value:
+        raise where.invalid(value, expected)
+    try:
+        expanded = Path(value).expanduser()
+    except (RuntimeError, OSError):  # RuntimeError before Python 3.12, then OSError
+        raise where.fail(f"{json.dumps(value)} ({_NO_HOME})", expected) from None
+    try:
+        path = (where.base / expanded).resolve()
+        fitting = fits(path)
+    except RuntimeError:  # a loop of symbolic links before Python 3.13 (then OSError ELOOP)
+        raise where.fail(f"{json.dumps(value)} ({_LOOP})", expected) from None
+    except OSError as err:
+        reason = _LOOP if err.errno == errno.ELOOP else (err.strerror or str(err)).rstrip(".")
+        raise where.fail(f"{json.dumps(value)} ({reason})", expected) from None
+    if not fitting:
+        raise where.fail(json.dumps(value) + ("" if str(path) == value else f" ({path})"), expected)
+    return str(path)
+
+
+def existing(kind: str) -> Checker:
+    """The path of an existing "directory" or "file", relative to its source's base."""
     expected = f"the path of an existing {kind}"
     exists = Path.is_dir if kind == "directory" else Path.is_file
-
-    def check(value: Any, where: Where) -> str:
-        if not isinstance(value, str):
-            raise where.invalid(value, expected, wrong_type=True)
-        if not value or "\x00" in value:
-            raise where.invalid(value, expected)
-        path = (where.base / Path(value).expanduser()).resolve()
-        if not exists(path):
-            found = json.dumps(value) + ("" if str(path) == value else f" ({path})")
-            raise where.fail(found, expected)
-        return str(path)
-
-    return check
+    return lambda value, where: _path(value, where, expected, exists)
 
 
 _REQUIRED = object()
@@ -315,7 +346,11 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
 _NAME_NOUN = 'letters, digits, "_" and "-", starting with a letter or "_"'
 _HOST = r"\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+"
 _ORIGIN = rf"\*|https?://(?:{_HOST})(?::[0-9]{{1,5}})?"
-_MIME_TYPE = rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|\"[^\"\x00-\x1f]*\"))*"
+# A header field's value is Latin-1 at most (RFC 9110 5.5: visible ASCII and obs-text, the
+# bytes 0x80-0xFF), as http.py writes heads: a "€" would fail every reply that carries it.
+_FIELD_TEXT = r"\x20-\x7e\x80-\xff"
+_QUOTED = r'"[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]*"'  # RFC 9110 5.6.4, without quoted-pair
+_MIME_TYPE = rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))*"
 # Framing is the server's: a configured header must not be able to break it. Nor may it
 # contradict the caching that `cache` states.
 _HEADER_NAME = (
@@ -324,7 +359,7 @@ _HEADER_NAME = (
 # `cache`: a file's path under `documents` ("/app.js") or a prefix ending with "*".
 _CACHE_PATH = r"/[^\x00-\x1f\x7f*]*(?:\*|(?<!/))"
 MAX_AGE = 31_536_000  # one year: the longest lifetime `cache` gives (RFC 9111 5.2.2.1)
-_HEADER_VALUE = r"[^\x00-\x08\x0a-\x1f\x7f]*"
+_HEADER_VALUE = rf"[\t{_FIELD_TEXT}]*"
 _PORT_NOUN = "a TCP port"
 _LISTEN_NOUN = 'a URL like "http://HOST:PORT" (HOST empty for every address, [IPv6] in brackets)'
 _LISTEN_RE = re.compile(
@@ -611,14 +646,9 @@ def _access_log(value: Any, where: Where) -> Union[bool, str]:
     """false (off), true (to stderr) or a file path: absolute, and resolved against its source."""
     if isinstance(value, bool):
         return value
-    if not isinstance(value, str):
-        raise where.invalid(value, _ACCESS_NOUN, wrong_type=True)
-    if not value or "\x00" in value:
-        raise where.invalid(value, _ACCESS_NOUN)
-    path = (where.base / Path(value).expanduser()).resolve()
-    if not path.parent.is_dir() or path.is_dir():
-        raise where.fail(f"{json.dumps(value)} ({path})", _ACCESS_NOUN)
-    return str(path)
+    return _path(
+        value, where, _ACCESS_NOUN, lambda path: path.parent.is_dir() and not path.is_dir()
+    )
 
 
 class Redirect(NamedTuple):
@@ -702,7 +732,10 @@ class Config(NamedTuple):
             _HEADER_NAME,
             "header names (HTTP tokens; not Connection, Content-Length or Transfer-Encoding,"
             " which the server sets, nor Cache-Control or Expires: set lifetimes with `cache`)",
-            text(_HEADER_VALUE, "a header value without CR, LF or other controls"),
+            text(
+                _HEADER_VALUE,
+                "a header value of Latin-1 characters at most, without CR, LF or other controls",
+            ),
         ),
         {},
     )
@@ -766,8 +799,24 @@ def _given(cls: type, raw: Any, where: Where) -> dict:
             raise _unknown_key(where, str(name), sorted(keys))
         inner = keys[name].section
         at = where.child(name)
-        tree[name] = _given(inner, value, at) if inner else (value, at)
+        tree[name] = _given(inner, value, at) if inner else (_text_only(value, at), at)
     return tree
+
+
+def _text_only(value: Any, where: Where) -> Any:
+    """`value`, with every string in it (keys too) checked to be text: a lone surrogate
+    (`_SURROGATE`) is refused here, whatever the key, before any checker or system call
+    sees it."""
+    if isinstance(value, str) and _SURROGATE.search(value):
+        raise where.error(f"found {json.dumps(value)}, which is not text (a lone surrogate)")
+    if isinstance(value, Mapping):
+        for key, each in value.items():
+            _text_only(key, where)
+            _text_only(each, where.child(key))
+    elif isinstance(value, (list, tuple)):
+        for index, each in enumerate(value):
+            _text_only(each, where.item(index))
+    return value
 
 
 def _unknown_key(parent: Where, name: str, allowed: list[str]) -> ConfigError:
@@ -857,11 +906,15 @@ def _find(path: Optional[str]) -> Optional[Path]:
     if path is None:
         here = Path(_FILE_NAME)
         return here if here.is_file() else None
-    if Path(path).is_dir():
+    try:
+        is_dir, is_file = Path(path).is_dir(), Path(path).is_file()
+    except OSError as err:  # a name too long, a directory that may not be searched
+        raise ConfigError(f"config file {path}: cannot read: {err.strerror}") from None
+    if is_dir:
         inside = Path(path) / _FILE_NAME
         hint = f"; did you mean {inside}?" if inside.is_file() else ""
         raise ConfigError(f"config file {path} is a directory: name the file{hint}")
-    if not Path(path).is_file():
+    if not is_file:
         raise ConfigError(f"config file not found: {path}")
     return Path(path)
 
@@ -885,7 +938,7 @@ def _read(path: Path) -> Any:
             " needs a few levels)"
         ) from None
     except ValueError as err:
-        message = str(err).replace("\r", "\\r").replace("\n", "\\n")
+        message = str(err)
         match = _JSON5_ERROR.fullmatch(message)
         if match:
             line, what, column = match.groups()

@@ -347,8 +347,8 @@ class Streamed:
         keep_alive = http.keep_alive(request, owner.stopping, connection.requests, limit)
         extra = owner.reply_headers
         lines = b"" if extra is None else extra(request, stream.response)
-        head, self.chunked = http.frame_stream(request, stream.response, keep_alive, lines)
-        connection.output.add(head)
+        head, first, self.chunked = http.frame_stream(request, stream.response, keep_alive, lines)
+        connection.output.add(head, first)
         try:  # a copy of the descriptor: the socket may be a TLS stream
             with socket.fromfd(
                 connection.sock.fileno(), socket.AF_INET, socket.SOCK_STREAM
@@ -360,9 +360,14 @@ class Streamed:
         # many of them came first: unread bytes count against the limit past those.
         self.queued = self.first = connection.output.size
         if owner.log_response is not None:
-            sent = len(stream.response.body)
             owner.log_response(
-                connection.client, connection.session, request, 200, head, sent, connection.started
+                connection.client,
+                connection.session,
+                request,
+                200,
+                head,
+                len(first),
+                connection.started,
             )
         stream.bind(self.part, self.end)
 

@@ -431,10 +431,10 @@ _TRANSFER_CHUNKED = ("Transfer-Encoding", "chunked")
 
 def frame_stream(
     request: Request, response: Response, keep_alive: bool, extra: bytes = b""
-) -> tuple[bytes, bool]:
+) -> tuple[bytes, bytes, bool]:
     """The head of a response whose body is sent in parts and has no known length (a
-    stream), with its first part (`response.body`) framed after it; and whether its
-    parts are chunked (then each part is `chunk(part)`, and `LAST_CHUNK` ends it).
+    stream), its first part (`response.body`) framed, and whether its parts are
+    chunked (then each part is `chunk(part)`, and `LAST_CHUNK` ends the body).
 
     HTTP/1.1 is chunked (RFC 9112 7.1). HTTP/1.0 knows no chunks: the body ends when the
     connection closes (RFC 9112 6.3, rule 8), which the head says with `Connection:
@@ -447,7 +447,7 @@ def frame_stream(
     body = response.body
     if chunked and body:
         body = chunk(body)
-    return head + b"\r\n" + body, chunked
+    return head + b"\r\n", body, chunked
 
 
 def chunk(data: bytes) -> bytes:

@@ -92,16 +92,20 @@ def write_starter(directory: str) -> list[Path]:
     way) already exists as something it cannot use, and when a file cannot be written.
     """
     root = Path(directory)
-    name = root.resolve().name or "httap"
-    files = {root / path: content for path, content in starter(name).items()}
-    for path in (root, *{path.parent for path in files}):
-        if path.exists() and not path.is_dir():
-            raise InitError(f"{path} exists and is not a directory; nothing was written")
-    for path in files:
-        if path.exists() or path.is_symlink():
-            raise InitError(
-                f"{path} exists; nothing was written (move it away, or init another DIR)"
-            )
+    try:
+        name = root.resolve().name or "httap"
+        files = {root / path: content for path, content in starter(name).items()}
+        for path in (root, *{path.parent for path in files}):
+            if path.exists() and not path.is_dir():
+                raise InitError(f"{path} exists and is not a directory; nothing was written")
+        for path in files:
+            if path.exists() or path.is_symlink():
+                raise InitError(
+                    f"{path} exists; nothing was written (move it away, or init another DIR)"
+                )
+    except (OSError, RuntimeError) as err:  # a name too long; a loop of symbolic links
+        reason = (getattr(err, "strerror", None) or str(err)).rstrip(".")
+        raise InitError(f"cannot use {directory}: {reason}; nothing was written") from None
     written = []
     try:
         for path, content in files.items():

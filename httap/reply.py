@@ -134,11 +134,6 @@ class Stream:
         self._end: Optional[Callable[[], Any]] = None
         self._on_close: list[Callable[[], Any]] = []
 
-    @property
-    def taken(self) -> bool:
-        """Bound to a receiver already, or over: returning it again is a bug (500)."""
-        return self._send is not None or self.closed
-
     def bind(self, send: Callable[[bytes], bool], end: Callable[[], Any]) -> None:
         """Have `send(part)` send each part (False: the stream is over) and `end()`
         finish the body; the parts written so far go first."""

@@ -3,6 +3,7 @@ fixture starts) or run to its end (httap()), make, and curl."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -28,23 +29,32 @@ needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is no
 
 
 class Process:
-    """`python -m httap ...` as a child process; the first line of stdout gives the URL."""
+    """`python -m httap ...` as a child process; the first line of stdout gives the URL.
+    Its stderr is a pipe, or appended to the file `log` (a pipe nobody reads fills up)."""
 
-    def __init__(self, args: list[str], cwd: Path | None = None, env: dict | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        cwd: Path | None = None,
+        env: dict | None = None,
+        log: Path | None = None,
+    ) -> None:
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "httap", *args],
-            cwd=cwd or ROOT,
-            env=full_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        with open(log, "ab") if log else contextlib.nullcontext(subprocess.PIPE) as stderr:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "httap", *args],
+                cwd=cwd or ROOT,
+                env=full_env,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
         self.banner = self.proc.stdout.readline()
         match = re.search(r"https?://\[?([0-9.:a-f]+)\]?:(\d+)", self.banner)
         if not match:
             self.proc.kill()
-            raise AssertionError(f"no start-up line: {self.banner!r} {self.proc.stderr.read()}")
+            said = log.read_text() if log else self.proc.stderr.read()
+            raise AssertionError(f"no start-up line: {self.banner!r} {said}")
         self.host, self.port = match.group(1), int(match.group(2))
 
     def fds(self) -> int:
@@ -61,7 +71,8 @@ class Process:
             self.proc.kill()
             self.proc.wait(5)
         self.proc.stdout.close()
-        self.proc.stderr.close()
+        if self.proc.stderr:
+            self.proc.stderr.close()
 
 
 def fetch(process: Process, target: str = "/hello.txt") -> Reply:

@@ -75,6 +75,16 @@ def test_init_refuses_a_file_where_a_directory_goes(tmp_path):
     assert not (tmp_path / "web.json5").exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "reason"), [("loop", "Symlink loop from"), ("a" * 300, "File name too long")]
+)
+def test_init_refuses_a_directory_the_system_cannot_resolve(tmp_path, name, reason):
+    """A RuntimeError or OSError traceback before (the kind the campaign found in web.json5)."""
+    (tmp_path / "loop").symlink_to("loop")
+    done = httap("init", name, cwd=tmp_path)
+    one_line_error(done, f"httap init: cannot use {name}: {reason}", "nothing was written")
+
+
 def test_every_readme_section_that_init_names_exists():
     headings = {
         line.lstrip("#").strip().replace("`", "")

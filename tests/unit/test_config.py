@@ -531,8 +531,30 @@ def test_unknown_keys(tmp_path, text, message):
         ),
         (
             "{headers: {'X-A': 'a\\r\\nSet-Cookie: x'}}",
-            'headers.X-A: found "a\\r\\nSet-Cookie:'
-            ' x", expected a header value without CR, LF or other controls',
+            'headers.X-A: found "a\\r\\nSet-Cookie: x", expected a header value of Latin-1'
+            " characters at most, without CR, LF or other controls",
+        ),
+        (  # http.py writes heads in Latin-1: every static reply was a 500
+            "{headers: {'X-A': 'caf\u00e9 \u20ac'}}",
+            'headers.X-A: found "café €", expected a header value of Latin-1 characters at'
+            " most, without CR, LF or other controls",
+        ),
+        (
+            """{mime: {txt: 'text/plain; charset="\u20ac"'}}""",
+            'mime.txt: found "text/plain; charset=\\"€\\"", expected a MIME type like "text/html"',
+        ),
+        (  # a lone surrogate, from a JSON5 escape: a UnicodeEncodeError traceback before
+            "{documents: '\\ud800'}",
+            'documents: found "\\ud800", which is not text (a lone surrogate)',
+        ),
+        (
+            "{gpio: {pins: {led: {gpio: 17, mode: 'out', x: ['\\udfff']}}}}",
+            'gpio.pins.led.x[0]: found "\\udfff", which is not text (a lone surrogate)',
+        ),
+        (  # the resolved path quoted a line break: two lines
+            "{documents: 'a\\nb'}",
+            'documents: found "a\\nb" ({tmp_path}/a\\nb), expected the path of an existing'
+            " directory",
         ),
         (
             "{headers: {'Content-Length': '5'}}",
@@ -618,6 +640,7 @@ def test_unknown_keys(tmp_path, text, message):
     ],
 )
 def test_bad_values(tmp_path, text, message):
+    message = message.replace("{tmp_path}", str(tmp_path))
     assert error_of(tmp_path, text) == f"{tmp_path / 'web.json5'}: {message}"
 
 
@@ -631,6 +654,36 @@ def test_paths_must_exist_and_show_where_they_resolve(tmp_path):
     assert error_of(tmp_path, "{app: 'app'}") == (
         f'{tmp_path / "web.json5"}: app: found "app" ({(tmp_path / "app").resolve()}),'
         " expected the path of an existing file"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("documents", "loop", "a loop of symbolic links"),
+        ("app", "loop/app.py", "a loop of symbolic links"),
+        ("log.access", "~nobody-here/access.log", "no home directory for that user"),
+        ("tls.certificate", "a" * 300, "File name too long"),
+        ("documents", "/a" * 3000, "File name too long"),
+    ],
+    ids=["loop", "inside-a-loop", "unknown-user", "long-name", "long-path"],
+)
+def test_a_path_the_system_cannot_resolve_is_one_line(tmp_path, key, value, reason):
+    """The campaign's find: these raised RuntimeError or OSError, a traceback."""
+    (tmp_path / "loop").symlink_to("loop")
+    section, _, name = key.rpartition(".")
+    setting = f"{{{name}: {json.dumps(value)}}}"
+    text = f"{{{section}: {setting}}}" if section else setting
+    message = error_of(tmp_path, text)
+    assert message.startswith(f"{tmp_path / 'web.json5'}: {key}: found {json.dumps(value)} (")
+    assert f"({reason.format(tmp_path=tmp_path)}), expected " in message
+
+
+def test_a_config_file_named_too_long_is_one_line(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        config.load(str(tmp_path / ("a" * 300)), env={})
+    assert (
+        str(info.value) == f"config file {tmp_path / ('a' * 300)}: cannot read: File name too long"
     )
 
 

@@ -205,11 +205,11 @@ def test_a_closing_response_tells_the_client_to_close():
 
 def test_a_stream_on_http_1_1_is_chunked_and_a_client_reads_it_part_by_part():
     response = Response(200, [("Content-Type", "text/event-stream")], b"first\n\n")
-    head, chunked = http.frame_stream(request(GET_11), response, True)
-    assert chunked
+    head, first, chunked = http.frame_stream(request(GET_11), response, True)
+    assert chunked and head.endswith(b"\r\n\r\n")
     assert b"Content-Length" not in head and b"Connection" not in head
     assert b"\r\nTransfer-Encoding: chunked\r\n" in head
-    data = head + http.chunk(b"second\n\n") + http.LAST_CHUNK
+    data = head + first + http.chunk(b"second\n\n") + http.LAST_CHUNK
     events = read_back(b"GET", data)
     assert [type(event) for event in events] == [h11.Response, h11.Data, h11.Data, h11.EndOfMessage]
     assert [event.data for event in events[1:3]] == [b"first\n\n", b"second\n\n"]
@@ -219,16 +219,16 @@ def test_a_stream_on_http_1_0_ends_with_the_connection():
     """No chunks in HTTP/1.0: the body is delimited by the close (RFC 9112 6.3, rule 8),
     which the head announces; the parts go as they are."""
     response = Response(200, [("Content-Type", "text/event-stream")], b"first\n\n")
-    head, chunked = http.frame_stream(request(GET_10), response, True)
-    assert not chunked
-    assert head.endswith(b"Connection: close\r\n\r\nfirst\n\n")
+    head, first, chunked = http.frame_stream(request(GET_10), response, True)
+    assert not chunked and first == b"first\n\n"
+    assert head.endswith(b"Connection: close\r\n\r\n")
     assert b"Content-Length" not in head and b"Transfer-Encoding" not in head
 
 
 def test_a_stream_that_ends_with_its_connection_says_so():
     response = Response(200, [], b"")
-    head, chunked = http.frame_stream(request(GET_11), response, False)
-    assert chunked and head.endswith(b"Connection: close\r\n\r\n")  # nothing after the head
+    head, first, chunked = http.frame_stream(request(GET_11), response, False)
+    assert chunked and head.endswith(b"Connection: close\r\n\r\n") and first == b""
 
 
 def test_a_chunk_is_its_size_in_hex_then_the_data():

@@ -616,7 +616,7 @@ def start_cli(app: str) -> subprocess.CompletedProcess:
             '    @server.action("car/drive", methods=("POST",))\n'
             "    def drive(request):\n"
             "        return {}\n",
-            5,
+            (5, 6),  # the decorator's line (Python 3.11+), or its function's before
             ["'car/drive' is already registered, for GET", "methods="],
         ),
     ],
@@ -634,7 +634,8 @@ def test_app_errors_are_one_clear_line(tmp_path, source, line, words):
     assert "Traceback" not in message
     assert str(path.resolve()) in message
     if line is not None:
-        assert f"line {line}" in message
+        lines_told = line if isinstance(line, tuple) else (line,)
+        assert any(f"line {one}:" in message for one in lines_told), message
     for word in words:
         assert word in message
 
