@@ -114,7 +114,18 @@ class Lease:
         self.holder: Optional[Session] = None  # the session that took the lease
         self.since = 0.0
         self.sessions = sessions.live  # every open session, to count a client's
+        self._on_change: list[Callable[[Optional[Session]], Any]] = []
         sessions.on_close(self.closed)
+
+    def on_change(self, callback: Callable[[Optional[Session]], Any]) -> None:
+        """Have `callback(holder)` run each time the holder changes: taken (a Session),
+        passed to another connection of the same client (with "client"), or released
+        (None, before the safe values are applied)."""
+        self._on_change.append(callback)
+
+    def _changed(self) -> None:
+        for callback in self._on_change:
+            callback(self.holder)
 
     def acquire(self, session: Session, now: float, what: str) -> None:
         """Take the hardware for `session`, or raise Busy saying `what` was refused."""
@@ -123,6 +134,7 @@ class Lease:
         holder = self.holder
         if holder is None:
             self.holder, self.since = session, now
+            self._changed()
         elif not self._same_holder(holder, session):
             raise Busy(self._describe(holder), now - self.since, what)
 
@@ -145,19 +157,17 @@ class Lease:
         """A connection ended (the registry has dropped its session); release when it was
         the holder's last."""
         holder = self.holder
-        if holder is None:
-            return
+        if holder is None or session is not holder:
+            return  # the holder's own connection is still open
         if self.mode == "client":
-            if session.address != holder.address:
-                return
             survivor = next((s for s in self.sessions if s.address == holder.address), None)
             if survivor is not None:
                 self.holder = survivor  # the client still holds it through another link
+                self._changed()
                 return
-        elif session is not holder:
-            return
         self.holder = None
         log.info("lease released by %s", self._describe(holder))
+        self._changed()
         self.on_release()
 
     def holder_idle(self, now: float) -> float:

@@ -113,7 +113,7 @@ class Manager:
         self.gpio = Gpio(pins, self.watches, loop, lease.mode)
         self.serial = Serial(ports or {})
         self.events = Events(
-            pins, self.watches, ports or {}, loop, config.limits, config.events.keepalive
+            pins, self.watches, ports or {}, lease, loop, config.limits, config.events.keepalive
         )
         self.status = Status(config, loop, pins.backend.simulated, self._names, sessions, auth)
         self.table = table(self.status, self.gpio, self.serial, self.events)

@@ -10,7 +10,11 @@ section 9.2, "Server-sent events").
   `limits.subscribers` open streams, 503 with Retry-After.
 - The sources: the pins' change source (`gpio`: a change of level, or of a PWM pin's
   setting; a repeat is no change, nor is a wave's edge), the serial ports (`serial`:
-  bytes arrived and wait to be read) and the app (`app`: `publish`).
+  bytes arrived and wait to be read), the app (`app`: `publish`) and the hardware lease
+  (`lease`: who holds it, each time that changes; docs/protocol.md, "Choices"). Lease
+  events go only to a stream that asks for them (`types=...,lease`), whose `state`
+  also says who holds the lease, and the stream's own client address; they have no id
+  and are not held: a resumed stream is told the holder after its replay.
 - Each event is formatted once, as it happens: the same bytes go to every stream that
   wants them and into the history (the last HISTORY events), which replays them.
 - Ids are server-wide, one more for each event, counted from the server's start time
@@ -43,11 +47,13 @@ from httap.watches import Watches
 if TYPE_CHECKING:
     from httap.config import Limits
     from httap.serialport import SerialPort
+    from httap.session import Lease, Session
 
 log = logging.getLogger("httap.events")
 
 HISTORY = 1000  # events held for replay (docs/protocol.md: at least the last 1,000)
-TYPES = ("gpio", "serial", "app")
+TYPES = ("gpio", "serial", "app", "lease")
+DEFAULT_TYPES = frozenset(("gpio", "serial", "app"))  # the contract's; `lease` is asked for
 PARAMS = frozenset(("types", "pins"))
 KEEP_ALIVE = b": keep-alive\n\n"  # a comment line: EventSource ignores it
 EVENT_STREAM = ("Content-Type", "text/event-stream")
@@ -77,21 +83,23 @@ class Held(NamedTuple):
 
 
 class Events:
-    """The `/?events` room over `pins` (and their `watches`) and the serial `ports`,
-    timed by `loop` (every), within `limits` (subscribers, event_buffer); a comment
-    every `keepalive` seconds on every stream."""
+    """The `/?events` room over `pins` (and their `watches`), the serial `ports` and
+    the hardware `lease`, timed by `loop` (every), within `limits` (subscribers,
+    event_buffer); a comment every `keepalive` seconds on every stream."""
 
     def __init__(
         self,
         pins: Pins,
         watches: Watches,
         ports: Mapping[str, SerialPort],
+        lease: Lease,
         loop: Any,
         limits: Limits,
         keepalive: float,
     ) -> None:
         self.pins = pins
         self.watches = watches
+        self.lease = lease
         self.loop = loop
         self.most = limits.subscribers
         self.buffer = limits.event_buffer
@@ -104,6 +112,7 @@ class Events:
         pins.subscribe(self._pin_changed)
         for port in ports.values():
             port.on_arrival(self._arrived)
+        lease.on_change(self._lease_changed)
 
     # -- subscribing -----------------------------------------------------------------
 
@@ -131,7 +140,9 @@ class Events:
             )
         first = self._replay(request.headers.get("last-event-id"), types, pins)
         if first is None:
-            first = self._state(pins)
+            first = self._state(pins, request.session if "lease" in types else None)
+        elif "lease" in types:
+            first += self._lease_frame()  # resumed: who holds the hardware now
         stream = Stream(http.Response(200, [EVENT_STREAM], first), self.buffer)
         subscriber = Subscriber(stream, types, pins)
         self.subscribers.append(subscriber)
@@ -144,16 +155,17 @@ class Events:
 
     @staticmethod
     def _types(text: Optional[str]) -> frozenset:
-        """`types=gpio,serial`: a set of TYPES (all of them when absent); 400 otherwise."""
+        """`types=gpio,serial`: a set of TYPES (DEFAULT_TYPES when absent); 400 otherwise."""
         if text is None:
-            return frozenset(TYPES)
+            return DEFAULT_TYPES
         names = text.split(",")
         wrong = [name for name in names if name not in TYPES]
         if wrong:
             raise http.HTTPError(
                 400,
                 "bad-param",
-                f"types lists event types separated by commas, of gpio, serial and app;"
+                f"types lists event types separated by commas, of gpio, serial, app and"
+                f" lease;"
                 f" {shown(wrong[0])} is none of them",
             )
         return frozenset(names)
@@ -172,16 +184,31 @@ class Events:
                 raise http.HTTPError(400, err.code, err.message) from None
         return frozenset(names)
 
-    def _state(self, wanted: Optional[frozenset]) -> bytes:
-        """`event: state`: the pins asked for, as `GET /?gpio` gives them, with the id
-        of the last event so far."""
+    def _state(self, wanted: Optional[frozenset], session: Optional[Session]) -> bytes:
+        """`event: state`: the pins asked for, as `GET /?gpio` gives them, with the id of
+        the last event so far; for a stream that wants `lease` (its `session` given),
+        who holds the lease and `client`, the stream's address as the lease compares
+        them."""
         pins = self.pins
         states = {
             name: pins.state(pin)
             for name, pin in pins.by_name.items()
             if wanted is None or name in wanted
         }
-        return _frame(self.last_id, "state", {"pins": states})
+        data: dict[str, Any] = {"pins": states}
+        if session is not None:
+            data.update(lease=self._lease(), client=session.address)
+        return _frame(self.last_id, "state", data)
+
+    def _lease(self) -> dict:
+        """{"exclusive": session.exclusive, "holder": {"address", "session"} or None}."""
+        holder = self.lease.holder
+        if holder is not None:
+            return {
+                "exclusive": self.lease.mode,
+                "holder": {"address": holder.address, "session": holder.id},
+            }
+        return {"exclusive": self.lease.mode, "holder": None}
 
     def _replay(
         self, last: Optional[str], types: frozenset, pins: Optional[frozenset]
@@ -244,6 +271,18 @@ class Events:
         data["time"] = round(change.time, 6)
         data["cause"] = change.kind
         self.emit("gpio", data, pin.name)
+
+    def _lease_changed(self, holder: Optional[Session]) -> None:
+        """The lease's listener: an `event: lease` to every stream that wants it, one per
+        change of holder. It has no id and is not held for replay: it tells what is
+        true now, which a resumed stream is told again after its replay."""
+        frame = self._lease_frame()
+        for subscriber in tuple(self.subscribers):  # one may end as it is written to
+            if "lease" in subscriber.types:
+                subscriber.stream.write(frame)
+
+    def _lease_frame(self) -> bytes:
+        return b"event: lease\ndata: %s\n\n" % _to_json(self._lease()).encode()
 
     def _arrived(self, port: SerialPort) -> None:
         """Bytes arrived on `port` and wait for `GET /?serial/NAME`: how many there are."""

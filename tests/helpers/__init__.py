@@ -8,6 +8,7 @@ test module (fixtures live in the conftest.py files).
 - `processes`: programs run as children: `python -m httap`, make, curl;
 - `readme`: the README's commands and configuration, as the tests run them;
 - `slowloris`: connections that send a byte a second;
+- `serialline`: the far end of a serial line, a pseudo-terminal the test plays;
 - `standins/`: RPi.GPIO and gpiod stand-ins (the `standins` fixture puts them first).
 """
 

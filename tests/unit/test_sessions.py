@@ -84,3 +84,34 @@ def test_the_holders_idle_time_is_its_latest_activity():
     held.acquire(first, 0.0, "refused")
     first.last_active, second.last_active = 4.0, 7.0
     assert held.holder_idle(10.0) == 3.0
+
+
+def test_the_lease_tells_each_change_of_its_holder_and_only_those():
+    """on_change hears the holder taken, passed to another link of the same client, and
+    released (before the safe values); a close of another link changes nothing."""
+    sessions, held, released = lease("client")
+    heard = []
+    held.on_change(lambda holder: heard.append((holder, list(released))))
+    first = sessions.open(("10.0.0.1", 1), 0.0)
+    second = sessions.open(("10.0.0.1", 2), 0.0)
+    third = sessions.open(("10.0.0.1", 3), 0.0)
+    held.acquire(first, 0.0, "refused")
+    held.acquire(second, 0.0, "refused")  # the same client: still first's
+    assert heard == [(first, [])]
+    sessions.close(second)  # not the holder's link
+    assert heard == [(first, [])] and held.holder is first
+    sessions.close(first)
+    assert heard == [(first, []), (third, [])]
+    sessions.close(third)
+    assert heard == [(first, []), (third, []), (None, [])]  # told before the safe values
+    assert released == [True]
+
+
+def test_with_off_the_lease_never_changes():
+    sessions, held, _ = lease("off")
+    heard = []
+    held.on_change(heard.append)
+    session = sessions.open(("10.0.0.1", 1), 0.0)
+    held.acquire(session, 0.0, "refused")
+    sessions.close(session)
+    assert (held.holder, heard) == (None, [])

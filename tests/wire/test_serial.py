@@ -14,7 +14,6 @@ import select
 import socket
 import threading
 import time
-import tty
 
 import pytest
 
@@ -24,32 +23,7 @@ from httap.server import Server, StartupError
 from tests.helpers import free_port, wait_for
 from tests.helpers.client import Client
 from tests.helpers.dynamic import call, check_error, encode
-
-
-class Device:
-    """The far end of a serial line: the master side of a fresh pseudo-terminal."""
-
-    def __init__(self) -> None:
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)  # bytes pass unchanged, as on a real line
-        self.path = os.ttyname(self.slave)
-
-    def send(self, data: bytes) -> None:
-        os.write(self.master, data)
-
-    def expect(self, size: int, timeout: float = 5.0) -> bytes:
-        """Read exactly `size` bytes that the server wrote to the port."""
-        data = b""
-        deadline = time.monotonic() + timeout
-        while len(data) < size:
-            left = deadline - time.monotonic()
-            assert left > 0 and select.select([self.master], [], [], left)[0], data
-            data += os.read(self.master, size - len(data))
-        return data
-
-    def unplug(self) -> None:
-        for fd in (self.master, self.slave):
-            os.close(fd)
+from tests.helpers.serialline import Device
 
 
 @pytest.fixture
