@@ -272,6 +272,14 @@ _LOOP = "a loop of symbolic links"
 _NO_HOME = "no home directory for that user"
 
 
+def unresolvable(err: BaseException) -> str:
+    """Why a path could not be resolved, from what resolving it raised: a RuntimeError
+    is a loop of symbolic links before Python 3.13, an OSError ELOOP from then on."""
+    if isinstance(err, RuntimeError) or getattr(err, "errno", None) == errno.ELOOP:
+        return _LOOP
+    return (getattr(err, "strerror", None) or str(err)).rstrip(".")
+
+
 def _path(value: Any, where: Where, expected: str, fits: Callable[[Path], bool]) -> str:
     """A path from a source, absolute and resolved against the source's base (`~` is a
     home directory), that `fits`. Kept resolved, so later symlink checks compare like
@@ -289,11 +297,8 @@ def _path(value: Any, where: Where, expected: str, fits: Callable[[Path], bool])
     try:
         path = (where.base / expanded).resolve()
         fitting = fits(path)
-    except RuntimeError:  # a loop of symbolic links before Python 3.13 (then OSError ELOOP)
-        raise where.fail(f"{json.dumps(value)} ({_LOOP})", expected) from None
-    except OSError as err:
-        reason = _LOOP if err.errno == errno.ELOOP else (err.strerror or str(err)).rstrip(".")
-        raise where.fail(f"{json.dumps(value)} ({reason})", expected) from None
+    except (RuntimeError, OSError) as err:
+        raise where.fail(f"{json.dumps(value)} ({unresolvable(err)})", expected) from None
     if not fitting:
         raise where.fail(json.dumps(value) + _unfit_reason(path, value), expected)
     return str(path)

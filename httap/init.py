@@ -10,9 +10,10 @@ stays small. Nothing is ever overwritten: every file is checked before any is wr
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
-from httap.config import default_documents
+from httap.config import default_documents, unresolvable
 
 CONFIG = "web.json5"
 PAGE = Path("static") / "index.html"
@@ -93,6 +94,8 @@ def write_starter(directory: str) -> list[Path]:
     """
     root = Path(directory)
     try:
+        if os.path.lexists(root):
+            root.stat()  # a loop of symbolic links: resolve() lets it pass from Python 3.13
         name = root.resolve().name or "httap"
         files = {root / path: content for path, content in starter(name).items()}
         for path in (root, *{path.parent for path in files}):
@@ -104,7 +107,7 @@ def write_starter(directory: str) -> list[Path]:
                     f"{path} exists; nothing was written (move it away, or init another DIR)"
                 )
     except (OSError, RuntimeError) as err:  # a name too long; a loop of symbolic links
-        reason = (getattr(err, "strerror", None) or str(err)).rstrip(".")
+        reason = unresolvable(err)
         raise InitError(f"cannot use {directory}: {reason}; nothing was written") from None
     written = []
     try:

@@ -76,7 +76,7 @@ def test_init_refuses_a_file_where_a_directory_goes(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("name", "reason"), [("loop", "Symlink loop from"), ("a" * 300, "File name too long")]
+    ("name", "reason"), [("loop", "a loop of symbolic links"), ("a" * 300, "File name too long")]
 )
 def test_init_refuses_a_directory_the_system_cannot_resolve(tmp_path, name, reason):
     """A RuntimeError or OSError traceback before (the kind the campaign found in web.json5)."""
