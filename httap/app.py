@@ -26,16 +26,18 @@ from httap.loop import MAX_DELAY, Handle, Loop, Periodic, callback_checked, seco
 
 if TYPE_CHECKING:
     from httap.manager import Manager
+    from httap.mqtt import Bridge
     from httap.pins import Pins
 
 
 class App:
     """The methods an app calls on the server it is given. A subclass (the Server)
-    provides `loop`, `pins` and `manager`."""
+    provides `loop`, `pins`, `manager` and `mqtt` (the MQTT bridge, or None)."""
 
     loop: Loop
     pins: Pins
     manager: Manager
+    mqtt: Optional[Bridge] = None
 
     # -- the pins and the actions ------------------------------------------------
 
@@ -70,8 +72,10 @@ class App:
         """Send an event of the app's own to every event stream (`GET /?events`): `event:
         app` with {"name": name, "data": data}. TypeError here, at the call, for a name
         that is not a non-empty string or data that is not JSON; ValueError for data
-        over 4 KiB of JSON."""
+        over 4 KiB of JSON. With the MQTT bridge, also on PREFIX/ID/event/NAME."""
         self.manager.events.publish(name, data)
+        if self.mqtt is not None:
+            self.mqtt.event(name, data)
 
     @property
     def gpio(self) -> Any:

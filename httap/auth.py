@@ -118,6 +118,7 @@ class Auth:
             name: (user.password, abilities(settings.roles, user.role))
             for name, user in settings.users.items()
         }
+        self.roles = settings.roles
         self.challenge = (("WWW-Authenticate", f'Basic realm="{settings.realm}", charset="UTF-8"'),)
         self.clock = clock
         # Unknown names cost a check too, at the users' cost (one for all: the config
@@ -158,6 +159,18 @@ class Auth:
         except http.HTTPError:
             self.refused += 1
             raise
+
+    def admit(self, request: http.Request, role: Optional[str], who: str) -> None:
+        """For a client that signs in by other means than a password (the MQTT bridge,
+        whose commands act with `mqtt.role`): 403 `forbidden` when the request's rule
+        asks for a role that `role` (None: none) does not include; `who` names the
+        client in the message."""
+        needed = self._role_for(request)
+        if needed is not None and (role is None or needed not in abilities(self.roles, role)):
+            self.refused += 1
+            raise http.HTTPError(
+                403, "forbidden", f"{_what(request)} needs the role {needed}, which {who} lacks"
+            )
 
     def _role_for(self, request: http.Request) -> Optional[str]:
         """The role the request's rule asks for; remembered per method and target, so

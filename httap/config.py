@@ -40,6 +40,7 @@ __all__ = [
     "Limits",
     "ListenAddress",
     "LogConfig",
+    "MqttConfig",
     "PinConfig",
     "Range",
     "Redirect",
@@ -718,6 +719,66 @@ def _redirect(value: Any, where: Where) -> Redirect:
     return Redirect(source, target, status, scheme)
 
 
+class Broker(NamedTuple):
+    """The MQTT broker, from a URL like mqtt://HOST:PORT (mqtts:// for TLS)."""
+
+    secure: bool
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'mqtts' if self.secure else 'mqtt'}://{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.url
+
+
+_BROKER_NOUN = 'a URL like "mqtt://HOST:1883" or "mqtts://HOST:8883" (the port may be left out)'
+_BROKER_RE = re.compile(
+    r"(?P<scheme>mqtts?)://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?/?",
+    re.IGNORECASE,
+)
+# A topic level of MQTT 3.1.1 (section 4.7): no "/" inside, no wildcard, no NUL.
+_TOPIC_LEVEL = r"[^/+#\x00]+"
+_TOPIC_NOUN = 'topic levels separated by "/", without "+", "#" or empty levels'
+
+
+def _broker(value: Any, where: Where) -> Broker:
+    if not isinstance(value, str):
+        raise where.invalid(value, _BROKER_NOUN, wrong_type=True)
+    match = _BROKER_RE.fullmatch(value)
+    if not match:
+        raise where.invalid(value, _BROKER_NOUN)
+    secure = match["scheme"].lower() == "mqtts"
+    port = int(match["port"]) if match["port"] else (8883 if secure else 1883)
+    if not 1 <= port <= 65535:
+        raise where.invalid(value, f"{_PORT_NOUN} from 1 to 65535")
+    return Broker(secure, match["host"].strip("[]"), port)
+
+
+class MqttConfig(NamedTuple):
+    """The MQTT bridge (httap/mqtt.py; docs/protocol.md, "MQTT"), off while `broker` is
+    null. `password` may come from HTTAP_MQTT_PASSWORD instead; `role` is the role MQTT
+    commands act with under `auth`; `ca` a PEM file of the CAs that sign the broker's
+    certificate (the system's by default)."""
+
+    broker: Optional[Broker] = setting(optional(_broker), None)
+    prefix: str = setting(text(rf"{_TOPIC_LEVEL}(?:/{_TOPIC_LEVEL})*", _TOPIC_NOUN), "httap")
+    username: Optional[str] = setting(optional(text(r"[^\x00]{1,256}", "a user name")), None)
+    password: Optional[str] = setting(optional(text(r"[^\x00]{0,256}", "a password")), None)
+    client_id: Optional[str] = setting(
+        optional(text(r"[^\x00]{1,256}", "a client identifier of 1 to 256 characters")), None
+    )
+    # MQTT 3.1.1 section 3.1.2.10: two bytes of seconds; 0 (no keep-alive) would leave a
+    # dead link unnoticed, and its Last Will unsent.
+    keepalive: int = setting(number(5, 65535, "a number of seconds", integer=True), 30)
+    discovery: bool = setting(one_of(True, False), True)
+    role: Optional[str] = setting(optional(text(_NAME, _ROLE_NOUN)), None)
+    ca: Optional[str] = setting(optional(existing("file")), None)
+
+
 class LogConfig(NamedTuple):
     level: str = setting(one_of("debug", "info", "warning", "error"), "info")
     access: Union[bool, str] = setting(_access_log, False)  # False, True or a file path
@@ -773,6 +834,7 @@ class Config(NamedTuple):
         dict_of(_NAME, f"serial port names of {_NAME_NOUN}", _serial_port), {}
     )
     events: EventsConfig = section(EventsConfig)
+    mqtt: MqttConfig = section(MqttConfig)
     redirect: tuple[Redirect, ...] = setting(
         list_of(_redirect, 'a list of objects like {from: "/old", to: "/new"}'), []
     )
@@ -901,6 +963,8 @@ _ENVIRONMENT = {
     "HTTAP_ROOTPAGE": ("index", str),
     "HTTAP_USER": ("user", str),
     "HTTAP_GROUP": ("group", str),
+    # Ours: the broker's password stays out of the file.
+    "HTTAP_MQTT_PASSWORD": ("mqtt.password", str),
 }
 _FILE_NAME = "web.json5"
 _JSON5_ERROR = re.compile(r"<string>:(\d+) (.*) at column (\d+)", re.DOTALL)
@@ -998,6 +1062,7 @@ def load(
     place = str(file) if file is not None else "configuration"
     _check_tls(config, place)
     _check_auth(config, place)
+    _check_mqtt(config, place)
     return config
 
 
@@ -1053,14 +1118,33 @@ def _check_auth(config: Config, place: str) -> None:
         )
 
 
+def _check_mqtt(config: Config, place: str) -> None:
+    """The bridge names its topics after `id`, so it must be one topic level; `ca` is
+    for a TLS broker only."""
+    mqtt = config.mqtt
+    if mqtt.broker is None:
+        return
+    if not re.fullmatch(_TOPIC_LEVEL, config.id):
+        raise ConfigError(
+            f"{place}: id: found {json.dumps(config.id)}, expected one MQTT topic level"
+            ' (no "/", "+" or "#") since mqtt.broker is set: topics are PREFIX/ID/...'
+        )
+    if mqtt.ca is not None and not mqtt.broker.secure:
+        raise ConfigError(
+            f"{place}: mqtt.ca: given, but mqtt.broker {mqtt.broker.url} is not mqtts://"
+        )
+
+
 def to_dict(config: Config) -> dict:
     """The effective values as JSON data shaped like web.json5 (a valid one), defaults filled in."""
     return _plain(config)
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, ListenAddress):
+    if isinstance(value, (ListenAddress, Broker)):
         return value.url
+    if isinstance(value, MqttConfig) and value.password is not None:  # never shown
+        return {**_plain(value._replace(password=None)), "password": "(hidden)"}
     if isinstance(value, Redirect):
         return {key: each for key, each in zip(_REDIRECT_KEYS, value) if each is not None}
     if hasattr(value, "_fields"):  # a schema object (a NamedTuple), not a list

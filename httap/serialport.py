@@ -15,8 +15,8 @@ Opening never blocks the loop either:
   5 s in a blocking connect and whose `close()` sleeps 0.3 s: each attempt is a
   non-blocking connect that the loop watches (`Dial`), bounded by CONNECT_TIMEOUT. An
   address is used as it is; a host name is looked up off the loop, by a thread that
-  does nothing but `getaddrinfo()` (the C library has no non-blocking form; Python's
-  asyncio does the same), one at a time per port, and the same deadline bounds it.
+  does nothing but `getaddrinfo()` (`Dialer`; the MQTT bridge dials its broker with it
+  too), one at a time per port, and the same deadline bounds it.
 - pyserial's other URLs (`rfc2217://`, `loop://`, `cp2110://`) connect with blocking
   calls or serve their bytes from a thread, without a descriptor for the loop: they
   are refused at start-up.
@@ -194,6 +194,61 @@ class Dial:
         self.done(sock, error)
 
 
+class Dialer:
+    """Dials HOST:PORT for one user (a serial port, the MQTT bridge), one `Dial` at a
+    time, looking names up off the loop: an address is used as it is; a name is looked
+    up by a thread that does nothing but `getaddrinfo()` (the C library has no
+    non-blocking form; Python's asyncio does the same), one lookup at a time, whose
+    answer goes to the latest attempt (a slow lookup that outlived an attempt answers the
+    next one instead of a second thread being started)."""
+
+    def __init__(self, loop: Loop) -> None:
+        self.loop = loop
+        self.looking_up = False  # a thread is looking a name up
+        self.waiting: Optional[Dial] = None  # the attempt that waits for its answer
+
+    def dial(
+        self,
+        host: str,
+        port: int,
+        done: Callable[[Optional[socket.socket], Optional[str]], Any],
+        timeout: float = CONNECT_TIMEOUT,
+    ) -> Dial:
+        """A new attempt (a `Dial`, which calls `done` once) to connect to HOST:PORT
+        within `timeout` seconds, the lookup included."""
+        dialing = Dial(self.loop, host, port, done, timeout)
+        found = numeric_addresses(host, port)
+        if found is not None:
+            dialing.addresses(found)
+            return dialing
+        self.waiting = dialing
+        if not self.looking_up:  # else the lookup under way answers this attempt too
+            self._look_up(host, port)
+        return dialing
+
+    def _look_up(self, host: str, port: int) -> None:
+        """Look `host` up in a thread that does only that; the loop gets the answer."""
+        self.looking_up = True
+        loop = self.loop
+
+        def look_up() -> None:
+            try:
+                found: Union[list[AddressInfo], OSError] = socket.getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM
+                )
+            except OSError as err:  # socket.gaierror is one
+                found = err
+            loop.call_threadsafe(lambda: self._looked_up(found))
+
+        threading.Thread(target=look_up, name=f"look up {host}", daemon=True).start()
+
+    def _looked_up(self, found: Union[list[AddressInfo], OSError]) -> None:
+        self.looking_up = False
+        dialing, self.waiting = self.waiting, None
+        if dialing is not None:
+            dialing.addresses(found)
+
+
 class Job:
     """One request's work on a port: write `data`, then, if `reads`, read a reply.
 
@@ -272,7 +327,7 @@ class SerialPort:
         self.retry: Optional[Handle] = None
         self.opened = 0.0  # when the device was last opened (monotonic seconds)
         self.dialing: Optional[Dial] = None  # the attempt under way on socket://
-        self.looking_up = False  # a thread is looking the host's name up
+        self.dialer = Dialer(loop)
         self._arrival: list[Callable[[SerialPort], Any]] = []
 
     def on_arrival(self, listener: Callable[[SerialPort], Any]) -> None:
@@ -299,35 +354,9 @@ class SerialPort:
             return
         host, port = target
         log.debug("serial %s: connecting to %s", self.name, self.url)
-        self.dialing = Dial(
-            self.loop, host, port, lambda sock, error: self._dialed(sock, error, first)
+        self.dialing = self.dialer.dial(
+            host, port, lambda sock, error: self._dialed(sock, error, first)
         )
-        found = numeric_addresses(host, port)
-        if found is not None:
-            self.dialing.addresses(found)
-        elif not self.looking_up:  # else the lookup under way answers this attempt too
-            self._look_up(host, port)
-
-    def _look_up(self, host: str, port: int) -> None:
-        """Look `host` up in a thread that does only that; the loop gets the answer."""
-        self.looking_up = True
-        loop = self.loop
-
-        def look_up() -> None:
-            try:
-                found: Union[list[AddressInfo], OSError] = socket.getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM
-                )
-            except OSError as err:  # socket.gaierror is one
-                found = err
-            loop.call_threadsafe(lambda: self._looked_up(found))
-
-        threading.Thread(target=look_up, name=f"look up {host}", daemon=True).start()
-
-    def _looked_up(self, found: Union[list[AddressInfo], OSError]) -> None:
-        self.looking_up = False
-        if self.dialing is not None:
-            self.dialing.addresses(found)
 
     def _dialed(self, sock: Optional[socket.socket], error: Optional[str], first: bool) -> None:
         self.dialing = None

@@ -5,7 +5,8 @@ serial ports and the listening sockets (listen.py), and wires them: an accepted 
 becomes a Connection owned by the server (the connection's `Owner`: its `route` is the
 router's), with a session from the registry (session.py) that the connection hands to
 every request. The application API (app.py) is the Server's base class, so an app's
-`setup(server)` calls it on the server itself. Then: start, stop, close.
+`setup(server)` calls it on the server itself. With `mqtt.broker`, the MQTT bridge
+(mqtt.py) joins them as one more client of the manager. Then: start, stop, close.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from httap.static import StaticFiles
 
 if TYPE_CHECKING:
     from httap.auth import Auth
+    from httap.mqtt import Bridge
     from httap.tls import Secure
 
 log = logging.getLogger("httap.server")
@@ -110,6 +112,12 @@ class Server(App):
                 raise StartupError(f"serial.{name}.port: {err}") from None
         for port in self.serial.values():
             port.start()
+        self.mqtt: Optional[Bridge] = None
+        if config.mqtt.broker is not None:
+            from httap.mqtt import Bridge  # paho-mqtt, only when a broker is configured
+
+            self.mqtt = Bridge(config, self.loop, self.pins, self.manager, self.sessions, self.auth)
+            self.mqtt.start()
 
     # -- the documents -----------------------------------------------------------
 
@@ -229,7 +237,9 @@ class Server(App):
         self.listening.close()
         for connection in list(self.connections):
             connection.close()
-        self.pins.close()
+        self.pins.close()  # the safe values, which the MQTT bridge still publishes
+        if self.mqtt is not None:
+            self.mqtt.close()
         for port in self.serial.values():
             port.close()
         if self.logs is not None:
