@@ -98,3 +98,40 @@ def standins(monkeypatch):
     yield SimpleNamespace(GPIO=RPi.GPIO, gpiod=gpiod)
     for name in [name for name in sys.modules if _is_standin(name)]:
         del sys.modules[name]
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    """Start Mosquitto brokers (tests/helpers/broker.py) on free loopback ports: with
+    `users` a password file, with `tls` a TLS listener; all are killed at the end."""
+    from tests.helpers.broker import Mosquitto
+
+    started: list[Mosquitto] = []
+
+    def start(**options) -> Mosquitto:
+        where = tmp_path / f"mosquitto{len(started)}"
+        where.mkdir()
+        broker = Mosquitto(where, **options)
+        started.append(broker)
+        return broker
+
+    yield start
+    for broker in started:
+        broker.kill()
+
+
+@pytest.fixture
+def watch():
+    """Watchers (paho clients recording messages) of a broker; all closed at the end."""
+    from tests.helpers.broker import Watcher
+
+    opened: list[Watcher] = []
+
+    def open_watcher(broker, *topics: str, **options) -> Watcher:
+        watcher = Watcher(broker, *topics, **options)
+        opened.append(watcher)
+        return watcher
+
+    yield open_watcher
+    for watcher in opened:
+        watcher.close()
