@@ -1,7 +1,8 @@
 # httap: `make run` serves the browser app with the simulated board; it installs only the
 # server (the package, json5, pyserial: no root, no apt-get). `make test` adds the test
 # tools (requirements-test.txt) and runs the suite; its browser tests use Debian's
-# chromium, installed here with apt-get (sudo when not root) only when it is missing.
+# chromium and its MQTT tests Debian's mosquitto, installed here with apt-get (sudo when
+# not root) only when missing.
 PYTHON ?= python3
 # One venv per Python: `make test PYTHON=python3.9` gets .venv-3.9, never a .venv that
 # another Python made.
@@ -29,13 +30,14 @@ $(RUNTIME): pyproject.toml requirements.txt | $(PY)
 	$(PIP) install --quiet -r requirements.txt -e .
 	touch $@
 
-# The test layer: the browser and openssl when missing, the tools, and pip (a test builds
-# a wheel with it).
+# The test layer: the browser, openssl and the MQTT broker (mosquitto, in /usr/sbin) when
+# missing, the tools, and pip (a test builds a wheel with it).
 $(TOOLS): $(RUNTIME) requirements-test.txt
-	@missing=$$(for tool in chromium openssl; do command -v $$tool >/dev/null || echo $$tool; done); \
+	@missing=$$(for tool in chromium openssl mosquitto; do \
+		PATH="$$PATH:/usr/sbin" command -v $$tool >/dev/null || echo $$tool; done); \
 	if [ -n "$$missing" ]; then \
 		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-		echo "the browser tests need:" $$missing; \
+		echo "the tests need:" $$missing; \
 		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$missing; \
 	fi
 	$(PIP) install --quiet -r requirements-test.txt pip

@@ -114,7 +114,7 @@ class Watcher:
         auth: Optional[tuple[str, str]] = None,
     ) -> None:
         self.messages: list[Message] = []
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()  # notified on each message
         self.subscribed = threading.Event()
         client = self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
         if ca:
@@ -132,6 +132,7 @@ class Watcher:
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         with self.lock:
             self.messages.append(Message(message.topic, bytes(message.payload), message.retain))
+            self.lock.notify_all()
 
     def on(self, topic: str) -> list[Message]:
         with self.lock:
@@ -140,13 +141,15 @@ class Watcher:
     def wait(self, topic: str, payload: Optional[bytes] = None, timeout: float = 5.0) -> Message:
         """The first message on `topic` (with `payload`, if given), waiting for it."""
         deadline = time.monotonic() + timeout
-        while True:
-            for message in self.on(topic):
-                if payload is None or message.payload == payload:
-                    return message
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {payload!r} on {topic}; got {self.messages[-20:]}")
-            time.sleep(0.005)
+        with self.lock:
+            while True:
+                for message in self.messages:
+                    if message.topic == topic and (payload is None or message.payload == payload):
+                        return message
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no {payload!r} on {topic}; got {self.messages[-20:]}")
+                self.lock.wait(left)
 
     def clear(self) -> None:
         with self.lock:
