@@ -10,8 +10,10 @@ server process bridged to it, and a paho client that publishes PREFIX/ID/gpio/le
 
 Loop timing: an httap Server in this process, with a 1 kHz task, runs for S seconds
 while its bridge faces a broker that is down (refused), one that black-holes
-connections (a full listen backlog: SYNs unanswered), a host name whose lookup is slow
-(`mqtt.invalid`: getaddrinfo in its thread), and a TLS broker (the handshake). For each:
+connections (a full listen backlog: SYNs unanswered), a broker whose name takes
+SLOW_LOOKUP seconds to look up (`slow.example`, which this process's getaddrinfo
+answers with 127.0.0.1 after that long: a resolver that is slow, without any network),
+and a TLS broker (the handshake). For each:
 the task's worst lateness, the same server's without a broker beside it (`baseline`,
 measured just before: what the machine does to any loop), and the longest single call
 of the bridge's own code in the loop (`bridge_worst_call_us`: the stall it causes).
@@ -39,6 +41,26 @@ from httap.server import Server  # noqa: E402
 from tests.helpers.broker import Mosquitto, Watcher  # noqa: E402
 
 DEV = "bench"
+SLOW_NAME = "slow.example"
+SLOW_LOOKUP = 3.0  # seconds
+
+
+def slow_resolver(getaddrinfo):
+    """getaddrinfo, but a lookup of SLOW_NAME takes SLOW_LOOKUP seconds and finds
+    127.0.0.1 (asked for a numeric address only, it fails at once, as the C library's
+    does: no resolver is asked)."""
+
+    @functools.wraps(getaddrinfo)
+    def resolve(host, port, family=0, type=0, proto=0, flags=0):
+        if host == SLOW_NAME and not flags & socket.AI_NUMERICHOST:
+            time.sleep(SLOW_LOOKUP)
+            host = "127.0.0.1"
+        return getaddrinfo(host, port, family, type, proto, flags)
+
+    return resolve
+
+
+socket.getaddrinfo = slow_resolver(socket.getaddrinfo)
 BASE = f"httap/{DEV}"
 PINS = {"led": {"gpio": 17, "mode": "out"}}
 
@@ -186,6 +208,7 @@ def stalls(where: Path, seconds: float) -> dict:
         capture_output=True,
     )
     tls_broker = Mosquitto(where / "tls", tls=(str(certificate), str(key)))
+    plain_broker = Mosquitto(where / "plain2")
     listener, stuck = black_hole()
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
@@ -193,7 +216,7 @@ def stalls(where: Path, seconds: float) -> dict:
     cases = {
         "refused": {"broker": f"mqtt://127.0.0.1:{refused_port}"},
         "black_hole": {"broker": f"mqtt://127.0.0.1:{listener.getsockname()[1]}"},
-        "slow_dns": {"broker": "mqtt://mqtt.invalid:1883"},
+        "slow_dns": {"broker": f"mqtt://{SLOW_NAME}:{plain_broker.port}", "discovery": False},
         "tls_handshake": {
             "broker": f"mqtts://127.0.0.1:{tls_broker.port}",
             "ca": str(certificate),
@@ -210,6 +233,7 @@ def stalls(where: Path, seconds: float) -> dict:
             }
     finally:
         tls_broker.kill()
+        plain_broker.kill()
         for sock in (*stuck, listener):
             sock.close()
     return found
@@ -222,7 +246,7 @@ def main() -> None:
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         where = Path(folder)
-        for sub in ("plain", "tls"):
+        for sub in ("plain", "plain2", "tls"):
             (where / sub).mkdir()
         figures = round_trip(where, options.count)
         cases = stalls(where, options.seconds)
