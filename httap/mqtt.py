@@ -90,10 +90,10 @@ class Handshake:
         self.loop = loop
         self.sock: Optional[ssl.SSLSocket] = sock
         self.done = done
+        loop.register(sock, WRITE, self)  # ValueError for a descriptor beyond select()
         self.timer = loop.call_later(
             timeout, lambda: self._end(f"no TLS handshake in {timeout:g} s")
         )
-        loop.register(sock, WRITE, self)
 
     def on_event(self, mask: int) -> None:
         sock = self.sock
@@ -218,7 +218,11 @@ class Bridge:
             sock.close()
             self._failed(f"cannot start TLS: {err}")
             return
-        self.attempt = Handshake(self.loop, secure, self._hand_over, CONNECT_TIMEOUT)
+        try:
+            self.attempt = Handshake(self.loop, secure, self._hand_over, CONNECT_TIMEOUT)
+        except ValueError as err:  # a descriptor beyond select()
+            secure.close()
+            self._failed(f"cannot watch the TLS handshake: {err}")
 
     def _hand_over(self, sock: Optional[socket.socket], error: Optional[str]) -> None:
         """A connected (and TLS-secured) socket: paho takes it and sends CONNECT."""
