@@ -345,6 +345,14 @@ def test_a_broker_that_refuses_is_tried_again_with_back_off(start, caplog):
     assert not connected(running)
 
 
+def test_a_broker_named_by_a_host_name_is_looked_up_off_the_loop(start, mosquitto, watch):
+    broker = mosquitto()
+    running = start(f"mqtt://localhost:{broker.port}")  # ::1 refused, then 127.0.0.1
+    online(running)
+    watch(broker, f"{BASE}/status").wait(f"{BASE}/status", b"online")
+    assert running.call(lambda: running.server.mqtt.dialer.looking_up) is False
+
+
 # -- TLS and passwords ----------------------------------------------------------------------
 
 
