@@ -222,7 +222,7 @@ class HardwarePwm:
         except OSError as err:
             raise GpioError(f"cannot export {self.path}: {err.strerror}") from None
         deadline = time.monotonic() + wait
-        files = [self._file(name) for name in self.FILES]
+        files = [self._file(name) for name in (*self.FILES, "polarity")]
         while not all(os.access(path, os.W_OK) for path in files):
             if time.monotonic() > deadline:
                 raise GpioError(
