@@ -22,7 +22,7 @@ from servers import (
     TICK,
     display_command,
 )
-from steps import OPTIONAL, QUICK, Mode
+from steps import OPTIONAL, OPTIONAL_TIMEOUT, QUICK, Mode
 from tools import machine
 
 # The README's rows of the figures table (the goals table is quoted whole).
@@ -208,8 +208,9 @@ idle connections: {mode.idle_conns:,}.
   {mode.idle_tick:g} s (an open stream has the sampler read every input each
   `gpio.sample_interval`, as a long-poll does), and the latency again.
 - Optional steps, run when their script exists and its tool is installed, else
-  skipped with the reason printed: {optional}. Each starts what it needs and prints one
-  JSON object; each of its numbers is a row "NAME: KEY" for httap.
+  skipped with the reason printed: {optional}. Each starts what it needs, pins it
+  itself, and prints one JSON object within {OPTIONAL_TIMEOUT:g} s; each of its keys is a
+  row "NAME: KEY" for httap.
 - "other processes": before each server starts, the harness waits (at most
   {QUIET_WAIT:g} s) until processes that are neither the harness (with wrk and its
   clients) nor a server use less than {OTHER_LIMIT:.0%} of a CPU; a step during which

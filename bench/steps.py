@@ -3,8 +3,10 @@ fails is a progress line and a note, never the end of the run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -33,14 +35,14 @@ from servers import (
     Spec,
     StartFailed,
 )
-from tools import BENCH, ROOT, find_tool, httap_python, run_quiet
+from tools import BENCH, ROOT, find_tool, httap_python
 
 CONCURRENCY = (1, 10, 100)
 # Steps for later issues, run when their script exists and its tool is installed: (name,
 # script in bench/, tool). The script starts what it needs, pins it itself, and prints
 # one JSON object on its last line of output; each of its numbers is a row for httap.
 OPTIONAL = [("mqtt", "mqtt.py", "mosquitto")]
-OPTIONAL_TIMEOUT = 300.0  # seconds an optional script may take
+OPTIONAL_TIMEOUT = 120.0  # seconds an optional script may take: the full run stays under 15 min
 
 
 @dataclass
@@ -382,12 +384,26 @@ def measure_optional(
     with reported(progress, results, "httap", label):
         every_cpu = f"0-{(os.cpu_count() or 1) - 1}"  # not only the harness's load CPU
         command = ["taskset", "-c", every_cpu, httap_python(), str(path)]
-        done = run_quiet(command, cwd=ROOT, timeout=OPTIONAL_TIMEOUT)
+        # Its own process group: on a timeout, whatever it started is killed with it.
+        script_run = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         try:
-            got = json.loads(done.stdout.strip().splitlines()[-1])
+            out, err = script_run.communicate(timeout=OPTIONAL_TIMEOUT)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(script_run.pid, signal.SIGKILL)
+            script_run.wait()
+        try:
+            got = json.loads(out.strip().splitlines()[-1])
         except (IndexError, ValueError):
-            problem = (done.stderr or done.stdout).strip()[-300:]
-            raise RuntimeError(f"exit {done.returncode}, no JSON object: {problem}") from None
+            problem = (err or out).strip()[-300:]
+            raise RuntimeError(f"exit {script_run.returncode}, no JSON object: {problem}") from None
         if not isinstance(got, dict):
             raise RuntimeError(f"printed {type(got).__name__}, not a JSON object")
         for key, value in got.items():
