@@ -40,7 +40,7 @@ from tools import BENCH, ROOT, find_tool, httap_python
 CONCURRENCY = (1, 10, 100)
 # Steps for later issues, run when their script exists and its tool is installed: (name,
 # script in bench/, tool). The script starts what it needs, pins it itself, and prints
-# one JSON object on its last line of output; each of its numbers is a row for httap.
+# one JSON object on its last line of output; each of its keys is a row for httap.
 OPTIONAL = [("mqtt", "mqtt.py", "mosquitto")]
 OPTIONAL_TIMEOUT = 120.0  # seconds an optional script may take: the full run stays under 15 min
 
