@@ -98,7 +98,7 @@ def results_markdown(
     mach = machine()
     statics = "\n".join(f"- **{spec.name}**: {spec.static_note}" for spec in SERVERS)
     tickers = "\n".join(
-        f"- **{spec.name}**: {spec.ticker_note}" for spec in SERVERS if spec.lateness_path
+        f"  - **{spec.name}**: {spec.ticker_note}" for spec in SERVERS if spec.lateness_path
     )
     commands = "\n".join(
         f"- {spec.name}: `{display_command(spec)}`"
@@ -196,7 +196,7 @@ idle connections: {mode.idle_conns:,}.
   (bench/lateness.py; the same code in every server). The figures are read over HTTP
   after {mode.idle_tick:g} s idle, and after each of {mode.repeats} `wrk -t1 -c10` run(s) of
   {mode.duration} s on /index.html (after a warm-up not counted); the table shows the
-  run with the median p99.
+  run with the median p99. The task in each server:
 {tickers}
 - Push (httap only, started again with bench/web-push.json5: web.json5 with
   `limits.subscribers: 128`): `taskset -c {LOAD_CPU} python bench/push.py latency --port
