@@ -334,11 +334,8 @@ class Bridge:
 
     def _state(self, pin: Pin) -> str:
         """A pin's retained payload: its level ("0", "1"), or a PWM pin's setting as JSON."""
-        wave = pin.wave
-        if wave is not None:
-            return _to_json(
-                {"frequency": wave.frequency, "duty": wave.duty, "running": wave.running}
-            )
+        if pin.wave is not None:
+            return _to_json(self.pins.state(pin)["pwm"])  # as GET /?gpio/PIN says it
         return str(self.pins.backend.read(pin.gpio))
 
     def _changed(self, change: Change) -> None:

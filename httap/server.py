@@ -26,6 +26,7 @@ from httap.listen import Listening
 from httap.logs import Logs
 from httap.loop import Loop
 from httap.manager import Manager
+from httap.persist import Persist, state_path
 from httap.pins import Pins
 from httap.router import BUILT_IN, Router
 from httap.serialport import SerialPort, endpoint
@@ -69,10 +70,16 @@ class Server(App):
         self.serial = {
             name: SerialPort(name, settings, self.loop) for name, settings in config.serial.items()
         }
+        # Outputs that survive a restart: their kept settings win over `initial`.
+        self.persist = Persist(state_path(config), config.gpio, self.loop)
+        declared = self.persist.restore(config.gpio.pins)
         try:
-            self.pins = Pins(config.gpio.pins, open_backend(config.gpio.backend), self.loop)
+            self.pins = Pins(
+                declared, open_backend(config.gpio.backend), self.loop, config.gpio.sysfs_pwm
+            )
         except GpioError as err:
             raise StartupError(f"cannot set up the GPIO pins: {err}") from None
+        self.persist.follow(self.pins)
         lease = Lease(config.session.exclusive, self.pins.apply_safe_values, self.sessions)
         self.manager = Manager(
             config, self.loop, self.pins, lease, self.sessions, self.serial, self.auth
@@ -237,7 +244,8 @@ class Server(App):
         self.listening.close()
         for connection in list(self.connections):
             connection.close()
-        self.pins.close()  # the safe values, which the MQTT bridge still publishes
+        self.pins.close()  # the safe values first: they are what is kept, and published
+        self.persist.close()
         if self.mqtt is not None:
             self.mqtt.close()
         for port in self.serial.values():

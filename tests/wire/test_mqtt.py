@@ -98,7 +98,12 @@ def test_status_and_every_pin_state_are_retained(start, mosquitto, watch):
     assert watcher.wait(f"{BASE}/gpio/button", b"1").retain  # pulled up
     buzzer = watcher.wait(f"{BASE}/gpio/buzzer")
     assert buzzer.retain
-    assert json.loads(buzzer.payload) == {"frequency": 100, "duty": 0, "running": False}
+    assert json.loads(buzzer.payload) == {
+        "frequency": 100,
+        "duty": 0,
+        "running": False,
+        "kind": "soft",
+    }
 
 
 def test_every_change_is_published_whatever_made_it(start, mosquitto, watch, connect):
@@ -120,7 +125,12 @@ def test_every_change_is_published_whatever_made_it(start, mosquitto, watch, con
     watcher.wait(f"{BASE}/gpio/button", b"1")
     assert call(client, "POST", "/?gpio/buzzer", {"pwm": {"frequency": 440, "duty": 0.5}})
     setting = watcher.wait(f"{BASE}/gpio/buzzer")
-    assert json.loads(setting.payload) == {"frequency": 440, "duty": 0.5, "running": True}
+    assert json.loads(setting.payload) == {
+        "frequency": 440,
+        "duty": 0.5,
+        "running": True,
+        "kind": "soft",
+    }
     assert call(client, "POST", "/?gpio/led", "0").status == 200  # a repeat: no change
     time.sleep(0.2)
     assert [m.payload for m in watcher.on(f"{BASE}/gpio/led")] == [b"1", b"0"]
@@ -298,7 +308,7 @@ def test_discovery_announces_each_pin_to_home_assistant(start, mosquitto, watch)
         if states and states[-1]["duty"] == 0.25:
             break
         time.sleep(0.01)
-    assert states[-1] == {"frequency": 100, "duty": 0.25, "running": True}
+    assert states[-1] == {"frequency": 100, "duty": 0.25, "running": True, "kind": "soft"}
 
 
 def test_no_discovery_when_it_is_off(start, mosquitto, watch):
