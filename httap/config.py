@@ -576,6 +576,8 @@ GPIO_NUMBER = Range(0, 53, "a BCM GPIO number", integer=True)  # a Raspberry Pi'
 PWM_FREQUENCY = Range(0.01, 10_000, "a frequency in Hz")
 PWM_DUTY = Range(0, 1, "a duty cycle")
 WAIT = Range(0, 3600, "a number of seconds")  # long-polls and serial reads, serial timeout
+# An input's edges count once its level has held this long (libgpiod's debounce_period).
+DEBOUNCE = Range(0, 1, "a number of seconds")
 
 
 class PinConfig(NamedTuple):
@@ -588,6 +590,7 @@ class PinConfig(NamedTuple):
     safe: Optional[int] = setting(optional(one_of(0, 1)), None)
     frequency: float = setting(within(PWM_FREQUENCY), 100)
     duty: float = setting(within(PWM_DUTY), 0)
+    debounce: float = setting(within(DEBOUNCE), 0)
 
 
 # Pin settings that mean something only in some modes: given a value other than their
@@ -598,6 +601,7 @@ _PIN_MODES = {
     "safe": ("out", "pwm"),
     "frequency": ("pwm",),
     "duty": ("pwm",),
+    "debounce": ("in",),
 }
 
 

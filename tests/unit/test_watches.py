@@ -5,10 +5,19 @@ from __future__ import annotations
 import pytest
 
 from gpio import GpioError
+from gpio.sim import SimBackend
+from httap.pins import Pins
 from httap.watches import Watches
-from tests.helpers.domain import BUTTON
+from tests.helpers.domain import BUTTON, settings
 
 INTERVAL = 0.001
+
+
+@pytest.fixture
+def pins(manual_loop) -> Pins:
+    """The PINS on a simulated board without edge descriptors: its inputs are sampled,
+    as RPi.GPIO's are (the edge path has its own tests below)."""
+    return Pins(settings().gpio.pins, SimBackend(clock=manual_loop.clock, edges=False), manual_loop)
 
 
 @pytest.fixture
