@@ -15,6 +15,9 @@ import errno
 import glob
 import itertools
 import logging
+import os
+import select
+import subprocess
 import sys
 import time
 from types import SimpleNamespace
@@ -23,7 +26,7 @@ import pytest
 
 import gpio
 from gpio import GpioError, Pin
-from gpio.gpiod import GpiodBackend, find_chip
+from gpio.gpiod import GpiodBackend, GpiodV1Backend, api_of, find_chip, open_gpiod
 from gpio.pwm import SoftPwm
 from gpio.rpi import RpiBackend
 from gpio.sim import HISTORY_LIMIT, SimBackend
@@ -43,8 +46,14 @@ def no_libraries(monkeypatch):
 # -- the boards under test -------------------------------------------------------------
 
 
+KINDS = ["sim", "rpi", "rpi-lgpio", "gpiod", "gpiod-2.4", "gpiod-v1"]
+V1_CHIP = "/dev/gpiochip0"  # the v1 stand-in's Pi 4 chip: "pinctrl-bcm2711", 58 lines
+
+
 class Board:
-    """How to open one kind of backend, and a look at its library's side of things."""
+    """How to open one kind of backend, and a look at its library's side of things:
+    "rpi" is RPi.GPIO, "rpi-lgpio" the real rpi-lgpio over lgpio's stand-in, "gpiod"
+    libgpiod v2 with gpiod 2.5's rules, "gpiod-2.4" with 2.4's, "gpiod-v1" libgpiod v1."""
 
     def __init__(self, kind: str, libs: SimpleNamespace) -> None:
         self.kind = kind
@@ -54,10 +63,12 @@ class Board:
     def open(self) -> gpio.Backend:
         if self.kind == "sim":
             backend: gpio.Backend = SimBackend()
-        elif self.kind == "rpi":
-            backend = RpiBackend()  # imports RPi.GPIO: the stand-in comes first on sys.path
+        elif self.kind.startswith("rpi"):
+            backend = RpiBackend()  # imports RPi.GPIO: the stand-in, or rpi-lgpio
+        elif self.kind == "gpiod-v1":
+            backend = open_gpiod(chip=V1_CHIP)  # imports gpiod: v1's stand-in
         else:
-            backend = GpiodBackend(chip=CHIP)  # imports gpiod: the stand-in
+            backend = open_gpiod(chip=CHIP)  # imports gpiod: v2's stand-in
         self.opened.append(backend)
         return backend
 
@@ -66,15 +77,38 @@ class Board:
         if self.kind == "rpi":
             lib = self.libs.GPIO
             return lib.getmode() is None and not any(lib._is_set_up(n) for n in range(54))
-        if self.kind == "gpiod":
+        if self.kind == "rpi-lgpio":
+            return self.libs.GPIO.getmode() is None and not self.libs.lgpio._handles
+        if self.kind == "gpiod-v1":
+            with self.libs.gpiod.Chip(V1_CHIP) as chip:
+                return not any(chip.get_line(n).is_used() for n in range(54))
+        if self.kind.startswith("gpiod"):
             with self.libs.gpiod.Chip(CHIP) as chip:
                 return not any(chip.get_line_info(n).used for n in range(54))
         return True  # the sim holds nothing outside itself
 
+    def outside(self, backend: gpio.Backend, number: int, level: int) -> None:
+        """What the outside world puts on the floating input `number`."""
+        if self.kind == "sim":
+            backend.drive(number, level)
+        elif self.kind == "rpi":
+            self.libs.GPIO._set_external(number, level)
+        elif self.kind == "rpi-lgpio":
+            self.libs.lgpio._set_external(number, level)
+        else:
+            self.libs.gpiod._set_external(CHIP, number, level)
 
-@pytest.fixture(params=["sim", "rpi", "gpiod"])
+
+@pytest.fixture(params=KINDS)
 def board(request, standins):
-    made = Board(request.param, standins)
+    libs = standins
+    if request.param == "rpi-lgpio":
+        libs = request.getfixturevalue("rpi_lgpio")
+    elif request.param == "gpiod-v1":
+        libs = SimpleNamespace(gpiod=request.getfixturevalue("gpiod_v1"))
+    elif request.param == "gpiod-2.4":
+        standins.gpiod._reset("2.4.3")
+    made = Board(request.param, libs)
     yield made
     for backend in made.opened:
         backend.close()
@@ -99,7 +133,7 @@ def inp(number: int, pull: str = "off") -> Pin:
 def test_outputs_start_at_their_initial_level(backend):
     backend.setup(out(17, initial=0))
     backend.setup(out(27, initial=1))
-    backend.setup(out(22))  # no initial value: low
+    backend.setup(out(22))  # no initial value: the level it has, low on a line never driven
     assert [backend.read(17), backend.read(27), backend.read(22)] == [0, 1, 0]
 
 
@@ -182,6 +216,67 @@ def test_close_releases_the_board_for_the_next_user(board):
     second.setup(out(17, initial=0))
     second.setup(inp(5, "down"))
     assert (second.read(17), second.read(5)) == (0, 0)
+
+
+def test_an_output_without_initial_keeps_the_level_it_has(backend):
+    backend.setup(out(17, initial=1))
+    backend.setup(out(17))  # set up again: the level stays
+    assert backend.read(17) == 1
+    backend.write(17, 0)
+    backend.setup(out(17))
+    assert backend.read(17) == 0
+
+
+def test_a_restarted_server_leaves_an_output_without_initial_as_it_was(board):
+    if board.kind in ("sim", "rpi-lgpio"):
+        pytest.skip(
+            "a new simulated board starts low; rpi-lgpio's cleanup() makes every pin an input"
+        )
+    first = board.open()
+    first.setup(out(17, initial=1))
+    first.close()
+    second = board.open()
+    second.setup(out(17))
+    assert second.read(17) == 1
+
+
+def test_an_input_gives_its_edges_on_a_descriptor_or_none(board, backend):
+    backend.setup(inp(5))
+    backend.setup(out(17))
+    assert backend.watch(17) is None  # an output has no edges
+    fd = backend.watch(5)
+    if board.kind.startswith("rpi"):
+        assert fd is None  # RPi.GPIO's edges need a thread: sampled instead
+        return
+    assert not os.get_blocking(fd)
+    assert select.select([fd], [], [], 0)[0] == []
+    assert backend.edges(5) == []  # nothing to read: no wait, no error
+    before = time.monotonic_ns()
+    for level in (1, 0, 1):
+        board.outside(backend, 5, level)
+    assert select.select([fd], [], [], 0)[0] == [fd]
+    edges = backend.edges(5)
+    assert [edge.level for edge in edges] == [1, 0, 1]
+    stamps = [edge.ns for edge in edges]
+    assert before <= stamps[0] <= stamps[1] <= stamps[2] <= time.monotonic_ns()
+    if board.kind == "gpiod-v1":
+        assert [edge.seqno for edge in edges] == [None] * 3  # v1 numbers nothing
+    else:
+        assert [edge.seqno for edge in edges] == [1, 2, 3]
+    assert select.select([fd], [], [], 0)[0] == [] and backend.edges(5) == []
+
+
+def test_the_kernel_keeps_the_last_16_edges_and_numbers_the_lost_ones(board, backend):
+    if board.kind.startswith("rpi"):
+        pytest.skip("RPi.GPIO gives no edges")
+    backend.setup(inp(5))
+    backend.watch(5)
+    for n in range(20):
+        board.outside(backend, 5, 1 - n % 2)
+    edges = backend.edges(5)
+    assert len(edges) == 16 and edges[-1].level == 0
+    if board.kind != "gpiod-v1":
+        assert [edge.seqno for edge in edges] == list(range(5, 21))  # 1 to 4 were dropped
 
 
 # -- RPi.GPIO ------------------------------------------------------------------------

@@ -70,6 +70,7 @@ __all__ = [
     "LineSettings",
     "RequestReleasedError",
     "api_version",
+    "edge_event",
     "exception",
     "is_gpiochip_device",
     "line",
@@ -444,7 +445,7 @@ class _Req:
     def edge(self, state: _Line) -> None:
         """The line's level changed: queue an event if its edge setting wants it."""
         rising = state.physical() ^ int(state.active_low)
-        if state.edge == Edge.RISING and not rising or state.edge == Edge.FALLING and rising:
+        if (state.edge == Edge.RISING and not rising) or (state.edge == Edge.FALLING and rising):
             return
         self.seqno += 1
         line_seqno = self.line_seqno[state.offset] = self.line_seqno.get(state.offset, 0) + 1
