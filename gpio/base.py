@@ -54,9 +54,16 @@ class Edge(NamedTuple):
 
 def said(err: BaseException) -> str:
     """What a library's exception says: its message as the library wrote it. lgpio's
-    `error` keeps it in `.value` and shows its repr (quotes and all) as its str."""
+    `error` keeps it in `.value` and shows its repr (quotes and all) as its str;
+    libgpiod v2 raises EOPNOTSUPP as NotImplementedError(errno, text), shown here as an
+    OSError shows itself."""
     value = getattr(err, "value", None)
-    return value if isinstance(value, str) else str(err) or type(err).__name__
+    if isinstance(value, str):
+        return value
+    args = err.args
+    if not isinstance(err, OSError) and len(args) == 2 and isinstance(args[0], int):
+        return f"[Errno {args[0]}] {args[1]}"  # libgpiod's NotImplementedError(errno, text)
+    return str(err) or type(err).__name__
 
 
 class Backend(ABC):

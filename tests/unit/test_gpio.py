@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import importlib.metadata
 import itertools
 import logging
 import os
@@ -20,6 +21,7 @@ import select
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -30,7 +32,7 @@ from gpio.gpiod import GpiodBackend, GpiodV1Backend, api_of, find_chip, open_gpi
 from gpio.pwm import SoftPwm
 from gpio.rpi import RpiBackend
 from gpio.sim import HISTORY_LIMIT, SimBackend
-from tests.helpers import run_for
+from tests.helpers import ROOT, run_for
 
 CHIP = "/dev/gpiochip0"  # the stand-in's RP1: "pinctrl-rp1", 54 lines
 OTHER_CHIP = "/dev/gpiochip10"  # the stand-in's other controller, 32 lines
@@ -357,6 +359,53 @@ def test_rpi_standin_raises_as_rpi_gpio_does(standins, steps, error, message):
         actions[verb](*[int(a) if a.isdigit() else a for a in args])
 
 
+def test_rpi_gpio_on_a_pi_5_fails_at_the_first_setup_as_a_gpio_error(standins):
+    standins.GPIO._reset(board="pi5")
+    backend = RpiBackend()  # RPi.GPIO imports, and takes BCM numbering, on a Pi 5
+    with pytest.raises(GpioError, match=r"GPIO 17: RPi\.GPIO .*Cannot determine SOC peripheral"):
+        backend.setup(out(17))
+
+
+def test_rpi_gpio_without_the_gpiomem_device_is_a_gpio_error(standins):
+    standins.GPIO._reset(gpiomem=False)  # a systemd unit that does not allow it
+    with pytest.raises(GpioError, match=r"GPIO 4: RPi\.GPIO .*No access to /dev/mem"):
+        RpiBackend().setup(inp(4))
+
+
+def test_rpi_lgpio_errors_are_gpio_errors_in_the_librarys_words(rpi_lgpio):
+    rpi_lgpio.lgpio._hold(17)  # another program holds GPIO 17
+    backend = RpiBackend()
+    assert backend.library == "rpi-lgpio"
+    with pytest.raises(GpioError) as busy:
+        backend.setup(out(17))
+    assert str(busy.value) == "GPIO 17: rpi-lgpio refused the set-up: GPIO busy"
+    backend.setup(out(27))
+    backend.close()
+    rpi_lgpio.lgpio._reset(chips=())  # no gpiochip at all
+    with pytest.raises(GpioError) as none:
+        RpiBackend()
+    assert str(none.value) == "rpi-lgpio refused BCM numbering: can not open gpiochip"
+
+
+def test_real_rpi_lgpio_over_real_lgpio_without_a_chip_is_a_gpio_error(monkeypatch):
+    """The real libraries, as installed here (no GPIO chip): lgpio.error, a plain
+    Exception whose str() is a repr, becomes a GpioError with the message itself."""
+    try:
+        importlib.metadata.version("rpi-lgpio")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("rpi-lgpio is not installed here")
+    if glob.glob("/dev/gpiochip*"):
+        pytest.skip("this machine has GPIO character devices")
+    monkeypatch.setenv("RPI_LGPIO_REVISION", "d04170")  # else it refuses to import off a Pi
+    for name in [n for n in sys.modules if n.split(".")[0] in ("RPi", "lgpio")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(GpioError) as refused:
+        RpiBackend()
+    assert str(refused.value) == "rpi-lgpio refused BCM numbering: can not open gpiochip"
+    for name in [n for n in sys.modules if n.split(".")[0] in ("RPi", "lgpio")]:
+        del sys.modules[name]
+
+
 def test_rpi_standin_levels(standins):
     GPIO = standins.GPIO
     GPIO.setmode(GPIO.BCM)
@@ -435,6 +484,147 @@ def test_gpiod_without_a_chip_device_is_a_gpio_error(standins):
 def test_gpiod_without_the_library_is_a_gpio_error(no_libraries):
     with pytest.raises(GpioError, match="gpiod"):
         GpiodBackend(chip=CHIP)
+
+
+def test_gpiod_reconfigures_in_place_and_a_refusal_keeps_the_line(standins):
+    gpiod = standins.gpiod
+    backend = GpiodBackend(chip=CHIP)
+    backend.setup(out(17, initial=1))
+    request = backend.requests[17]
+    backend.setup(inp(17, "up"))  # the same request, reconfigured
+    assert backend.requests[17] is request and backend.read(17) == 1
+    gpiod._NO_DEBOUNCE.add(17)  # this chip answers a debounce with EOPNOTSUPP
+    with pytest.raises(GpioError, match=r"GPIO 17: libgpiod refused the set-up: \[Errno 95\]"):
+        backend.setup(Pin("button", 17, "in", debounce=0.01))
+    with gpiod.Chip(CHIP) as chip:
+        info = chip.get_line_info(17)
+    assert (info.used, info.consumer) == (True, "httap")  # never let go
+    backend.close()
+
+
+def test_gpiod_inputs_ask_for_both_edges_and_their_debounce(standins):
+    line = standins.gpiod.line
+    backend = GpiodBackend(chip=CHIP)
+    backend.setup(Pin("button", 4, "in", pull="up", debounce=0.005))
+    with standins.gpiod.Chip(CHIP) as chip:
+        info = chip.get_line_info(4)
+    assert (info.edge_detection, info.debounce_period) == (line.Edge.BOTH, timedelta(seconds=0.005))
+    backend.close()
+
+
+def test_gpiod_v1_requests_edges_and_refuses_a_debounce_it_cannot_do(gpiod_v1):
+    backend = open_gpiod(chip=V1_CHIP)
+    assert isinstance(backend, GpiodV1Backend)
+    backend.setup(inp(4, "up"))
+    line = backend.lines[4]
+    assert (line.consumer(), line.is_requested()) == ("httap", True)
+    with pytest.raises(GpioError, match=r"GPIO 5: libgpiod v1 cannot debounce"):
+        backend.setup(Pin("button", 5, "in", debounce=0.01))
+    gpiod_v1._hold(V1_CHIP, 6, "other")
+    with pytest.raises(GpioError) as busy:
+        backend.setup(out(6))
+    assert str(busy.value) == (
+        "GPIO 6: libgpiod refused the set-up: [Errno 16] Device or resource busy"
+    )
+    with pytest.raises(GpioError, match=r"GPIO 58: .*Invalid argument"):
+        backend.setup(out(58))  # the Pi 4's chip has 58 lines
+    with pytest.raises(GpioError, match=r"GPIO 4: libgpiod cannot drive it: .*not permitted"):
+        backend.write(4, 1)
+    backend.close()
+
+
+def test_gpiod_2_4_raises_on_a_second_release_and_close_releases_once(standins):
+    gpiod = standins.gpiod
+    gpiod._reset("2.4.3")
+    backend = GpiodBackend(chip=CHIP)
+    backend.setup(out(17))
+    request = backend.requests[17]
+    backend.close()
+    backend.close()
+    with pytest.raises(gpiod.exception.RequestReleasedError):
+        request.release()  # what releasing it again would have done inside close()
+    gpiod._reset("2.5.0")
+    request = gpiod.request_lines(CHIP, config={17: None})
+    request.release()
+    request.release()  # a no-op from 2.5 on
+
+
+def test_gpiod_value_truth_follows_the_version(standins):
+    gpiod = standins.gpiod
+    Value = gpiod.line.Value
+    assert (bool(Value.ACTIVE), bool(Value.INACTIVE)) == (True, False)  # 2.2 and later
+    gpiod._reset("2.1.3")
+    assert (bool(Value.ACTIVE), bool(Value.INACTIVE)) == (True, True)  # a plain Enum member
+    backend = GpiodBackend(chip=CHIP)
+    backend.setup(out(17, initial=0))
+    assert backend.read(17) == 0  # compared with ACTIVE, never taken for a truth value
+    backend.close()
+
+
+def test_the_api_is_read_from_the_module_not_its_name(standins, gpiod_v1):
+    import gpiod as v1
+
+    assert (api_of(v1), api_of(standins.gpiod), api_of(sys)) == (1, 2, 0)
+    with pytest.raises(GpioError, match="is not libgpiod v2's bindings"):
+        GpiodBackend(chip=CHIP, module=v1)
+    with pytest.raises(GpioError, match="neither libgpiod v1 nor v2"):
+        open_gpiod(chip=CHIP, module=sys)
+
+
+def test_real_gpiod_2_without_the_chip_is_a_gpio_error():
+    """gpiod 2.x from PyPI, as installed here (requirements-test.txt), where no
+    /dev/gpiochip0 exists: FileNotFoundError becomes a GpioError."""
+    if glob.glob("/dev/gpiochip*"):
+        pytest.skip("this machine has GPIO character devices")
+    try:
+        importlib.metadata.version("gpiod")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("gpiod is not installed here")
+    backend = open_gpiod(chip="/dev/gpiochip0")
+    assert isinstance(backend, GpiodBackend)
+    with pytest.raises(GpioError) as missing:
+        backend.setup(out(17))
+    assert str(missing.value) == (
+        "GPIO 17: libgpiod refused the set-up: [Errno 2] No such file or directory"
+    )
+    with pytest.raises(GpioError, match="no /dev/gpiochip"):
+        open_gpiod()
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, for which python3-libgpiod is built
+
+
+def test_real_gpiod_v1_without_the_chip_is_a_gpio_error():
+    """Debian's python3-libgpiod 1.6 (the Makefile's test tools install it), run by the
+    Python it is built for: its API is detected, its missing chip is a GpioError."""
+    if glob.glob("/dev/gpiochip*"):
+        pytest.skip("this machine has GPIO character devices")
+    script = (
+        "import gpiod\n"
+        "from gpio import GpioError\n"
+        "from gpio.gpiod import api_of, open_gpiod\n"
+        "print(gpiod.version_string(), api_of(gpiod))\n"
+        "try:\n"
+        "    open_gpiod(chip='/dev/gpiochip0')\n"
+        "except GpioError as err:\n"
+        "    print(err)\n"
+    )
+    try:
+        found = subprocess.run(
+            [SYSTEM_PYTHON, "-c", "import gpiod; gpiod.Chip; gpiod.LINE_REQ_DIR_OUT"],
+            capture_output=True,
+        )
+    except FileNotFoundError:
+        pytest.skip(f"no {SYSTEM_PYTHON}")
+    if found.returncode:
+        pytest.skip("python3-libgpiod (v1) is not installed here")
+    ran = subprocess.run(
+        [SYSTEM_PYTHON, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    head, refused = ran.stdout.splitlines()
+    version, api = head.split()
+    assert version.startswith("1.") and api == "1"
+    assert refused == "libgpiod cannot open /dev/gpiochip0: [Errno 2] No such file or directory"
 
 
 def test_find_chip_picks_the_pinctrl_chip(standins):
@@ -722,6 +912,65 @@ def test_auto_falls_back_to_the_sim_and_warns(caplog):
     (record,) = [r for r in caplog.records if r.name == "gpio"]
     assert record.levelno == logging.WARNING
     assert "simulated board" in record.getMessage()
+
+
+PI5 = b"raspberrypi,5-model-b\0brcm,bcm2712\0"
+PI4 = b"raspberrypi,4-model-b\0brcm,bcm2711\0"
+
+
+def machine(tmp_path, compatible: bytes = b"", model: bytes = b"", chip: bool = False) -> str:
+    """A root directory with a device tree (/proc/device-tree) and /dev/gpiochip0."""
+    tree = tmp_path / "proc" / "device-tree"
+    tree.mkdir(parents=True)
+    if compatible:
+        (tree / "compatible").write_bytes(compatible)
+    if model:
+        (tree / "model").write_bytes(model)
+    (tmp_path / "dev").mkdir()
+    if chip:
+        (tmp_path / "dev" / "gpiochip0").write_bytes(b"")
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("compatible", "model", "kind"),
+    [
+        (PI5, b"Raspberry Pi 5 Model B Rev 1.0\0", "pi5"),
+        (b"", b"Raspberry Pi 5 Model B Rev 1.0\0", "pi5"),  # no compatible: the model
+        (PI4, b"Raspberry Pi 4 Model B Rev 1.5\0", "pi"),
+        (b"raspberrypi,model-zero-w\0brcm,bcm2835\0", b"", "pi"),
+        (b"", b"Raspberry Pi Model B Rev 2\0", "pi"),
+        (b"hardkernel,odroid-c4\0amlogic,g12a\0", b"Hardkernel ODROID-C4\0", None),
+        (b"", b"", None),
+    ],
+)
+def test_the_board_is_read_from_the_device_tree(tmp_path, compatible, model, kind):
+    assert gpio.board(machine(tmp_path, compatible, model)) == kind
+
+
+def test_a_pi_5_skips_rpi_gpio_and_says_what_to_install(tmp_path, standins, caplog):
+    root = machine(tmp_path, PI5)
+    with caplog.at_level(logging.WARNING, logger="gpio"):
+        assert gpio.detect(root) == "sim"  # RPi.GPIO importable, but it cannot drive a Pi 5
+    assert "install rpi-lgpio" in caplog.text and "gpiod" in caplog.text
+    assert gpio.detect(machine(tmp_path / "4", PI4)) == "rpi"  # a Pi 4 keeps it
+
+
+def test_a_pi_5_takes_rpi_lgpio(tmp_path, rpi_lgpio):
+    assert gpio.detect(machine(tmp_path, PI5)) == "rpi"
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+def test_a_chip_device_with_either_libgpiod_api_takes_gpiod(tmp_path, standins, request, api):
+    if api == "v1":
+        request.getfixturevalue("gpiod_v1")
+    assert gpio.detect(machine(tmp_path, PI4, chip=True)) == "gpiod"
+    assert gpio.detect(machine(tmp_path / "x", chip=True)) == "gpiod"  # any Linux board
+
+
+def test_a_gpiod_module_of_neither_api_is_passed_over(tmp_path, standins, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gpiod", SimpleNamespace(__name__="gpiod"))
+    assert gpio.detect(machine(tmp_path, PI4, chip=True)) == "rpi"
 
 
 def test_sim_by_name_does_not_warn(caplog):
