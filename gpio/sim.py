@@ -54,6 +54,7 @@ class SimBackend(Backend):
         self.epoch: Optional[float] = None
         self.pins: dict[int, SimPin] = {}
         self.wires: dict[int, list[int]] = {}  # output gpio -> inputs it drives
+        self.unplugged: list[SimPin] = []  # lost pins, whose pipes close with the board
 
     def setup(self, pin: Pin) -> None:
         """An output without `initial` keeps the level the pin had (0 on a new one)."""
@@ -136,9 +137,20 @@ class SimBackend(Backend):
         pin.events.clear()
         return events
 
+    def unplug(self, gpio: int) -> None:
+        """The board loses a pin (its chip is unplugged): from now on every use of it
+        raises GpioError. Its edge descriptor turns readable, as the kernel wakes the
+        line request of a chip that is gone (gpiolib-cdev.c: EPOLLHUP | EPOLLERR), and
+        reading its edges fails."""
+        pin = self._pin(gpio)
+        del self.pins[gpio]
+        if pin.pipe is not None:
+            os.write(pin.pipe[1], b"x")
+            self.unplugged.append(pin)
+
     def close(self) -> None:
         """Close the pipes of the watched inputs."""
-        for pin in self.pins.values():
+        for pin in [*self.pins.values(), *self.unplugged]:
             self._unwatch(pin)
 
     def _unwatch(self, pin: SimPin) -> None:
