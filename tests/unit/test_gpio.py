@@ -996,3 +996,20 @@ def test_open_backend_gpiod_without_a_chip_device_is_a_gpio_error(standins):
 def test_unknown_backend_is_a_gpio_error_listing_the_choices():
     with pytest.raises(GpioError, match=r"unknown GPIO backend 'pigpio'.*auto, sim, rpi, gpiod"):
         gpio.open_backend("pigpio")
+
+
+# -- the systemd unit ------------------------------------------------------------------
+
+
+def test_the_unit_allows_gpiomem_under_both_of_its_names():
+    """RPi.GPIO opens /dev/gpiomem, whose driver /proc/devices lists as bcm2835-gpiomem
+    before the Raspberry Pi kernel 6.1.54 and as gpiomem since: a unit that allows only
+    one gives "No access to /dev/mem" on the other kernels."""
+    unit = (ROOT / "examples" / "httap.service").read_text()
+    allowed = {
+        line.split("=", 1)[1].strip()
+        for line in unit.splitlines()
+        if line.startswith("DeviceAllow=")
+    }
+    assert {"char-bcm2835-gpiomem rw", "char-gpiomem rw", "char-gpiochip rw"} <= allowed
+    assert "DevicePolicy=closed" in unit.splitlines()
