@@ -100,7 +100,11 @@ class Watches:
             log.error("input %s gives no edges, it is sampled when watched: %s", pin.name, err)
             return
         reader = EdgeReader(self, pin, fd)
-        self.loop.register(fd, READ, reader)
+        try:
+            self.loop.register(fd, READ, reader)
+        except ValueError as err:  # beyond what select() can watch
+            log.error("input %s: its edges cannot be watched, it is sampled: %s", pin.name, err)
+            return
         self.readers[pin.gpio] = reader
 
     def stats(self) -> dict:

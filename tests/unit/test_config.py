@@ -606,6 +606,19 @@ def test_unknown_keys(tmp_path, text, message):
             "{gpio: {pins: {m: {gpio: 4, mode: 'pwm', duty: -Infinity}}}}",
             "gpio.pins.m.duty: found -Infinity, expected a duty cycle from 0 to 1",
         ),
+        (  # a kernel debounce of seconds would hide the presses themselves
+            "{gpio: {pins: {b: {gpio: 4, debounce: 2}}}}",
+            "gpio.pins.b.debounce: found 2, expected a number of seconds from 0 to 1",
+        ),
+        (
+            "{gpio: {pins: {b: {gpio: 4, debounce: '5ms'}}}}",
+            'gpio.pins.b.debounce: found "5ms" (a string), expected a number of seconds'
+            " from 0 to 1",
+        ),
+        (  # the kernel debounces an input's edges only
+            "{gpio: {pins: {led: {gpio: 4, mode: 'out', debounce: 0.01}}}}",
+            'gpio.pins.led.debounce: only for mode "in"; this pin\'s mode is "out"',
+        ),
         (
             "{serial: {s: {port: 'loop://', timeout: 3601}}}",
             "serial.s.timeout: found 3601, expected a number of seconds from 0 to 3600",
