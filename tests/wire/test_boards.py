@@ -7,6 +7,8 @@ goes on serving everyone else.
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from httap.server import StartupError
@@ -24,7 +26,7 @@ def test_a_line_held_by_another_program_stops_start_up_in_one_line(make_server, 
 
 
 def test_a_library_error_on_a_request_is_500_in_its_words_and_the_server_serves_on(
-    make_server, connect, rpi_lgpio
+    make_server, connect, rpi_lgpio, caplog
 ):
     running = make_server(gpio__backend="rpi", gpio__pins=PINS)
     client = connect(running)
@@ -34,3 +36,6 @@ def test_a_library_error_on_a_request_is_500_in_its_words_and_the_server_serves_
     assert body["message"] == f"GPIO {BUTTON}: rpi-lgpio cannot read it: unknown handle"
     assert call(connect(running), "GET", "/?ping").status == 200
     assert call(client, "GET", "/?ping").status == 200
+    with caplog.at_level(logging.ERROR, logger="gpio"):
+        running.stop()  # the board's cleanup fails too: logged, and the server stops
+    assert "rpi-lgpio cannot clean up: unknown handle" in caplog.text
