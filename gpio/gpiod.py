@@ -19,6 +19,7 @@ and closed errors) becomes a GpioError that names the pin and keeps the library'
 
 from __future__ import annotations
 
+import errno
 import glob
 import importlib
 import logging
@@ -113,9 +114,9 @@ class GpiodBackend(Backend):
         )
         self.chip = chip or find_chip(lib)
         self.requests: dict[int, Any] = {}
-        self.inputs: set[int] = set()
+        self.inputs: set[int] = set()  # the inputs requested with edge detection
 
-    def _settings(self, pin: Pin, value: Any = None) -> Any:
+    def _settings(self, pin: Pin, value: Any = None, edges: bool = True) -> Any:
         line = self.line
         if pin.is_output:
             if value is None:
@@ -125,18 +126,27 @@ class GpiodBackend(Backend):
         return self.lib.LineSettings(
             direction=line.Direction.INPUT,
             bias=bias[pin.pull],
-            edge_detection=line.Edge.BOTH,
-            debounce_period=timedelta(seconds=pin.debounce),
+            edge_detection=line.Edge.BOTH if edges else line.Edge.NONE,
+            debounce_period=timedelta(seconds=pin.debounce if edges else 0),
         )
 
     def setup(self, pin: Pin) -> None:
         number = pin.gpio
         keep = pin.is_output and pin.initial is None  # leave the level as it is: read it
+        edges = not pin.is_output
         try:
             request = self.requests.get(number)
             if request is None:  # a new request; the line's level is read where kept
                 as_is = self.lib.LineSettings(direction=self.line.Direction.AS_IS)
-                request = self._request({number: as_is if keep else self._settings(pin)})
+                try:
+                    request = self._request({number: as_is if keep else self._settings(pin)})
+                except OSError as err:
+                    if not edges or err.errno != errno.ENODEV:
+                        raise
+                    # No interrupt for this line (an I2C expander, say): no edges.
+                    request = self._request({number: self._settings(pin, edges=False)})
+                    edges = False
+                    log.warning("GPIO %d has no edge detection (%s): sampled", number, err)
                 if keep:
                     try:
                         request.reconfigure_lines(
@@ -151,10 +161,10 @@ class GpiodBackend(Backend):
                 request.reconfigure_lines({number: self._settings(pin, value)})
         except self.errors as err:
             raise GpioError(f"GPIO {number}: libgpiod refused the set-up: {said(err)}") from None
-        if pin.is_output:
-            self.inputs.discard(number)
-        else:
+        if edges:
             self.inputs.add(number)
+        else:
+            self.inputs.discard(number)
 
     def _request(self, config: dict) -> Any:
         return self.lib.request_lines(self.chip, consumer=CONSUMER, config=config)

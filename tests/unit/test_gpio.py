@@ -512,6 +512,16 @@ def test_gpiod_inputs_ask_for_both_edges_and_their_debounce(standins):
     backend.close()
 
 
+def test_gpiod_an_input_without_an_interrupt_is_sampled(standins, caplog):
+    standins.gpiod._NO_IRQ.add(5)  # e.g. a line of an I2C expander
+    backend = GpiodBackend(chip=CHIP)
+    with caplog.at_level(logging.WARNING, logger="gpio"):
+        backend.setup(inp(5, "up"))
+    assert "GPIO 5 has no edge detection ([Errno 19] No such device): sampled" in caplog.text
+    assert backend.watch(5) is None and backend.read(5) == 1
+    backend.close()
+
+
 def test_gpiod_v1_requests_edges_and_refuses_a_debounce_it_cannot_do(gpiod_v1):
     backend = open_gpiod(chip=V1_CHIP)
     assert isinstance(backend, GpiodV1Backend)

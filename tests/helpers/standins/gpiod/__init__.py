@@ -21,7 +21,8 @@ The rules of the kernel's GPIO character device are kept where a backend can tri
   from 2.5 on;
 - `line.Value` is truthy when ACTIVE from 2.2 on, and always truthy (a plain Enum
   member) before;
-- EOPNOTSUPP (a chip that cannot debounce, `_NO_DEBOUNCE`): NotImplementedError.
+- EOPNOTSUPP (a chip that cannot debounce, `_NO_DEBOUNCE`): NotImplementedError;
+- edge detection on a line without an interrupt (`_NO_IRQ`): OSError(ENODEV).
 
 `_reset(version)` picks the version whose rules apply (default "2.5.0").
 
@@ -60,6 +61,7 @@ from .line import Bias, Clock, Direction, Drive, Edge, Value
 __version__ = "2.5.0"
 api_version = "2.3"
 _NO_DEBOUNCE: set[int] = set()  # offsets whose chip answers a debounce with EOPNOTSUPP
+_NO_IRQ: set[int] = set()  # offsets without an interrupt: edge detection is ENODEV
 
 __all__ = [
     "Chip",
@@ -212,6 +214,7 @@ def _reset(version: str = "2.5.0") -> None:
     elif "__bool__" in Value.__dict__:
         del Value.__bool__
     _NO_DEBOUNCE.clear()
+    _NO_IRQ.clear()
     _CHIPS.clear()
     _CHIPS["/dev/gpiochip0"] = _ChipState("gpiochip0", "pinctrl-rp1", _RP1_NAMES)
     _CHIPS["/dev/gpiochip10"] = _ChipState("gpiochip10", "gpio-brcmstb@107d508500", [""] * 32)
@@ -250,6 +253,12 @@ def _validate_flags(settings: LineSettings) -> None:
         raise _errno(ValueError, errno.EINVAL)  # drive flags are for outputs only
     if settings.edge_detection != Edge.NONE and direction != Direction.INPUT:
         raise _errno(ValueError, errno.EINVAL)  # edge detection is for inputs only
+
+
+def _interrupt(offset: int, settings: LineSettings) -> None:
+    """edge_detector_setup() of gpiolib-cdev.c: a line without an IRQ is ENODEV."""
+    if settings.edge_detection != Edge.NONE and offset in _NO_IRQ:
+        raise _errno(OSError, errno.ENODEV)
 
 
 def _apply(state: _Line, settings: LineSettings, value: Value) -> None:
@@ -389,8 +398,9 @@ class Chip:
         # The kernel's side: gpiod_chip_request_lines() -> GPIO_V2_GET_LINE_IOCTL.
         if not plan:
             raise _errno(ValueError, errno.EINVAL)
-        for _, settings, _ in plan:
+        for offset, settings, _ in plan:
             _validate_flags(settings)
+            _interrupt(offset, settings)
         if any(state.lines[offset].owner is not None for offset, _, _ in plan):
             raise _errno(OSError, errno.EBUSY)
         owner = next(_request_ids)
@@ -572,8 +582,9 @@ class LineRequest:
         for key, settings in _config_iter(config):
             given[self._line_to_offset(key)] = settings
         plan = [(offset, _checked(given.get(offset) or LineSettings())) for offset in req.offsets]
-        for _, settings in plan:
+        for offset, settings in plan:
             _validate_flags(settings)
+            _interrupt(offset, settings)
         for offset, settings in plan:
             _apply(req.chip.lines[offset], settings, settings.output_value)
             req.listen(req.chip.lines[offset])
