@@ -2,7 +2,8 @@
 rpi-lgpio over the stand-in for lgpio (tests/helpers/standins/lgpio), whose errors are
 `lgpio.error`, a plain Exception. A refusal at start-up is one line naming the pin and
 the library's words; on a request it is 500 `gpio-error` with them, and the server
-goes on serving everyone else.
+goes on serving everyone else. And RPi.GPIO (its stand-in), which gives no edge
+descriptor: its inputs are sampled while watched, and only then.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import logging
 import pytest
 
 from httap.server import StartupError
-from tests.helpers.dynamic import call, check_error
+from tests.helpers import wait_for
+from tests.helpers.dynamic import call, check_error, encode
 from tests.helpers.servers import BUTTON, PINS
 
 
@@ -39,3 +41,21 @@ def test_a_library_error_on_a_request_is_500_in_its_words_and_the_server_serves_
     with caplog.at_level(logging.ERROR, logger="gpio"):
         running.stop()  # the board's cleanup fails too: logged, and the server stops
     assert "rpi-lgpio cannot clean up: unknown handle" in caplog.text
+
+
+def test_on_rpi_gpio_a_watched_input_is_sampled_and_only_then(make_server, connect, standins):
+    """RPi.GPIO gives no edge descriptor: the sampler reads the long-polled input, and
+    stops with its last watch."""
+    pins = {"sensor": {"gpio": 5, "mode": "in"}}  # floating: its wire sets its level
+    running = make_server(gpio__backend="rpi", gpio__pins=pins)
+    client, other = connect(running), connect(running)
+
+    def sampled() -> int:
+        return call(other, "GET", "/?stats").json()["gpio"]["sampled"]
+
+    assert sampled() == 0
+    client.send(encode("GET", "/?gpio/sensor&wait=5&value=0"))
+    assert wait_for(lambda: sampled() == 1)
+    running.call(lambda: standins.GPIO._set_external(5, 1))  # the wire, not a request
+    assert client.read().json() == {"gpio": 5, "mode": "in", "value": 1, "timeout": False}
+    assert wait_for(lambda: sampled() == 0)
