@@ -37,6 +37,7 @@ import os
 import re
 import stat
 import tempfile
+import time
 from typing import Any, Optional
 
 from httap import http
@@ -50,6 +51,10 @@ OCTETS = ("Content-Type", "application/octet-stream")
 TEMPORARY = ".upload-"  # the prefix of a file being received: no NAME starts with "."
 MAX_NAME = 255  # bytes of UTF-8 (the common file systems' limit for one name)
 MAX_PART_HEAD = 8192  # bytes of one form part's header lines
+# A write to the disk that took longer than this (seconds) means the kernel is holding
+# the writer back (dirty pages over its bound; a slow SD card): the upload then pauses
+# as long as the write took, so writing takes at most half of the loop's time.
+SLOW_WRITE = 0.002
 _BAD_NAME = re.compile(r"[/\\\x00-\x1f\x7f-\x9f]")
 # multipart/form-data's boundary (RFC 2046 5.1.1): 1 to 70 characters.
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
@@ -83,7 +88,8 @@ def check_name(name: Optional[str]) -> str:
 class Files:
     """The `/?files` and `/?app` rooms over `settings` (uploads), on `loop`; `site` is
     the documents' versions (site.py: `unpack(path)`, `rollback()`, `shown()`), None
-    when the app cannot be updated. `reserved` counts the bytes of uploads under way."""
+    when the app cannot be updated. `reserved` counts the bytes of uploads under way;
+    `pauses`, the times an upload waited for the disk (SLOW_WRITE)."""
 
     def __init__(self, settings: UploadsConfig, loop: Any, site: Any = None) -> None:
         self.settings = settings
@@ -91,6 +97,15 @@ class Files:
         self.loop = loop
         self.site = site
         self.reserved = 0
+        self.pauses = 0
+
+    def pace(self, upload: Upload, seconds: float) -> None:
+        """`upload` wrote for `seconds`: past SLOW_WRITE it is `behind` (its connection
+        reads nothing) for as long again, then resumes."""
+        if seconds > SLOW_WRITE:
+            upload.behind = True
+            self.pauses += 1
+            self.loop.call_later(seconds, upload.resume)
 
     def rows(self) -> tuple[Row, ...]:
         """The dispatch rows (none without `uploads.dir`)."""
@@ -285,9 +300,11 @@ class Stored(Upload):
     def write(self, data: bytes) -> None:
         if self.files.reserved + len(data) > self.ceiling:  # other uploads took the room
             raise self.too_large()
+        started = time.perf_counter()
         if self.temporary is None:
             self.temporary = _Temporary(self.files)
         self.temporary.write(data)
+        self.files.pace(self, time.perf_counter() - started)
 
     def end(self) -> Any:
         temporary = self.temporary or _Temporary(self.files)  # an empty file
@@ -374,10 +391,12 @@ class Form(Upload):
     def write(self, data: bytes) -> None:
         from python_multipart.exceptions import MultipartParseError
 
+        started = time.perf_counter()
         try:
             self.parser.write(data)
         except MultipartParseError as err:
             raise http.HTTPError(400, "bad-form", f"the form is malformed: {err}") from None
+        self.files.pace(self, time.perf_counter() - started)
 
     def end(self) -> Any:
         self.parser.finalize()

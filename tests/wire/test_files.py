@@ -14,6 +14,7 @@ import time
 import pytest
 
 from httap.auth import hash_password
+from httap.manager import files
 from tests.helpers import wait_for
 from tests.helpers.client import Client
 from tests.helpers.dynamic import call, check_dynamic, check_error
@@ -322,6 +323,23 @@ def test_bad_chunk_framing_is_400_and_leaves_nothing(running, client, folder, co
     assert reply.status == 400 and b"chunk data is not followed by CRLF" in reply.body
     assert client.closed()
     assert stored(folder) == {}
+    served(running, connect)
+
+
+def test_an_upload_behind_the_disk_pauses_reading_then_resumes(
+    make_server, connect, folder, monkeypatch
+):
+    """Every write counts as slow (SLOW_WRITE 0): after each part the connection reads
+    nothing until the pause is over (BEHIND), and the upload still arrives whole, by
+    PUT and by a form, while another client is served."""
+    monkeypatch.setattr(files, "SLOW_WRITE", 0.0)
+    running = make_server(uploads__dir=str(folder))
+    data = os.urandom(300_000)
+    assert put(connect(running), "paced", data).status == 201
+    reply = call(connect(running), "POST", "/?files", form(("a", "form", data)), FORM)
+    assert reply.status == 201
+    assert stored(folder) == {"paced": data, "form": data}
+    assert running.call(lambda: running.server.manager.files.pauses) >= 4  # 64 KiB a part
     served(running, connect)
 
 
