@@ -207,7 +207,7 @@ class Files:
             except StopIteration:
                 finish(self.site.shown())
             except ValueError as err:  # site.Refused
-                finish(http.HTTPError(400, "bad-archive", f"the archive is refused: {err}"))
+                finish(http.HTTPError(400, "bad-archive", str(err)))
             except OSError as err:
                 log.error("app: cannot install the archive: %s", err)
                 finish(http.HTTPError(500, "install-failed", f"cannot install: {err.strerror}"))
