@@ -76,8 +76,15 @@ FORM = f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
 
 
 def stored(folder) -> dict[str, bytes]:
-    """What the folder holds, temporary files included (names starting with ".")."""
-    return {path.name: path.read_bytes() for path in folder.iterdir()}
+    """What the folder holds, temporary files included (names starting with "."); a
+    file removed while this reads (an upload's temporary one) is left out."""
+    found = {}
+    for path in folder.iterdir():
+        try:
+            found[path.name] = path.read_bytes()
+        except FileNotFoundError:
+            pass
+    return found
 
 
 def served(running, connect) -> None:
