@@ -182,6 +182,30 @@ def test_a_download_is_a_regular_file_of_the_folder_only(running, client, folder
     check_error(call(client, "GET", "/?files/sub"), 404, "not-found")
 
 
+def test_a_replaced_or_deleted_file_is_freed_in_slices(make_server, connect, folder):
+    """The old bytes go to a `.old-*` file that shrinks a slice per loop turn (an unlink
+    of a large file just written holds the kernel, and so the loop, for tens of ms)."""
+    running = make_server(uploads__dir=str(folder), uploads__limit=8 << 20)
+    client = connect(running)
+    first, second = os.urandom(6 << 20), os.urandom(5 << 20)
+    assert put(client, "big", first).status == 201
+    assert put(client, "big", second).status == 200
+    assert call(client, "GET", "/?files/big").body == second
+    assert call(client, "GET", "/?files").json()["files"][0]["size"] == len(second)
+    assert wait_for(lambda: list(stored(folder)) == ["big"])
+    assert call(client, "DELETE", "/?files/big").status == 204
+    check_error(call(client, "GET", "/?files/big"), 404, "not-found")  # gone at once
+    assert wait_for(lambda: stored(folder) == {})
+
+
+def test_leftovers_of_a_stopped_server_are_removed_at_start(make_server, folder):
+    for name in (".upload-abc", ".old-def"):
+        (folder / name).write_bytes(b"x" * 100)
+    (folder / "kept").write_bytes(b"kept")
+    make_server(uploads__dir=str(folder))
+    assert stored(folder) == {"kept": b"kept"}
+
+
 # -- names ------------------------------------------------------------------------------
 
 
