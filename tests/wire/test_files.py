@@ -534,6 +534,24 @@ def test_nothing_is_written_without_the_uploads_role(guarded, connect, folder, p
     assert call(reader, "GET", "/?files", b"", credentials("viewer")).status == 200
 
 
+def test_a_sign_in_held_for_its_turn_then_gets_its_100_or_its_refusal(guarded, connect, folder):
+    """A password checked just before makes the next one wait for its turn (auth.py):
+    the upload's head is held, and only then answered 100 (the admin) or 403 (an
+    operator), with no byte of the body read meanwhile."""
+    assert call(connect(guarded), "GET", "/?files", b"", credentials("viewer")).status == 200
+    admin, operator = connect(guarded), connect(guarded)
+    for client, user in ((admin, "admin"), (operator, "operator")):
+        expect = f"Content-Length: 10\r\nExpect: 100-continue\r\n{credentials(user)}"
+        client.send(head("PUT", f"/?files/{user}", expect))
+    assert admin.read().status == 100
+    admin.send(b"0123456789")
+    assert admin.read().status == 201
+    check_error(operator.read(), 403, "forbidden", "admin")
+    assert operator.closed()
+    assert stored(folder) == {"admin": b"0123456789"}
+    assert guarded.call(lambda: guarded.server.auth.checks) == 3
+
+
 def test_uploads_need_https_unless_plain_http(make_server, folder, users, tls_pair, connect):
     running = make_server(
         listen=["https://127.0.0.1:0", "http://127.0.0.1:0"],
