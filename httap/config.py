@@ -1039,6 +1039,12 @@ def load(
     place = str(file) if file is not None else "configuration"
     _check_tls(config, place)
     _check_auth(config, place)
+    if config.chroot and config.uploads.dir is not None:
+        raise ConfigError(
+            f"{place}: uploads.dir: not with chroot, which confines the server to"
+            " `documents`, out of reach of the uploads folder; leave chroot false (the"
+            " systemd unit's sandbox confines it instead)"
+        )
     return config
 
 

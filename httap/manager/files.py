@@ -84,7 +84,7 @@ def check_name(name: Optional[str]) -> str:
     if why is not None:
         shown = repr(name if len(name or "") <= 40 else name[:37] + "...")
         raise http.HTTPError(400, "bad-name", f"the file name {shown} is refused: {why}")
-    return name  # type: ignore[return-value]
+    return name
 
 
 class Files:

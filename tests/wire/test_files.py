@@ -591,3 +591,10 @@ def test_a_config_whose_users_lack_the_uploads_role_does_not_start(make_server, 
             auth__routes=ROUTES,
             auth__plain_http=True,
         )
+
+
+def test_uploads_and_chroot_do_not_go_together(folder, tmp_path):
+    from httap.config import ConfigError, load
+
+    with pytest.raises(ConfigError, match=re.escape("uploads.dir: not with chroot")):
+        load(None, env={}, overrides={"uploads.dir": str(folder), "chroot": True})
