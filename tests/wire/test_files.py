@@ -536,6 +536,13 @@ def test_nothing_is_written_without_the_uploads_role(guarded, connect, folder, p
     assert call(reader, "GET", "/?files", b"", credentials("viewer")).status == 200
 
 
+@pytest.mark.parametrize("target", ["/?%66iles/f", "/?files/f&x=1", "/?files%2Ff"])
+def test_an_encoded_target_meets_the_same_rule(guarded, connect, folder, target):
+    reply = call(connect(guarded), "PUT", target, b"data", credentials("operator"))
+    check_error(reply, 403, "forbidden", "admin")
+    assert stored(folder) == {}
+
+
 def test_a_sign_in_held_for_its_turn_then_gets_its_100_or_its_refusal(guarded, connect, folder):
     """A password checked just before makes the next one wait for its turn (auth.py):
     the upload's head is held, and only then answered 100 (the admin) or 403 (an
