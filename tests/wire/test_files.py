@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import subprocess
 import threading
 import time
 
@@ -293,6 +294,30 @@ def test_a_full_folder_refuses_what_does_not_fit(running, client, folder, connec
     assert put(connect(running), "a", b"w" * LIMIT).status == 200
     assert wait_for(lambda: sorted(stored(folder)) == ["a", "b", "c"])
     assert stored(folder)["c"] == b"y" * (LIMIT - 10)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB file system of its own (tmpfs; needs root, else the test is skipped)."""
+    where = tmp_path / "tiny"
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(where)], capture_output=True
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield where
+    subprocess.run(["umount", str(where)], check=True)
+
+
+def test_a_disk_that_fills_is_507_and_nothing_is_kept(make_server, connect, tiny_disk):
+    running = make_server(uploads__dir=str(tiny_disk))  # limit and space far above 256 KiB
+    client = connect(running)
+    check_error(put(client, "big", os.urandom(400_000)), 507, "no-space", "nothing was kept")
+    assert client.closed()
+    assert wait_for(lambda: stored(tiny_disk) == {})
+    assert put(connect(running), "small", b"fits").status == 201  # the room came back
+    served(running, connect)
 
 
 # -- cut off, slow, chunked, pipelined ---------------------------------------------------
