@@ -165,6 +165,17 @@ def test_a_bad_form_is_400_and_nothing_is_kept(
     served(running, connect)
 
 
+def test_limits_body_holds_for_bodies_in_memory_not_for_uploads(make_server, connect, folder):
+    running = make_server(uploads__dir=str(folder), limits__body=1024)
+    data = os.urandom(10_000)
+    assert put(connect(running), "big", data).status == 201
+    assert stored(folder) == {"big": data}
+    client = connect(running)
+    client.send(head("POST", "/?gpio", "Content-Length: 2000\r\n") + b"{" * 2000)
+    reply = client.read()
+    assert reply.status == 413 and b"(limits.body)" in reply.body
+
+
 def test_files_is_a_service_only_when_configured(make_server, connect):
     running = make_server()
     client = connect(running)
