@@ -29,10 +29,12 @@ $(RUNTIME): pyproject.toml requirements.txt | $(PY)
 	$(PIP) install --quiet -r requirements.txt -e .
 	touch $@
 
-# The test layer: the browser and openssl when missing, the tools, and pip (a test builds
-# a wheel with it).
+# The test layer: the browser, openssl and Debian's libgpiod v1 bindings (python3-libgpiod,
+# for the system Python: a contract test runs the real v1 library) when missing, the
+# tools, and pip (a test builds a wheel with it).
 $(TOOLS): $(RUNTIME) requirements-test.txt
 	@missing=$$(for tool in chromium openssl; do command -v $$tool >/dev/null || echo $$tool; done); \
+	/usr/bin/python3 -c 'import gpiod' 2>/dev/null || missing="$$missing python3-libgpiod"; \
 	if [ -n "$$missing" ]; then \
 		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		echo "the browser tests need:" $$missing; \

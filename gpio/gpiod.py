@@ -1,15 +1,74 @@
-"""libgpiod v2 (Raspberry Pi 5 and any Linux board with a GPIO character device)."""
+"""libgpiod, through either of its Python APIs (any Linux board with a GPIO character
+device: every Raspberry Pi on a current kernel, and the only way on a Pi 5).
+
+- v2 (`gpiod` 2.x from PyPI: `request_lines`, `LineSettings`, `gpiod.line`): one line
+  request per pin; a pin set up again is changed with `reconfigure_lines()`, never
+  released first, so no other program can take it in between.
+- v1 (`gpiod` 1.x, Debian's python3-libgpiod 1.6: `Chip.get_line`, `Line.request`):
+  what a Pi gets from apt without a compiler. An output set up again is changed with
+  `set_config()`; an input's edge request cannot be changed in place (the kernel's v1
+  event request has no SET_CONFIG), so it is released and requested again. v1 has no
+  debounce and its edges carry no sequence number.
+
+Which API a module has is read from the module (`api_of`), never from its name: both
+import as `gpiod`. Inputs are requested with edge detection on both edges, so `watch()`
+gives the request's descriptor (made non-blocking) for the loop's selector. Every error
+of the library (OSError, ValueError, NotImplementedError for EOPNOTSUPP, the released
+and closed errors) becomes a GpioError that names the pin and keeps the library's words.
+"""
 
 from __future__ import annotations
 
+import errno
 import glob
 import importlib
+import logging
+import os
+from datetime import timedelta
 from types import ModuleType
 from typing import Any, Optional
 
-from gpio.base import Backend, GpioError, Pin
+from gpio.base import Backend, Edge, GpioError, Pin, said
 
 CONSUMER = "httap"
+log = logging.getLogger("gpio")
+
+
+def api_of(lib: ModuleType) -> int:
+    """2 for libgpiod v2's bindings (they have `request_lines`), 1 for v1's (`Chip` and
+    the `LINE_REQ_*` constants), 0 for neither."""
+    if hasattr(lib, "request_lines") and hasattr(lib, "LineSettings"):
+        return 2
+    if hasattr(lib, "Chip") and hasattr(lib, "LINE_REQ_DIR_OUT"):
+        return 1
+    return 0
+
+
+def load(module: Optional[ModuleType] = None) -> ModuleType:
+    """The `gpiod` module (or `module`); GpioError when it cannot be imported."""
+    if module is not None:
+        return module
+    try:
+        return importlib.import_module("gpiod")
+    except ImportError as err:
+        raise GpioError(f"cannot use libgpiod (the gpiod package): {err}") from None
+
+
+def open_gpiod(chip: Optional[str] = None, module: Optional[ModuleType] = None) -> Backend:
+    """The backend for the libgpiod API that `gpiod` (or `module`) has."""
+    lib = load(module)
+    api = api_of(lib)
+    if api == 2:
+        return GpiodBackend(chip, lib)
+    if api == 1:
+        return GpiodV1Backend(chip, lib)
+    where = getattr(lib, "__file__", None) or lib.__name__
+    raise GpioError(f"{where} is neither libgpiod v1 nor v2 Python bindings")
+
+
+def _label(lib: ModuleType, path: str) -> str:
+    with lib.Chip(path) as chip:
+        return chip.get_info().label if api_of(lib) == 2 else chip.label()
 
 
 def find_chip(lib: ModuleType, paths: Optional[list[str]] = None) -> str:
@@ -20,68 +79,267 @@ def find_chip(lib: ModuleType, paths: Optional[list[str]] = None) -> str:
         raise GpioError("no /dev/gpiochip* device: this board has no GPIO character device")
     for path in paths:
         try:
-            with lib.Chip(path) as chip:
-                if chip.get_info().label.startswith("pinctrl-"):
-                    return path
-        except OSError:
+            if _label(lib, path).startswith("pinctrl-"):
+                return path
+        except (OSError, ValueError):
             continue
     return paths[0]
 
 
+def _nonblocking(fd: int) -> int:
+    os.set_blocking(fd, False)
+    return fd
+
+
 class GpiodBackend(Backend):
+    """libgpiod v2: one `LineRequest` per pin."""
+
     name = "gpiod"
 
     def __init__(self, chip: Optional[str] = None, module: Optional[ModuleType] = None) -> None:
-        try:
-            self.lib = module or importlib.import_module("gpiod")
-            self.line = importlib.import_module(self.lib.__name__ + ".line")
-        except ImportError as err:
-            raise GpioError(f"cannot use libgpiod (the gpiod package): {err}") from None
-        self.chip = chip or find_chip(self.lib)
+        self.lib = lib = load(module)
+        if api_of(lib) != 2:
+            raise GpioError(f"{lib.__name__} is not libgpiod v2's bindings: use open_gpiod()")
+        self.line = importlib.import_module(lib.__name__ + ".line")
+        self.rising = importlib.import_module(
+            lib.__name__ + ".edge_event"
+        ).EdgeEvent.Type.RISING_EDGE
+        exception = importlib.import_module(lib.__name__ + ".exception")
+        self.errors = (
+            OSError,
+            ValueError,
+            NotImplementedError,  # EOPNOTSUPP: the chip cannot do what the settings ask
+            exception.ChipClosedError,
+            exception.RequestReleasedError,
+        )
+        self.chip = chip or find_chip(lib)
         self.requests: dict[int, Any] = {}
+        self.inputs: set[int] = set()  # the inputs requested with edge detection
 
-    def setup(self, pin: Pin) -> None:
+    def _settings(self, pin: Pin, value: Any = None, edges: bool = True) -> Any:
         line = self.line
         if pin.is_output:
-            value = line.Value.ACTIVE if pin.initial else line.Value.INACTIVE
-            settings = self.lib.LineSettings(direction=line.Direction.OUTPUT, output_value=value)
-        else:
-            bias = {
-                "up": line.Bias.PULL_UP,
-                "down": line.Bias.PULL_DOWN,
-                "off": line.Bias.DISABLED,
-            }[pin.pull]
-            settings = self.lib.LineSettings(direction=line.Direction.INPUT, bias=bias)
-        old = self.requests.pop(pin.gpio, None)
-        if old is not None:
-            old.release()
+            if value is None:
+                value = line.Value.ACTIVE if pin.initial else line.Value.INACTIVE
+            return self.lib.LineSettings(direction=line.Direction.OUTPUT, output_value=value)
+        bias = {"up": line.Bias.PULL_UP, "down": line.Bias.PULL_DOWN, "off": line.Bias.DISABLED}
+        return self.lib.LineSettings(
+            direction=line.Direction.INPUT,
+            bias=bias[pin.pull],
+            edge_detection=line.Edge.BOTH if edges else line.Edge.NONE,
+            debounce_period=timedelta(seconds=pin.debounce if edges else 0),
+        )
+
+    def setup(self, pin: Pin) -> None:
+        number = pin.gpio
+        keep = pin.is_output and pin.initial is None  # leave the level as it is: read it
+        edges = not pin.is_output
         try:
-            self.requests[pin.gpio] = self.lib.request_lines(
-                self.chip, consumer=CONSUMER, config={pin.gpio: settings}
-            )
-        except (OSError, ValueError) as err:
-            raise GpioError(f"GPIO {pin.gpio}: libgpiod refused the request: {err}") from None
+            request = self.requests.get(number)
+            if request is None:  # a new request; the line's level is read where kept
+                as_is = self.lib.LineSettings(direction=self.line.Direction.AS_IS)
+                try:
+                    request = self._request({number: as_is if keep else self._settings(pin)})
+                except OSError as err:
+                    if not edges or err.errno != errno.ENODEV:
+                        raise
+                    # No interrupt for this line (an I2C expander, say): no edges.
+                    request = self._request({number: self._settings(pin, edges=False)})
+                    edges = False
+                    log.warning("GPIO %d has no edge detection (%s): sampled", number, err)
+                if keep:
+                    try:
+                        request.reconfigure_lines(
+                            {number: self._settings(pin, request.get_value(number))}
+                        )
+                    except self.errors:
+                        request.release()
+                        raise
+                self.requests[number] = request
+            else:  # ours already: changed in place, never let go
+                value = request.get_value(number) if keep else None
+                request.reconfigure_lines({number: self._settings(pin, value)})
+        except self.errors as err:
+            raise GpioError(f"GPIO {number}: libgpiod refused the set-up: {said(err)}") from None
+        if edges:
+            self.inputs.add(number)
+        else:
+            self.inputs.discard(number)
+
+    def _request(self, config: dict) -> Any:
+        return self.lib.request_lines(self.chip, consumer=CONSUMER, config=config)
 
     def read(self, gpio: int) -> int:
         try:
-            return 1 if self._request(gpio).get_value(gpio) == self.line.Value.ACTIVE else 0
-        except (OSError, ValueError) as err:
-            raise GpioError(f"GPIO {gpio}: libgpiod cannot read it: {err}") from None
+            return 1 if self._held(gpio).get_value(gpio) == self.line.Value.ACTIVE else 0
+        except self.errors as err:
+            raise GpioError(f"GPIO {gpio}: libgpiod cannot read it: {said(err)}") from None
 
     def write(self, gpio: int, value: int) -> None:
         level = self.line.Value.ACTIVE if value else self.line.Value.INACTIVE
         try:
-            self._request(gpio).set_value(gpio, level)
-        except (OSError, ValueError) as err:
-            raise GpioError(f"GPIO {gpio}: libgpiod cannot drive it: {err}") from None
+            self._held(gpio).set_value(gpio, level)
+        except self.errors as err:
+            raise GpioError(f"GPIO {gpio}: libgpiod cannot drive it: {said(err)}") from None
 
-    def _request(self, gpio: int) -> Any:
+    def watch(self, gpio: int) -> Optional[int]:
+        """The input's request descriptor (edges on both sides), non-blocking."""
+        if gpio not in self.inputs:
+            return None
+        try:
+            return _nonblocking(self._held(gpio).fd)
+        except self.errors as err:
+            raise GpioError(f"GPIO {gpio}: libgpiod gives no descriptor: {said(err)}") from None
+
+    def edges(self, gpio: int) -> list[Edge]:
+        """`read_edge_events()`: at most 64 a call (the bindings' default)."""
+        try:
+            events = self._held(gpio).read_edge_events()
+        except BlockingIOError:
+            return []
+        except self.errors as err:
+            raise GpioError(f"GPIO {gpio}: libgpiod cannot read its edges: {said(err)}") from None
+        rising = self.rising
+        return [
+            Edge(1 if event.event_type == rising else 0, event.timestamp_ns, event.line_seqno)
+            for event in events
+        ]
+
+    def _held(self, gpio: int) -> Any:
         try:
             return self.requests[gpio]
         except KeyError:
             raise GpioError(f"GPIO {gpio} has not been set up") from None
 
     def close(self) -> None:
-        for request in self.requests.values():
-            request.release()
+        """Release every request once (a second release raises in gpiod 2.1 to 2.4)."""
+        requests = list(self.requests.items())
         self.requests.clear()
+        self.inputs.clear()
+        for number, request in requests:
+            try:
+                request.release()
+            except self.errors as err:
+                log.error("GPIO %d: libgpiod cannot release it: %s", number, said(err))
+
+
+class GpiodV1Backend(Backend):
+    """libgpiod v1: the chip stays open, one requested `Line` per pin."""
+
+    name = "gpiod"
+
+    def __init__(self, chip: Optional[str] = None, module: Optional[ModuleType] = None) -> None:
+        self.lib = lib = load(module)
+        if api_of(lib) != 1:
+            raise GpioError(f"{lib.__name__} is not libgpiod v1's bindings: use open_gpiod()")
+        self.errors = (OSError, ValueError)  # v1 raises OSError(errno), ValueError when closed
+        path = chip or find_chip(lib)
+        try:
+            self.chip = lib.Chip(path)
+        except self.errors as err:
+            raise GpioError(f"libgpiod cannot open {path}: {said(err)}") from None
+        self.lines: dict[int, Any] = {}
+        self.inputs: set[int] = set()
+
+    def setup(self, pin: Pin) -> None:
+        lib, number = self.lib, pin.gpio
+        if not pin.is_output and pin.debounce:
+            raise GpioError(
+                f"GPIO {number}: libgpiod v1 cannot debounce; drop `debounce` or install"
+                " gpiod 2.x (pip install gpiod)"
+            )
+        flags = 0
+        if not pin.is_output:
+            flags = {
+                "up": lib.LINE_REQ_FLAG_BIAS_PULL_UP,
+                "down": lib.LINE_REQ_FLAG_BIAS_PULL_DOWN,
+                "off": lib.LINE_REQ_FLAG_BIAS_DISABLE,
+            }[pin.pull]
+        try:
+            line = self.lines.get(number)
+            if line is not None and number in self.inputs:
+                # An event request has no SET_CONFIG in the kernel's v1 uAPI.
+                del self.lines[number]
+                self.inputs.discard(number)
+                line.release()
+                line = None
+            if line is None:
+                line = self.chip.get_line(number)
+                if pin.is_output and pin.initial is None:
+                    line.request(consumer=CONSUMER, type=lib.LINE_REQ_DIR_AS_IS)
+                elif pin.is_output:
+                    line.request(
+                        consumer=CONSUMER, type=lib.LINE_REQ_DIR_OUT, default_val=pin.initial
+                    )
+                else:
+                    line.request(consumer=CONSUMER, type=lib.LINE_REQ_EV_BOTH_EDGES, flags=flags)
+                    self.inputs.add(number)
+                self.lines[number] = line
+                if pin.is_output and pin.initial is None:
+                    line.set_direction_output(line.get_value())
+            elif pin.is_output:
+                value = line.get_value() if pin.initial is None else pin.initial
+                line.set_direction_output(value)
+            else:  # an output becomes an input: a value request cannot give edges
+                del self.lines[number]
+                line.release()
+                line = self.chip.get_line(number)
+                line.request(consumer=CONSUMER, type=lib.LINE_REQ_EV_BOTH_EDGES, flags=flags)
+                self.lines[number] = line
+                self.inputs.add(number)
+        except self.errors as err:
+            raise GpioError(f"GPIO {number}: libgpiod refused the set-up: {said(err)}") from None
+
+    def read(self, gpio: int) -> int:
+        try:
+            return 1 if self._held(gpio).get_value() else 0
+        except self.errors as err:
+            raise GpioError(f"GPIO {gpio}: libgpiod cannot read it: {said(err)}") from None
+
+    def write(self, gpio: int, value: int) -> None:
+        try:
+            self._held(gpio).set_value(1 if value else 0)
+        except self.errors as err:
+            raise GpioError(f"GPIO {gpio}: libgpiod cannot drive it: {said(err)}") from None
+
+    def watch(self, gpio: int) -> Optional[int]:
+        """The input's event descriptor (`event_get_fd()`), non-blocking."""
+        if gpio not in self.inputs:
+            return None
+        try:
+            return _nonblocking(self._held(gpio).event_get_fd())
+        except self.errors as err:
+            raise GpioError(f"GPIO {gpio}: libgpiod gives no descriptor: {said(err)}") from None
+
+    def edges(self, gpio: int) -> list[Edge]:
+        """`event_read_multiple()` (at most 16 a call); v1 edges have no sequence number."""
+        try:
+            events = self._held(gpio).event_read_multiple()
+        except BlockingIOError:
+            return []
+        except self.errors as err:
+            raise GpioError(f"GPIO {gpio}: libgpiod cannot read its edges: {said(err)}") from None
+        rising = self.lib.LineEvent.RISING_EDGE
+        return [
+            Edge(1 if event.type == rising else 0, event.sec * 1_000_000_000 + event.nsec, None)
+            for event in events
+        ]
+
+    def _held(self, gpio: int) -> Any:
+        try:
+            return self.lines[gpio]
+        except KeyError:
+            raise GpioError(f"GPIO {gpio} has not been set up") from None
+
+    def close(self) -> None:
+        lines = list(self.lines.items())
+        self.lines.clear()
+        self.inputs.clear()
+        for number, line in lines:
+            try:
+                line.release()
+            except self.errors as err:
+                log.error("GPIO %d: libgpiod cannot release it: %s", number, said(err))
+        if self.chip is not None:
+            self.chip.close()
+            self.chip = None

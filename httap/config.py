@@ -589,6 +589,8 @@ GPIO_NUMBER = Range(0, 53, "a BCM GPIO number", integer=True)  # a Raspberry Pi'
 PWM_FREQUENCY = Range(0.01, 10_000, "a frequency in Hz")
 PWM_DUTY = Range(0, 1, "a duty cycle")
 WAIT = Range(0, 3600, "a number of seconds")  # long-polls and serial reads, serial timeout
+# An input's edges count once its level has held this long (libgpiod's debounce_period).
+DEBOUNCE = Range(0, 1, "a number of seconds")
 
 
 class PinConfig(NamedTuple):
@@ -605,6 +607,7 @@ class PinConfig(NamedTuple):
     # where the pin has a channel and the chip is there.
     pwm: str = setting(one_of("auto", "hardware", "soft"), "auto")
     persist: bool = setting(one_of(True, False), False)  # its last setting survives a restart
+    debounce: float = setting(within(DEBOUNCE), 0)
 
 
 # Pin settings that mean something only in some modes: given a value other than their
@@ -617,6 +620,7 @@ _PIN_MODES = {
     "duty": ("pwm",),
     "pwm": ("pwm",),
     "persist": ("out", "pwm"),
+    "debounce": ("in",),
 }
 
 

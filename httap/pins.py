@@ -162,6 +162,7 @@ class Pins:
                     spec.safe,
                     spec.frequency,
                     spec.duty,
+                    debounce=spec.debounce,
                 )
             )
 
@@ -185,15 +186,21 @@ class Pins:
         self._listeners.append(listener)
 
     def changed(
-        self, pin: Pin, level: Optional[int], kind: str = INPUT, repeat: bool = False
+        self,
+        pin: Pin,
+        level: Optional[int],
+        kind: str = INPUT,
+        repeat: bool = False,
+        when: Optional[float] = None,
     ) -> None:
         """The one place a change is known, whatever made it (`kind`): `level` (0 or 1)
         becomes the pin's, or None for a new setting of its wave; `repeat` when the pin
-        was so already. Every listener hears it, with the time it happened."""
-        when = None
+        was so already. Every listener hears it, with the time it happened: `when` (in
+        seconds since the epoch: a kernel edge's own time), else the board's stamp."""
         if level is not None:
             pin.level = level
-            when = self.backend.stamp(pin.gpio)
+            if when is None:
+                when = self.backend.stamp(pin.gpio)
         change = Change(pin, level, kind, time.time() if when is None else when, repeat)
         for listener in self._listeners:
             listener(change)

@@ -1,4 +1,5 @@
-"""Watches on pins: long-polls, and the sampler that finds the changes nobody announces.
+"""Watches on pins: long-polls, kernel edge events by descriptor, and the sampler that
+finds the changes nobody announces.
 
 Rules of this file:
 - A watch waits for its pin's level to leave the value it expects, or for its time to
@@ -6,11 +7,18 @@ Rules of this file:
   owner answers (a reply, later an event) is not known here.
 - Watches listen to the change source (`Pins.changed`): a write, a pulse, a safe value,
   the app or a simulated wire wakes them at once.
-- An input changed by its real wire announces nothing: while a pin is watched, the
-  sampler reads it every `gpio.sample_interval` seconds and announces what changed to
-  the change source, which every listener then hears. While anyone `follow`s (an event
-  stream is open), every input is read so. The sampler runs only while something is
-  watched or followed. (Kernel edge events, by fd, will come here.)
+- An input whose board gives a descriptor (`Backend.watch`: libgpiod's line request,
+  the simulated board's pipe) is heard by the kernel: the descriptor sits in the
+  loop's selector from start to stop, and each edge read from it (`Backend.edges`) is
+  announced with the kernel's timestamp as its time, whether anyone watches or not.
+  The kernel keeps 16 edges per line and drops the oldest: a jump in the edges'
+  sequence numbers is counted as lost (`/?stats` gpio.lost) and the level is read
+  again, so that what the pin is now is never lost, only some of how it got there.
+- An input without one (RPi.GPIO) announces nothing by itself: while such a pin is
+  watched, the sampler reads it every `gpio.sample_interval` seconds and announces
+  what changed to the change source, which every listener then hears. While anyone
+  `follow`s (an event stream is open), every such input is read so. The sampler runs
+  only while one of them is watched or followed.
 - A board that fails a read ends that pin's watches with the error at once, not on
   every tick.
 """
@@ -21,9 +29,12 @@ import logging
 from typing import Any, Callable, Optional
 
 from gpio import GpioError
-from httap.pins import Change, Pin, Pins
+from httap.pins import INPUT, Change, Pin, Pins
 
 log = logging.getLogger("httap.watches")
+
+READ = 1  # selectors.EVENT_READ
+KERNEL_EVENTS = 16  # edges the kernel keeps per line (drivers/gpio/gpiolib-cdev.c)
 
 Done = Callable[[bool, Optional[GpioError]], Any]  # done(timed_out, error)
 
@@ -40,9 +51,26 @@ class Watch:
         self.timer: Any = None
 
 
+class EdgeReader:
+    """One input's edge descriptor in the loop's selector: `on_event` reads its edges.
+    `seqno` is the sequence number of the last edge read (the kernel's start at 1)."""
+
+    __slots__ = ("fd", "pin", "seqno", "watches")
+
+    def __init__(self, watches: Watches, pin: Pin, fd: int) -> None:
+        self.watches = watches
+        self.pin = pin
+        self.fd = fd
+        self.seqno = 0
+
+    def on_event(self, mask: int) -> None:
+        self.watches._read_edges(self)
+
+
 class Watches:
-    """The watches on `pins`, timed by `loop` (call_later, every); the sampler reads
-    every `interval` seconds while anything is watched."""
+    """The watches on `pins`, timed by `loop` (call_later, every, register); each input
+    with an edge descriptor is in the loop's selector; the sampler reads the others
+    every `interval` seconds while one is watched or followed."""
 
     def __init__(self, pins: Pins, loop: Any, interval: float) -> None:
         self.pins = pins
@@ -52,7 +80,39 @@ class Watches:
         self.followers = 0  # how many follow every input (the event streams)
         self.followed: dict[int, Pin] = {}  # GPIO number -> an input read for them
         self.sampler: Any = None  # the loop's periodic task, while anything is watched
+        self.readers: dict[int, EdgeReader] = {}  # GPIO number -> its edge descriptor
+        self.edges = 0  # edges read from the descriptors
+        self.lost = 0  # edges the kernel dropped before they were read
         pins.subscribe(self._changed)
+        for pin in pins.by_name.values():
+            if pin.mode == "in":
+                self._listen(pin)
+
+    def _listen(self, pin: Pin) -> None:
+        """Put the input's edge descriptor, if its board has one, in the selector."""
+        backend = self.pins.backend
+        try:
+            fd = backend.watch(pin.gpio)
+            if fd is None:
+                return
+            pin.level = backend.read(pin.gpio)
+        except GpioError as err:
+            log.error("input %s gives no edges, it is sampled when watched: %s", pin.name, err)
+            return
+        reader = EdgeReader(self, pin, fd)
+        try:
+            self.loop.register(fd, READ, reader)
+        except ValueError as err:  # beyond what select() can watch
+            log.error("input %s: its edges cannot be watched, it is sampled: %s", pin.name, err)
+            return
+        self.readers[pin.gpio] = reader
+
+    def stats(self) -> dict:
+        """What `/?stats` says of the inputs: {"edges": read from the kernel, "lost":
+        dropped by it before they were read, "sampled": how many inputs the sampler
+        reads now}."""
+        sampled = {n for n in self.watched if n not in self.readers} | set(self.followed)
+        return {"edges": self.edges, "lost": self.lost, "sampled": len(sampled)}
 
     def watch(self, pin: Pin, value: int, current: int, wait: float, done: Done) -> Watch:
         """Wait up to `wait` seconds for `pin` to leave `value`; `current` is its level
@@ -60,8 +120,8 @@ class Watches:
         watched the pin). `done` is called once, unless `drop` comes first."""
         watch = Watch(pin, value, done)
         watch.timer = self.loop.call_later(wait, lambda: self._end(watch, True))
-        if not pin.watchers and pin.gpio not in self.followed:  # else the sampler has it
-            pin.level = current
+        if not pin.watchers and pin.gpio not in self.followed and pin.gpio not in self.readers:
+            pin.level = current  # else the sampler, or the edges, keep it
         pin.watchers.append(watch)
         self.watched[pin.gpio] = pin
         self._sampling()
@@ -85,7 +145,7 @@ class Watches:
         if self.followers == 1:
             read = self.pins.backend.read
             for pin in self.pins.by_name.values():
-                if pin.mode != "in":
+                if pin.mode != "in" or pin.gpio in self.readers:  # the kernel tells of these
                     continue
                 try:
                     level = read(pin.gpio)
@@ -107,8 +167,9 @@ class Watches:
             self._sampling()
 
     def _sampling(self) -> None:
-        """The sampler runs while a pin is watched or followed, and only then."""
-        if self.watched or self.followed:
+        """The sampler runs while a pin without edges is watched or followed, and only then."""
+        readers = self.readers
+        if self.followed or any(number not in readers for number in self.watched):
             if self.sampler is None:
                 self.sampler = self.loop.every(self.interval, self._sample, name="gpio sampling")
         elif self.sampler is not None:
@@ -116,10 +177,50 @@ class Watches:
             self.sampler = None
 
     def stop(self) -> None:
-        """The server stops: every watch ends now, as timed out."""
+        """The server stops: every watch ends now, as timed out, and the edge
+        descriptors leave the selector (the board closes them)."""
         for pin in list(self.watched.values()):
             for watch in list(pin.watchers):
                 self._end(watch, True)
+        for number in list(self.readers):
+            self.loop.unregister(self.readers.pop(number).fd)
+
+    def _read_edges(self, reader: EdgeReader) -> None:
+        """The input's descriptor is readable: announce each edge that changes its
+        level, at the kernel's time; after a gap in the sequence numbers, count what
+        was lost and announce the level read now if it differs."""
+        pin = reader.pin
+        backend = self.pins.backend
+        try:
+            edges = backend.edges(pin.gpio)
+        except GpioError as err:  # say it once; its watches end, it is sampled from now
+            log.error(
+                "input %s: its edges cannot be read, it is sampled instead: %s", pin.name, err
+            )
+            self.loop.unregister(self.readers.pop(pin.gpio).fd)
+            for watch in list(pin.watchers):
+                self._end(watch, False, err)
+            return
+        changed = self.pins.changed
+        gap = False
+        for edge in edges:
+            seqno = edge.seqno
+            if seqno is not None:
+                if seqno != reader.seqno + 1:
+                    self.lost += max(0, seqno - reader.seqno - 1)
+                    gap = True
+                reader.seqno = seqno
+            if edge.level != pin.level:
+                changed(pin, edge.level, INPUT, when=backend.wall(edge.ns))
+        self.edges += len(edges)
+        if gap or (len(edges) >= KERNEL_EVENTS and edges[-1].seqno is None):
+            try:
+                level = backend.read(pin.gpio)
+            except GpioError as err:
+                log.error("input %s cannot be read after lost edges: %s", pin.name, err)
+                return
+            if level != pin.level:
+                changed(pin, level, INPUT)
 
     def _end(self, watch: Watch, timed_out: bool, error: Optional[GpioError] = None) -> None:
         self.drop(watch)
@@ -140,7 +241,10 @@ class Watches:
         read = self.pins.backend.read
         changed = self.pins.changed
         watched = self.watched
+        readers = self.readers
         for pin in list(watched.values()):
+            if pin.gpio in readers:  # the kernel tells of its changes
+                continue
             try:
                 level = read(pin.gpio)
             except GpioError as err:  # end its watches now, not on every tick

@@ -4,6 +4,7 @@ The helpers they use live in tests/helpers/."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,46 @@ def standins(monkeypatch):
     yield SimpleNamespace(GPIO=RPi.GPIO, gpiod=gpiod)
     for name in [name for name in sys.modules if _is_standin(name)]:
         del sys.modules[name]
+
+
+def _forget(*names: str) -> None:
+    for name in [name for name in sys.modules if name.split(".")[0] in names]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def gpiod_v1(standins):
+    """`import gpiod` gives the stand-in for libgpiod v1 (Debian's python3-libgpiod 1.6:
+    one module, the same name as v2's), fresh, for this test only."""
+    sys.path.insert(0, str(STANDINS / "v1"))
+    _forget("gpiod")
+    import gpiod
+
+    gpiod._reset()
+    yield gpiod
+    sys.path.remove(str(STANDINS / "v1"))
+    gpiod._reset()  # closes the pipes of lines left requested
+    _forget("gpiod")
+
+
+@pytest.fixture
+def rpi_lgpio(standins, monkeypatch):
+    """`import RPi.GPIO` gives the real rpi-lgpio (pure Python, as installed) over the
+    stand-in for lgpio (a Pi 5's gpiochip0), for this test only; skipped where
+    rpi-lgpio is not installed (requirements-test.txt: not for Python 3.13 and later,
+    which lgpio has no wheel for)."""
+    try:
+        importlib.metadata.version("rpi-lgpio")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("rpi-lgpio is not installed here")
+    monkeypatch.setattr(sys, "path", [path for path in sys.path if path != str(STANDINS)])
+    monkeypatch.syspath_prepend(str(STANDINS / "lgpio"))
+    monkeypatch.setenv("RPI_LGPIO_REVISION", "d04170")  # a Raspberry Pi 5 Model B
+    monkeypatch.setenv("RPI_LGPIO_CHIP", "0")
+    _forget("RPi", "lgpio")
+    import lgpio
+    import RPi.GPIO
+
+    lgpio._reset()
+    yield SimpleNamespace(GPIO=RPi.GPIO, lgpio=lgpio)
+    _forget("RPi", "lgpio")

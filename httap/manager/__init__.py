@@ -118,7 +118,9 @@ class Manager:
         self.events = Events(
             pins, self.watches, ports or {}, lease, loop, config.limits, config.events.keepalive
         )
-        self.status = Status(config, loop, pins.backend.simulated, self._names, sessions, auth)
+        self.status = Status(
+            config, loop, pins.backend.simulated, self._names, sessions, auth, self.watches.stats
+        )
         self.files = Files(config.uploads, loop, site)
         self.table = (*table(self.status, self.gpio, self.serial, self.events), *self.files.rows())
         self.rows: dict[str, Row] = {}  # the first segment of a path -> its row

@@ -4,7 +4,8 @@
   serial when ports are configured, then the app's actions), whether the board is simulated, the
   inactivity timeout and the client's session (docs/protocol.md, "Discovery").
 - `GET /?ping…`: how long this connection may stay idle before it closes (`Remain`, s).
-- `GET /?stats`: the loop's figures, requests, connections, uptime, and sign-in counts.
+- `GET /?stats`: the loop's figures, requests, connections, uptime, sign-in counts, and
+  the inputs' edges (read from the kernel, lost before they were read, sampled inputs).
 - `GET /?loop` reads the loop's mode; `POST {"mode": "spin"}` sets it, with the lease:
   spinning changes how the hardware is timed (and what the device's CPU does).
 """
@@ -37,8 +38,10 @@ class Status:
         actions: Callable[[], list[str]],
         sessions: Sessions,
         auth: Optional[Auth],
+        gpio: Optional[Callable[[], dict]] = None,
     ) -> None:
         self.config = config
+        self.gpio = gpio  # the inputs' figures (Watches.stats): edges read and lost
         self.loop = loop
         self.simulated = simulated
         self.actions = actions
@@ -81,6 +84,8 @@ class Status:
         auth = self.auth
         if auth is not None:  # how many passwords were checked, how many requests refused
             stats["auth"] = {"checks": auth.checks, "refused": auth.refused}
+        if self.gpio is not None:
+            stats["gpio"] = self.gpio()
         return stats
 
     def loop_mode(self, request: http.Request, _: None) -> Any:

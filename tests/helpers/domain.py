@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+import selectors
 from collections import deque
 from typing import Any, Callable, Optional
 
@@ -31,7 +32,8 @@ PINS = {
 
 class ManualLoop:
     """The loop's scheduling API (call_soon, call_later, call_at, every, clock, now),
-    with a clock that moves only in `advance`."""
+    with a clock that moves only in `advance`, and its selector (register,
+    unregister): `ready()` runs the handlers of the descriptors that are readable."""
 
     def __init__(self) -> None:
         self.now = self.started = 0.0
@@ -39,6 +41,21 @@ class ManualLoop:
         self._timers: list[tuple[float, int, Handle]] = []
         self._order = itertools.count()
         self._soon: deque[Callable[[], Any]] = deque()
+        self.selector = selectors.DefaultSelector()
+
+    def register(self, fileobj: Any, events: int, handler: Any) -> None:
+        self.selector.register(fileobj, events, handler)
+
+    def unregister(self, fileobj: Any) -> None:
+        self.selector.unregister(fileobj)
+
+    def ready(self) -> int:
+        """Run `on_event` of every handler whose descriptor is ready now; how many ran."""
+        events = self.selector.select(0)
+        for key, mask in events:
+            key.data.on_event(mask)
+        self.run_soon()
+        return len(events)
 
     def clock(self) -> float:
         return self.now
@@ -100,12 +117,18 @@ def settings(**overrides: Any) -> config.Config:
 
 
 def build(
-    manual_loop: Optional[ManualLoop] = None, ports: Optional[dict] = None, **overrides: Any
+    manual_loop: Optional[ManualLoop] = None,
+    ports: Optional[dict] = None,
+    *,
+    edges: bool = True,
+    **overrides: Any,
 ) -> Manager:
-    """A Manager over the simulated board, its pins, a lease and the serial `ports`."""
+    """A Manager over the simulated board, its pins, a lease and the serial `ports`;
+    `edges=False`: a board whose inputs give no edge descriptor (they are sampled)."""
     manual_loop = manual_loop or ManualLoop()
     conf = settings(**overrides)
-    pins = Pins(conf.gpio.pins, SimBackend(clock=manual_loop.clock), manual_loop)
+    board = SimBackend(clock=manual_loop.clock, edges=edges)
+    pins = Pins(conf.gpio.pins, board, manual_loop)
     sessions = Sessions()
     lease = Lease(conf.session.exclusive, pins.apply_safe_values, sessions)
     return Manager(conf, manual_loop, pins, lease, sessions, ports)

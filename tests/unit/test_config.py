@@ -149,6 +149,7 @@ def test_every_section(tmp_path):
         duty=0,
         pwm="auto",
         persist=False,
+        debounce=0,
     )
     assert (pins["led"].mode, pins["led"].initial, pins["led"].safe) == ("out", 0, 0)
     assert (pins["motor"].frequency, pins["motor"].duty) == (2000, 0.25)
@@ -403,8 +404,8 @@ def test_file_errors_start_with_the_path_as_given(tmp_path, monkeypatch):
         ),
         (
             "{gpio: {pins: {led: {gpio: 17, mdoe: 'out'}}}}",
-            "gpio.pins.led.mdoe: unknown key; allowed keys in gpio.pins.led: duty, frequency,"
-            ' gpio, initial, mode, persist, pull, pwm, safe; did you mean "mode"?',
+            "gpio.pins.led.mdoe: unknown key; allowed keys in gpio.pins.led: debounce, duty,"
+            ' frequency, gpio, initial, mode, persist, pull, pwm, safe; did you mean "mode"?',
         ),
     ],
 )
@@ -613,6 +614,19 @@ def test_unknown_keys(tmp_path, text, message):
         (
             "{gpio: {pins: {m: {gpio: 4, mode: 'pwm', duty: -Infinity}}}}",
             "gpio.pins.m.duty: found -Infinity, expected a duty cycle from 0 to 1",
+        ),
+        (  # a kernel debounce of seconds would hide the presses themselves
+            "{gpio: {pins: {b: {gpio: 4, debounce: 2}}}}",
+            "gpio.pins.b.debounce: found 2, expected a number of seconds from 0 to 1",
+        ),
+        (
+            "{gpio: {pins: {b: {gpio: 4, debounce: '5ms'}}}}",
+            'gpio.pins.b.debounce: found "5ms" (a string), expected a number of seconds'
+            " from 0 to 1",
+        ),
+        (  # the kernel debounces an input's edges only
+            "{gpio: {pins: {led: {gpio: 4, mode: 'out', debounce: 0.01}}}}",
+            'gpio.pins.led.debounce: only for mode "in"; this pin\'s mode is "out"',
         ),
         (
             "{serial: {s: {port: 'loop://', timeout: 3601}}}",

@@ -13,21 +13,26 @@ from __future__ import annotations
 
 import errno
 import glob
+import importlib.metadata
 import itertools
 import logging
+import os
+import select
+import subprocess
 import sys
 import time
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 
 import gpio
 from gpio import GpioError, Pin
-from gpio.gpiod import GpiodBackend, find_chip
+from gpio.gpiod import GpiodBackend, GpiodV1Backend, api_of, find_chip, open_gpiod
 from gpio.pwm import SoftPwm
 from gpio.rpi import RpiBackend
 from gpio.sim import HISTORY_LIMIT, SimBackend
-from tests.helpers import run_for
+from tests.helpers import ROOT, run_for
 
 CHIP = "/dev/gpiochip0"  # the stand-in's RP1: "pinctrl-rp1", 54 lines
 OTHER_CHIP = "/dev/gpiochip10"  # the stand-in's other controller, 32 lines
@@ -43,8 +48,14 @@ def no_libraries(monkeypatch):
 # -- the boards under test -------------------------------------------------------------
 
 
+KINDS = ["sim", "rpi", "rpi-lgpio", "gpiod", "gpiod-2.4", "gpiod-v1"]
+V1_CHIP = "/dev/gpiochip0"  # the v1 stand-in's Pi 4 chip: "pinctrl-bcm2711", 58 lines
+
+
 class Board:
-    """How to open one kind of backend, and a look at its library's side of things."""
+    """How to open one kind of backend, and a look at its library's side of things:
+    "rpi" is RPi.GPIO, "rpi-lgpio" the real rpi-lgpio over lgpio's stand-in, "gpiod"
+    libgpiod v2 with gpiod 2.5's rules, "gpiod-2.4" with 2.4's, "gpiod-v1" libgpiod v1."""
 
     def __init__(self, kind: str, libs: SimpleNamespace) -> None:
         self.kind = kind
@@ -54,10 +65,12 @@ class Board:
     def open(self) -> gpio.Backend:
         if self.kind == "sim":
             backend: gpio.Backend = SimBackend()
-        elif self.kind == "rpi":
-            backend = RpiBackend()  # imports RPi.GPIO: the stand-in comes first on sys.path
+        elif self.kind.startswith("rpi"):
+            backend = RpiBackend()  # imports RPi.GPIO: the stand-in, or rpi-lgpio
+        elif self.kind == "gpiod-v1":
+            backend = open_gpiod(chip=V1_CHIP)  # imports gpiod: v1's stand-in
         else:
-            backend = GpiodBackend(chip=CHIP)  # imports gpiod: the stand-in
+            backend = open_gpiod(chip=CHIP)  # imports gpiod: v2's stand-in
         self.opened.append(backend)
         return backend
 
@@ -66,15 +79,38 @@ class Board:
         if self.kind == "rpi":
             lib = self.libs.GPIO
             return lib.getmode() is None and not any(lib._is_set_up(n) for n in range(54))
-        if self.kind == "gpiod":
+        if self.kind == "rpi-lgpio":
+            return self.libs.GPIO.getmode() is None and not self.libs.lgpio._handles
+        if self.kind == "gpiod-v1":
+            with self.libs.gpiod.Chip(V1_CHIP) as chip:
+                return not any(chip.get_line(n).is_used() for n in range(54))
+        if self.kind.startswith("gpiod"):
             with self.libs.gpiod.Chip(CHIP) as chip:
                 return not any(chip.get_line_info(n).used for n in range(54))
         return True  # the sim holds nothing outside itself
 
+    def outside(self, backend: gpio.Backend, number: int, level: int) -> None:
+        """What the outside world puts on the floating input `number`."""
+        if self.kind == "sim":
+            backend.drive(number, level)
+        elif self.kind == "rpi":
+            self.libs.GPIO._set_external(number, level)
+        elif self.kind == "rpi-lgpio":
+            self.libs.lgpio._set_external(number, level)
+        else:
+            self.libs.gpiod._set_external(CHIP, number, level)
 
-@pytest.fixture(params=["sim", "rpi", "gpiod"])
+
+@pytest.fixture(params=KINDS)
 def board(request, standins):
-    made = Board(request.param, standins)
+    libs = standins
+    if request.param == "rpi-lgpio":
+        libs = request.getfixturevalue("rpi_lgpio")
+    elif request.param == "gpiod-v1":
+        libs = SimpleNamespace(gpiod=request.getfixturevalue("gpiod_v1"))
+    elif request.param == "gpiod-2.4":
+        standins.gpiod._reset("2.4.3")
+    made = Board(request.param, libs)
     yield made
     for backend in made.opened:
         backend.close()
@@ -99,7 +135,7 @@ def inp(number: int, pull: str = "off") -> Pin:
 def test_outputs_start_at_their_initial_level(backend):
     backend.setup(out(17, initial=0))
     backend.setup(out(27, initial=1))
-    backend.setup(out(22))  # no initial value: low
+    backend.setup(out(22))  # no initial value: the level it has, low on a line never driven
     assert [backend.read(17), backend.read(27), backend.read(22)] == [0, 1, 0]
 
 
@@ -184,6 +220,67 @@ def test_close_releases_the_board_for_the_next_user(board):
     assert (second.read(17), second.read(5)) == (0, 0)
 
 
+def test_an_output_without_initial_keeps_the_level_it_has(backend):
+    backend.setup(out(17, initial=1))
+    backend.setup(out(17))  # set up again: the level stays
+    assert backend.read(17) == 1
+    backend.write(17, 0)
+    backend.setup(out(17))
+    assert backend.read(17) == 0
+
+
+def test_a_restarted_server_leaves_an_output_without_initial_as_it_was(board):
+    if board.kind in ("sim", "rpi-lgpio"):
+        pytest.skip(
+            "a new simulated board starts low; rpi-lgpio's cleanup() makes every pin an input"
+        )
+    first = board.open()
+    first.setup(out(17, initial=1))
+    first.close()
+    second = board.open()
+    second.setup(out(17))
+    assert second.read(17) == 1
+
+
+def test_an_input_gives_its_edges_on_a_descriptor_or_none(board, backend):
+    backend.setup(inp(5))
+    backend.setup(out(17))
+    assert backend.watch(17) is None  # an output has no edges
+    fd = backend.watch(5)
+    if board.kind.startswith("rpi"):
+        assert fd is None  # RPi.GPIO's edges need a thread: sampled instead
+        return
+    assert not os.get_blocking(fd)
+    assert select.select([fd], [], [], 0)[0] == []
+    assert backend.edges(5) == []  # nothing to read: no wait, no error
+    before = time.monotonic_ns()
+    for level in (1, 0, 1):
+        board.outside(backend, 5, level)
+    assert select.select([fd], [], [], 0)[0] == [fd]
+    edges = backend.edges(5)
+    assert [edge.level for edge in edges] == [1, 0, 1]
+    stamps = [edge.ns for edge in edges]
+    assert before <= stamps[0] <= stamps[1] <= stamps[2] <= time.monotonic_ns()
+    if board.kind == "gpiod-v1":
+        assert [edge.seqno for edge in edges] == [None] * 3  # v1 numbers nothing
+    else:
+        assert [edge.seqno for edge in edges] == [1, 2, 3]
+    assert select.select([fd], [], [], 0)[0] == [] and backend.edges(5) == []
+
+
+def test_the_kernel_keeps_the_last_16_edges_and_numbers_the_lost_ones(board, backend):
+    if board.kind.startswith("rpi"):
+        pytest.skip("RPi.GPIO gives no edges")
+    backend.setup(inp(5))
+    backend.watch(5)
+    for n in range(20):
+        board.outside(backend, 5, 1 - n % 2)
+    edges = backend.edges(5)
+    assert len(edges) == 16 and edges[-1].level == 0
+    if board.kind != "gpiod-v1":
+        assert [edge.seqno for edge in edges] == list(range(5, 21))  # 1 to 4 were dropped
+
+
 # -- RPi.GPIO ------------------------------------------------------------------------
 
 
@@ -260,6 +357,53 @@ def test_rpi_standin_raises_as_rpi_gpio_does(standins, steps, error, message):
     verb, *args = last.split()
     with pytest.raises(error, match=message):
         actions[verb](*[int(a) if a.isdigit() else a for a in args])
+
+
+def test_rpi_gpio_on_a_pi_5_fails_at_the_first_setup_as_a_gpio_error(standins):
+    standins.GPIO._reset(board="pi5")
+    backend = RpiBackend()  # RPi.GPIO imports, and takes BCM numbering, on a Pi 5
+    with pytest.raises(GpioError, match=r"GPIO 17: RPi\.GPIO .*Cannot determine SOC peripheral"):
+        backend.setup(out(17))
+
+
+def test_rpi_gpio_without_the_gpiomem_device_is_a_gpio_error(standins):
+    standins.GPIO._reset(gpiomem=False)  # a systemd unit that does not allow it
+    with pytest.raises(GpioError, match=r"GPIO 4: RPi\.GPIO .*No access to /dev/mem"):
+        RpiBackend().setup(inp(4))
+
+
+def test_rpi_lgpio_errors_are_gpio_errors_in_the_librarys_words(rpi_lgpio):
+    rpi_lgpio.lgpio._hold(17)  # another program holds GPIO 17
+    backend = RpiBackend()
+    assert backend.library == "rpi-lgpio"
+    with pytest.raises(GpioError) as busy:
+        backend.setup(out(17))
+    assert str(busy.value) == "GPIO 17: rpi-lgpio refused the set-up: GPIO busy"
+    backend.setup(out(27))
+    backend.close()
+    rpi_lgpio.lgpio._reset(chips=())  # no gpiochip at all
+    with pytest.raises(GpioError) as none:
+        RpiBackend()
+    assert str(none.value) == "rpi-lgpio refused BCM numbering: can not open gpiochip"
+
+
+def test_real_rpi_lgpio_over_real_lgpio_without_a_chip_is_a_gpio_error(monkeypatch):
+    """The real libraries, as installed here (no GPIO chip): lgpio.error, a plain
+    Exception whose str() is a repr, becomes a GpioError with the message itself."""
+    try:
+        importlib.metadata.version("rpi-lgpio")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("rpi-lgpio is not installed here")
+    if glob.glob("/dev/gpiochip*"):
+        pytest.skip("this machine has GPIO character devices")
+    monkeypatch.setenv("RPI_LGPIO_REVISION", "d04170")  # else it refuses to import off a Pi
+    for name in [n for n in sys.modules if n.split(".")[0] in ("RPi", "lgpio")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(GpioError) as refused:
+        RpiBackend()
+    assert str(refused.value) == "rpi-lgpio refused BCM numbering: can not open gpiochip"
+    for name in [n for n in sys.modules if n.split(".")[0] in ("RPi", "lgpio")]:
+        del sys.modules[name]
 
 
 def test_rpi_standin_levels(standins):
@@ -342,6 +486,157 @@ def test_gpiod_without_the_library_is_a_gpio_error(no_libraries):
         GpiodBackend(chip=CHIP)
 
 
+def test_gpiod_reconfigures_in_place_and_a_refusal_keeps_the_line(standins):
+    gpiod = standins.gpiod
+    backend = GpiodBackend(chip=CHIP)
+    backend.setup(out(17, initial=1))
+    request = backend.requests[17]
+    backend.setup(inp(17, "up"))  # the same request, reconfigured
+    assert backend.requests[17] is request and backend.read(17) == 1
+    gpiod._NO_DEBOUNCE.add(17)  # this chip answers a debounce with EOPNOTSUPP
+    with pytest.raises(GpioError, match=r"GPIO 17: libgpiod refused the set-up: \[Errno 95\]"):
+        backend.setup(Pin("button", 17, "in", debounce=0.01))
+    with gpiod.Chip(CHIP) as chip:
+        info = chip.get_line_info(17)
+    assert (info.used, info.consumer) == (True, "httap")  # never let go
+    backend.close()
+
+
+def test_gpiod_inputs_ask_for_both_edges_and_their_debounce(standins):
+    line = standins.gpiod.line
+    backend = GpiodBackend(chip=CHIP)
+    backend.setup(Pin("button", 4, "in", pull="up", debounce=0.005))
+    with standins.gpiod.Chip(CHIP) as chip:
+        info = chip.get_line_info(4)
+    assert (info.edge_detection, info.debounce_period) == (line.Edge.BOTH, timedelta(seconds=0.005))
+    backend.close()
+
+
+def test_gpiod_an_input_without_an_interrupt_is_sampled(standins, caplog):
+    standins.gpiod._NO_IRQ.add(5)  # e.g. a line of an I2C expander
+    backend = GpiodBackend(chip=CHIP)
+    with caplog.at_level(logging.WARNING, logger="gpio"):
+        backend.setup(inp(5, "up"))
+    assert "GPIO 5 has no edge detection ([Errno 19] No such device): sampled" in caplog.text
+    assert backend.watch(5) is None and backend.read(5) == 1
+    backend.close()
+
+
+def test_gpiod_v1_requests_edges_and_refuses_a_debounce_it_cannot_do(gpiod_v1):
+    backend = open_gpiod(chip=V1_CHIP)
+    assert isinstance(backend, GpiodV1Backend)
+    backend.setup(inp(4, "up"))
+    line = backend.lines[4]
+    assert (line.consumer(), line.is_requested()) == ("httap", True)
+    with pytest.raises(GpioError, match=r"GPIO 5: libgpiod v1 cannot debounce"):
+        backend.setup(Pin("button", 5, "in", debounce=0.01))
+    gpiod_v1._hold(V1_CHIP, 6, "other")
+    with pytest.raises(GpioError) as busy:
+        backend.setup(out(6))
+    assert str(busy.value) == (
+        "GPIO 6: libgpiod refused the set-up: [Errno 16] Device or resource busy"
+    )
+    with pytest.raises(GpioError, match=r"GPIO 58: .*Invalid argument"):
+        backend.setup(out(58))  # the Pi 4's chip has 58 lines
+    with pytest.raises(GpioError, match=r"GPIO 4: libgpiod cannot drive it: .*not permitted"):
+        backend.write(4, 1)
+    backend.close()
+
+
+def test_gpiod_2_4_raises_on_a_second_release_and_close_releases_once(standins):
+    gpiod = standins.gpiod
+    gpiod._reset("2.4.3")
+    backend = GpiodBackend(chip=CHIP)
+    backend.setup(out(17))
+    request = backend.requests[17]
+    backend.close()
+    backend.close()
+    with pytest.raises(gpiod.exception.RequestReleasedError):
+        request.release()  # what releasing it again would have done inside close()
+    gpiod._reset("2.5.0")
+    request = gpiod.request_lines(CHIP, config={17: None})
+    request.release()
+    request.release()  # a no-op from 2.5 on
+
+
+def test_gpiod_value_truth_follows_the_version(standins):
+    gpiod = standins.gpiod
+    Value = gpiod.line.Value
+    assert (bool(Value.ACTIVE), bool(Value.INACTIVE)) == (True, False)  # 2.2 and later
+    gpiod._reset("2.1.3")
+    assert (bool(Value.ACTIVE), bool(Value.INACTIVE)) == (True, True)  # a plain Enum member
+    backend = GpiodBackend(chip=CHIP)
+    backend.setup(out(17, initial=0))
+    assert backend.read(17) == 0  # compared with ACTIVE, never taken for a truth value
+    backend.close()
+
+
+def test_the_api_is_read_from_the_module_not_its_name(standins, gpiod_v1):
+    import gpiod as v1
+
+    assert (api_of(v1), api_of(standins.gpiod), api_of(sys)) == (1, 2, 0)
+    with pytest.raises(GpioError, match="is not libgpiod v2's bindings"):
+        GpiodBackend(chip=CHIP, module=v1)
+    with pytest.raises(GpioError, match="neither libgpiod v1 nor v2"):
+        open_gpiod(chip=CHIP, module=sys)
+
+
+def test_real_gpiod_2_without_the_chip_is_a_gpio_error():
+    """gpiod 2.x from PyPI, as installed here (requirements-test.txt), where no
+    /dev/gpiochip0 exists: FileNotFoundError becomes a GpioError."""
+    if glob.glob("/dev/gpiochip*"):
+        pytest.skip("this machine has GPIO character devices")
+    try:
+        importlib.metadata.version("gpiod")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("gpiod is not installed here")
+    backend = open_gpiod(chip="/dev/gpiochip0")
+    assert isinstance(backend, GpiodBackend)
+    with pytest.raises(GpioError) as missing:
+        backend.setup(out(17))
+    assert str(missing.value) == (
+        "GPIO 17: libgpiod refused the set-up: [Errno 2] No such file or directory"
+    )
+    with pytest.raises(GpioError, match="no /dev/gpiochip"):
+        open_gpiod()
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, for which python3-libgpiod is built
+
+
+def test_real_gpiod_v1_without_the_chip_is_a_gpio_error():
+    """Debian's python3-libgpiod 1.6 (the Makefile's test tools install it), run by the
+    Python it is built for: its API is detected, its missing chip is a GpioError."""
+    if glob.glob("/dev/gpiochip*"):
+        pytest.skip("this machine has GPIO character devices")
+    script = (
+        "import gpiod\n"
+        "from gpio import GpioError\n"
+        "from gpio.gpiod import api_of, open_gpiod\n"
+        "print(gpiod.version_string(), api_of(gpiod))\n"
+        "try:\n"
+        "    open_gpiod(chip='/dev/gpiochip0')\n"
+        "except GpioError as err:\n"
+        "    print(err)\n"
+    )
+    try:
+        found = subprocess.run(
+            [SYSTEM_PYTHON, "-c", "import gpiod; gpiod.Chip; gpiod.LINE_REQ_DIR_OUT"],
+            capture_output=True,
+        )
+    except FileNotFoundError:
+        pytest.skip(f"no {SYSTEM_PYTHON}")
+    if found.returncode:
+        pytest.skip("python3-libgpiod (v1) is not installed here")
+    ran = subprocess.run(
+        [SYSTEM_PYTHON, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    head, refused = ran.stdout.splitlines()
+    version, api = head.split()
+    assert version.startswith("1.") and api == "1"
+    assert refused == "libgpiod cannot open /dev/gpiochip0: [Errno 2] No such file or directory"
+
+
 def test_find_chip_picks_the_pinctrl_chip(standins):
     gpiod = standins.gpiod
     assert find_chip(gpiod, [OTHER_CHIP, CHIP]) == CHIP
@@ -353,6 +648,7 @@ def test_find_chip_picks_the_pinctrl_chip(standins):
 
 def test_gpiod_standin_raises_as_libgpiod_does(standins):
     gpiod = standins.gpiod
+    gpiod._reset("2.4.3")  # a second release raises up to 2.4
     line = gpiod.line
     Value, Direction, Bias = line.Value, line.Direction, line.Bias
     settings = gpiod.LineSettings
@@ -628,6 +924,65 @@ def test_auto_falls_back_to_the_sim_and_warns(caplog):
     assert "simulated board" in record.getMessage()
 
 
+PI5 = b"raspberrypi,5-model-b\0brcm,bcm2712\0"
+PI4 = b"raspberrypi,4-model-b\0brcm,bcm2711\0"
+
+
+def machine(tmp_path, compatible: bytes = b"", model: bytes = b"", chip: bool = False) -> str:
+    """A root directory with a device tree (/proc/device-tree) and /dev/gpiochip0."""
+    tree = tmp_path / "proc" / "device-tree"
+    tree.mkdir(parents=True)
+    if compatible:
+        (tree / "compatible").write_bytes(compatible)
+    if model:
+        (tree / "model").write_bytes(model)
+    (tmp_path / "dev").mkdir()
+    if chip:
+        (tmp_path / "dev" / "gpiochip0").write_bytes(b"")
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("compatible", "model", "kind"),
+    [
+        (PI5, b"Raspberry Pi 5 Model B Rev 1.0\0", "pi5"),
+        (b"", b"Raspberry Pi 5 Model B Rev 1.0\0", "pi5"),  # no compatible: the model
+        (PI4, b"Raspberry Pi 4 Model B Rev 1.5\0", "pi"),
+        (b"raspberrypi,model-zero-w\0brcm,bcm2835\0", b"", "pi"),
+        (b"", b"Raspberry Pi Model B Rev 2\0", "pi"),
+        (b"hardkernel,odroid-c4\0amlogic,g12a\0", b"Hardkernel ODROID-C4\0", None),
+        (b"", b"", None),
+    ],
+)
+def test_the_board_is_read_from_the_device_tree(tmp_path, compatible, model, kind):
+    assert gpio.board(machine(tmp_path, compatible, model)) == kind
+
+
+def test_a_pi_5_skips_rpi_gpio_and_says_what_to_install(tmp_path, standins, caplog):
+    root = machine(tmp_path, PI5)
+    with caplog.at_level(logging.WARNING, logger="gpio"):
+        assert gpio.detect(root) == "sim"  # RPi.GPIO importable, but it cannot drive a Pi 5
+    assert "install rpi-lgpio" in caplog.text and "gpiod" in caplog.text
+    assert gpio.detect(machine(tmp_path / "4", PI4)) == "rpi"  # a Pi 4 keeps it
+
+
+def test_a_pi_5_takes_rpi_lgpio(tmp_path, rpi_lgpio):
+    assert gpio.detect(machine(tmp_path, PI5)) == "rpi"
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+def test_a_chip_device_with_either_libgpiod_api_takes_gpiod(tmp_path, standins, request, api):
+    if api == "v1":
+        request.getfixturevalue("gpiod_v1")
+    assert gpio.detect(machine(tmp_path, PI4, chip=True)) == "gpiod"
+    assert gpio.detect(machine(tmp_path / "x", chip=True)) == "gpiod"  # any Linux board
+
+
+def test_a_gpiod_module_of_neither_api_is_passed_over(tmp_path, standins, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gpiod", SimpleNamespace(__name__="gpiod"))
+    assert gpio.detect(machine(tmp_path, PI4, chip=True)) == "rpi"
+
+
 def test_sim_by_name_does_not_warn(caplog):
     with caplog.at_level(logging.WARNING, logger="gpio"):
         backend = gpio.open_backend("sim")
@@ -651,3 +1006,20 @@ def test_open_backend_gpiod_without_a_chip_device_is_a_gpio_error(standins):
 def test_unknown_backend_is_a_gpio_error_listing_the_choices():
     with pytest.raises(GpioError, match=r"unknown GPIO backend 'pigpio'.*auto, sim, rpi, gpiod"):
         gpio.open_backend("pigpio")
+
+
+# -- the systemd unit ------------------------------------------------------------------
+
+
+def test_the_unit_allows_gpiomem_under_both_of_its_names():
+    """RPi.GPIO opens /dev/gpiomem, whose driver /proc/devices lists as bcm2835-gpiomem
+    before the Raspberry Pi kernel 6.1.54 and as gpiomem since: a unit that allows only
+    one gives "No access to /dev/mem" on the other kernels."""
+    unit = (ROOT / "examples" / "httap.service").read_text()
+    allowed = {
+        line.split("=", 1)[1].strip()
+        for line in unit.splitlines()
+        if line.startswith("DeviceAllow=")
+    }
+    assert {"char-bcm2835-gpiomem rw", "char-gpiomem rw", "char-gpiochip rw"} <= allowed
+    assert "DevicePolicy=closed" in unit.splitlines()

@@ -178,7 +178,8 @@ def test_a_pulse_answers_at_its_end_and_a_cut_pulse_says_so(manager):
     assert status == 200 and body["interrupted"] is True and body["value"] == 1
 
 
-def test_a_board_failing_under_a_waiting_reply_answers_500(manager):
+def test_a_board_failing_under_a_waiting_reply_answers_500():
+    manager = build(edges=False)  # its inputs are sampled, as RPi.GPIO's are
     waiting = manager.handle(request("GET", "/?gpio/button&wait=5"))
     del manager.pins.backend.pins[BUTTON]  # the line is gone
     manager.loop.advance(0.01)  # the sampler's read fails

@@ -1123,7 +1123,7 @@ def test_a_gpio_that_exists_but_is_not_declared_is_403(start, connect):
 
 def unplug(running, number: int) -> None:
     """The board loses a pin: from now on every read or write of it raises GpioError."""
-    running.call(lambda: running.server.gpio.pins.pop(number))
+    running.call(lambda: running.server.gpio.unplug(number))
 
 
 def test_a_pulse_cut_short_while_the_board_fails_answers_500(start, connect):

@@ -14,7 +14,14 @@ caller can trip over are kept:
 
 An input with PUD_UP reads 1, with PUD_DOWN 0, without pull the level of the outside
 world (0 unless a test sets it with `_set_external`); an output reads back what it
-drives. Not modelled: PWM, edge detection, RPI_INFO beyond a few keys.
+drives. An output set up without `initial` keeps its latch (setup_one() of py_gpio.c
+writes the level only for HIGH or LOW).
+
+The first `setup()` maps the GPIO registers (c_gpio.c setup()): on a Pi 5
+(`_reset(board="pi5")`) that fails with RuntimeError "Cannot determine SOC peripheral
+base address", and without /dev/gpiomem access (`_reset(gpiomem=False)`: a systemd
+unit that does not allow the device) with "No access to /dev/mem.  Try running as
+root!". Not modelled: PWM, edge detection, RPI_INFO beyond a few keys.
 """
 
 from __future__ import annotations
@@ -68,11 +75,18 @@ _driven: dict[int, int] = {}  # gpio -> level an output drives (the output latch
 _external: dict[int, int] = {}  # gpio -> level the outside world puts on a floating input
 
 
-def _reset() -> None:
-    """Back to the state just after `import RPi.GPIO` (the tests' fixture calls it)."""
-    global _mode, _warnings
+_board = "pi4"
+_gpiomem = True
+_mapped = False
+
+
+def _reset(board: str = "pi4", gpiomem: bool = True) -> None:
+    """Back to the state just after `import RPi.GPIO` (the tests' fixture calls it), on
+    a `board` ("pi4", "pi5"), with the gpiomem device open to us or not."""
+    global _mode, _warnings, _board, _gpiomem, _mapped
     _mode = _MODE_UNKNOWN
     _warnings = True
+    _board, _gpiomem, _mapped = board, gpiomem, False
     for table in (_direction, _function, _pull, _driven, _external):
         table.clear()
 
@@ -145,6 +159,7 @@ def getmode() -> int | None:
 
 def setup(channel, direction: int, pull_up_down: int = PUD_OFF, initial: int = -1) -> None:
     """Set up a GPIO channel or list of channels with a direction and (optional) pull/initial."""
+    global _mapped
     if direction not in (IN, OUT):
         raise ValueError("An invalid direction was passed to setup()")
     if direction == OUT and pull_up_down != PUD_OFF:
@@ -155,6 +170,12 @@ def setup(channel, direction: int, pull_up_down: int = PUD_OFF, initial: int = -
         raise ValueError(
             "Invalid value for pull_up_down - should be either PUD_OFF, PUD_UP or PUD_DOWN"
         )
+    if not _mapped:  # mmap of the GPIO registers, once
+        if _board == "pi5":
+            raise RuntimeError("Cannot determine SOC peripheral base address")
+        if not _gpiomem:
+            raise RuntimeError("No access to /dev/mem.  Try running as root!")
+        _mapped = True
     for one in _channels(channel):
         gpio = _gpio_number(one)
         if _warnings and _function.get(gpio, IN) == OUT and gpio not in _direction:

@@ -16,14 +16,29 @@ The rules of the kernel's GPIO character device are kept where a backend can tri
 - a bias without a direction, a drive on an input, edges on an output: ValueError(EINVAL);
 - a value that is not a `gpiod.line.Value`: AttributeError, as the C extension reads
   its `.value`;
-- any use of a released request: RequestReleasedError; of a closed chip: ChipClosedError.
+- any use of a released request: RequestReleasedError; of a closed chip: ChipClosedError;
+  a second `release()` or `close()` raises them too before gpiod 2.5, and is a no-op
+  from 2.5 on;
+- `line.Value` is truthy when ACTIVE from 2.2 on, and always truthy (a plain Enum
+  member) before;
+- EOPNOTSUPP (a chip that cannot debounce, `_NO_DEBOUNCE`): NotImplementedError;
+- edge detection on a line without an interrupt (`_NO_IRQ`): OSError(ENODEV).
+
+`_reset(version)` picks the version whose rules apply (default "2.5.0").
 
 The chips live in the module-level `_CHIPS` table: /dev/gpiochip0 is the Pi 5's RP1
 ("pinctrl-rp1", 54 lines named GPIO0..GPIO27 then others), /dev/gpiochip10 one of its
 other controllers ("gpio-brcmstb@107d508500", 32 lines). An input with a pull-up reads
 ACTIVE, a pull-down INACTIVE, no pull the outside level (`_set_external`); an output
 reads back what it drives; `active_low` inverts both. `_reset()` restores the table.
-Not modelled: edge events, info events, file descriptors.
+
+Edge events are the kernel's: a line requested with edge detection gets an event for
+each change of its level (`_set_external`), timestamped on CLOCK_MONOTONIC in ns,
+numbered per line and per request; the request keeps 16 per line and drops the oldest
+(gpiolib-cdev.c's kfifo). `LineRequest.fd` is a real descriptor (a pipe), readable
+while events wait, blocking unless the caller makes it non-blocking: then
+`read_edge_events()` with nothing to read raises BlockingIOError (EAGAIN), as the
+kernel's read does. Not modelled: info events.
 """
 
 from __future__ import annotations
@@ -31,17 +46,22 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Optional, Union
 
-from . import exception, line
+from . import edge_event, exception, line
+from .edge_event import EdgeEvent
 from .exception import ChipClosedError, RequestReleasedError
 from .line import Bias, Clock, Direction, Drive, Edge, Value
 
-__version__ = "2.2.0"
-api_version = "2.2.0"
+__version__ = "2.5.0"
+api_version = "2.3"
+_NO_DEBOUNCE: set[int] = set()  # offsets whose chip answers a debounce with EOPNOTSUPP
+_NO_IRQ: set[int] = set()  # offsets without an interrupt: edge detection is ENODEV
 
 __all__ = [
     "Chip",
@@ -52,6 +72,7 @@ __all__ = [
     "LineSettings",
     "RequestReleasedError",
     "api_version",
+    "edge_event",
     "exception",
     "is_gpiochip_device",
     "line",
@@ -132,6 +153,7 @@ class _Line:
         self.debounce = timedelta()
         self.driven = 0  # the output latch (physical level)
         self.external = 0  # what the outside world puts on a floating input
+        self.events: Optional[_Req] = None  # the request that hears its edges
 
     def physical(self) -> int:
         if self.direction == Direction.OUTPUT:
@@ -178,8 +200,21 @@ _CHIPS: dict[str, _ChipState] = {}
 _request_ids = itertools.count(1)
 
 
-def _reset() -> None:
-    """Back to the chips as they are at boot: nothing requested (the tests' fixture)."""
+def _version() -> tuple[int, ...]:
+    return tuple(int(part) for part in __version__.split(".")[:2])
+
+
+def _reset(version: str = "2.5.0") -> None:
+    """Back to the chips as they are at boot: nothing requested (the tests' fixture),
+    with the rules of gpiod `version`."""
+    global __version__
+    __version__ = version
+    if _version() >= (2, 2):
+        Value.__bool__ = lambda self: self == Value.ACTIVE  # type: ignore[method-assign]
+    elif "__bool__" in Value.__dict__:
+        del Value.__bool__
+    _NO_DEBOUNCE.clear()
+    _NO_IRQ.clear()
     _CHIPS.clear()
     _CHIPS["/dev/gpiochip0"] = _ChipState("gpiochip0", "pinctrl-rp1", _RP1_NAMES)
     _CHIPS["/dev/gpiochip10"] = _ChipState("gpiochip10", "gpio-brcmstb@107d508500", [""] * 32)
@@ -187,7 +222,11 @@ def _reset() -> None:
 
 def _set_external(path: str, offset: int, level: int) -> None:
     """Test helper: the level a floating input at `offset` of chip `path` reads."""
-    _CHIPS[path].lines[offset].external = 1 if level else 0
+    state = _CHIPS[path].lines[offset]
+    before = state.physical()
+    state.external = 1 if level else 0
+    if state.events is not None and state.physical() != before:
+        state.events.edge(state)
 
 
 _reset()
@@ -216,6 +255,12 @@ def _validate_flags(settings: LineSettings) -> None:
         raise _errno(ValueError, errno.EINVAL)  # edge detection is for inputs only
 
 
+def _interrupt(offset: int, settings: LineSettings) -> None:
+    """edge_detector_setup() of gpiolib-cdev.c: a line without an IRQ is ENODEV."""
+    if settings.edge_detection != Edge.NONE and offset in _NO_IRQ:
+        raise _errno(OSError, errno.ENODEV)
+
+
 def _apply(state: _Line, settings: LineSettings, value: Value) -> None:
     if settings.direction != Direction.AS_IS:
         state.direction = settings.direction
@@ -227,6 +272,8 @@ def _apply(state: _Line, settings: LineSettings, value: Value) -> None:
     state.edge = settings.edge_detection
     state.clock = settings.event_clock
     state.debounce = settings.debounce_period
+    if settings.debounce_period and state.offset in _NO_DEBOUNCE:
+        raise NotImplementedError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
     if settings.direction == Direction.OUTPUT:
         state.driven = value.value ^ int(settings.active_low)
 
@@ -283,7 +330,10 @@ class Chip:
         return self._state
 
     def close(self) -> None:
-        """Close the chip; it must not be used afterwards."""
+        """Close the chip; it must not be used afterwards (a second close raises
+        before 2.5)."""
+        if self._state is None and _version() >= (2, 5):
+            return
         self._check_closed()
         self._state = None
 
@@ -348,8 +398,9 @@ class Chip:
         # The kernel's side: gpiod_chip_request_lines() -> GPIO_V2_GET_LINE_IOCTL.
         if not plan:
             raise _errno(ValueError, errno.EINVAL)
-        for _, settings, _ in plan:
+        for offset, settings, _ in plan:
             _validate_flags(settings)
+            _interrupt(offset, settings)
         if any(state.lines[offset].owner is not None for offset, _, _ in plan):
             raise _errno(OSError, errno.EBUSY)
         owner = next(_request_ids)
@@ -358,7 +409,10 @@ class Chip:
             one.owner = owner
             one.consumer = consumer or "?"
             _apply(one, settings, value)
-        request = LineRequest(_Req(owner, state, [offset for offset, _, _ in plan]))
+        req = _Req(owner, state, [offset for offset, _, _ in plan])
+        for offset, _, _ in plan:
+            req.listen(state.lines[offset])
+        request = LineRequest(req)
         request._chip_name = state.info.name
         request._offsets = [offset for offset, _, _ in plan]
         request._name_map = name_map
@@ -390,6 +444,37 @@ class _Req:
         self.owner = owner
         self.chip = chip
         self.offsets = offsets
+        self.read_end, self.write_end = os.pipe()  # the request's fd: readable with events
+        self.queue: deque[EdgeEvent] = deque(maxlen=16 * len(offsets))
+        self.seqno = 0
+        self.line_seqno: dict[int, int] = {}
+
+    def listen(self, state: _Line) -> None:
+        state.events = self if state.edge != Edge.NONE else None
+
+    def edge(self, state: _Line) -> None:
+        """The line's level changed: queue an event if its edge setting wants it."""
+        rising = state.physical() ^ int(state.active_low)
+        if (state.edge == Edge.RISING and not rising) or (state.edge == Edge.FALLING and rising):
+            return
+        self.seqno += 1
+        line_seqno = self.line_seqno[state.offset] = self.line_seqno.get(state.offset, 0) + 1
+        if not self.queue:
+            os.write(self.write_end, b"e")
+        kind = EdgeEvent.Type.RISING_EDGE if rising else EdgeEvent.Type.FALLING_EDGE
+        self.queue.append(
+            EdgeEvent(kind.value, time.monotonic_ns(), state.offset, self.seqno, line_seqno)
+        )
+
+    def read(self, max_events: int) -> list[EdgeEvent]:
+        if not self.queue:
+            if os.get_blocking(self.read_end):
+                raise AssertionError("read_edge_events() on a blocking fd would wait forever")
+            raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+        events = [self.queue.popleft() for _ in range(min(max_events, len(self.queue)))]
+        if not self.queue:
+            os.read(self.read_end, 512)
+        return events
 
     def line(self, offset: int) -> _Line:
         """gpiod_line_request_*_values_subset(): an offset outside the request is EINVAL."""
@@ -407,6 +492,9 @@ class _Req:
                 one.active_low = False
                 one.drive = Drive.PUSH_PULL
                 one.edge = Edge.NONE
+                one.events = None
+        os.close(self.read_end)
+        os.close(self.write_end)
 
 
 class LineRequest:
@@ -435,9 +523,24 @@ class LineRequest:
         return self._req
 
     def release(self) -> None:
-        """Release the lines; the request must not be used afterwards."""
+        """Release the lines; the request must not be used afterwards (a second release
+        raises before 2.5)."""
+        if self._req is None and _version() >= (2, 5):
+            return
         self._check_released().release()
         self._req = None
+
+    @property
+    def fd(self) -> int:
+        """The request's file descriptor: readable while edge events wait."""
+        return self._check_released().read_end
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def read_edge_events(self, max_events: Optional[int] = None) -> list[EdgeEvent]:
+        """The edge events waiting (at most `max_events`, default 64), oldest first."""
+        return self._check_released().read(64 if max_events is None else max_events)
 
     def _line_to_offset(self, line: Union[int, str]) -> int:
         if isinstance(line, int):
@@ -479,10 +582,12 @@ class LineRequest:
         for key, settings in _config_iter(config):
             given[self._line_to_offset(key)] = settings
         plan = [(offset, _checked(given.get(offset) or LineSettings())) for offset in req.offsets]
-        for _, settings in plan:
+        for offset, settings in plan:
             _validate_flags(settings)
+            _interrupt(offset, settings)
         for offset, settings in plan:
             _apply(req.chip.lines[offset], settings, settings.output_value)
+            req.listen(req.chip.lines[offset])
 
     @property
     def chip_name(self) -> str:

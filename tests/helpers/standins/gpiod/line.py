@@ -11,6 +11,9 @@ class Value(Enum):
     INACTIVE = 0
     ACTIVE = 1
 
+    def __bool__(self) -> bool:  # since gpiod 2.2; `_reset("2.1.3")` takes it away
+        return self == self.ACTIVE
+
 
 class Direction(Enum):
     """Direction settings."""
