@@ -26,6 +26,7 @@ from httap.listen import Listening
 from httap.logs import Logs
 from httap.loop import Loop
 from httap.manager import Manager
+from httap.manager.files import routes as upload_routes
 from httap.persist import Persist, state_path
 from httap.pins import Pins
 from httap.router import BUILT_IN, Router
@@ -62,10 +63,14 @@ class Server(App):
         self.connections: set[Connection] = set()
         self.stopping = False
         self.auth: Optional[Auth] = None
-        if any(route.role for route in config.auth.routes):
+        passwords = config.auth
+        if config.uploads.dir is not None and passwords.users:  # uploads need their role
+            guarded = (*upload_routes(config.uploads.role), *passwords.routes)
+            passwords = passwords._replace(routes=guarded)
+        if any(route.role for route in passwords.routes):
             from httap.auth import Auth  # scrypt and friends, only when passwords are asked
 
-            self.auth = Auth(config.auth, lambda: self.loop.now)
+            self.auth = Auth(passwords, lambda: self.loop.now)
         # The serial ports: the app may repoint one (`url`) in setup, then they open.
         self.serial = {
             name: SerialPort(name, settings, self.loop) for name, settings in config.serial.items()
@@ -99,6 +104,9 @@ class Server(App):
         files = self._files(config.documents)
         self.router = Router(config, self.loop, self.manager, files, library, self.auth)
         self.route = self.router.route
+        # Which heads' bodies come in parts; None (no question asked) when no row streams.
+        streamed = any(row.streamed for row in self.manager.table)
+        self.streams_body = self.manager.streams_body if streamed else None
         # reply_headers(request, response) -> bytes: header lines that every reply
         # carries besides its own, whoever made it; the one place CORS is applied. The
         # connection calls it as it queues any reply, a late one or a protocol error's.

@@ -4,7 +4,8 @@ place, `finish`, that every reply passes.
 A dynamic target is `/?PATH[&PARAMS]`: PATH is percent-decoded and split on `/`,
 PARAMS is form-encoded; both are read once, into `request.path` and `request.params`.
 The first segment of PATH picks a row of the table (`table` below): "" (discovery),
-`ping…`, `stats`, `loop`, `gpio`, `gpio/NAME`, `serial/NAME`, `events`, else a
+`ping…`, `stats`, `loop`, `gpio`, `gpio/NAME`, `serial/NAME`, `events`, and with
+`uploads` `files`, `files/NAME`, `app`, `app/rollback` (files.py), else a
 registered user action by its whole path. A row says the methods it allows (405
 otherwise, with Allow) and what a change there needs from the hardware lease; its room
 (status.py, gpio.py, serial.py, events.py, actions.py) answers, and what it returns is
@@ -37,12 +38,13 @@ from httap import http
 from httap.manager.actions import Actions
 from httap.manager.cors import Cors
 from httap.manager.events import Events
+from httap.manager.files import Files
 from httap.manager.gpio import Gpio
 from httap.manager.room import ALL, READS, WRITES, Answer, Change, Row, no_such, nothing_after
 from httap.manager.serial import Serial
 from httap.manager.status import Status
 from httap.pins import Pins, shown
-from httap.reply import Pending, Stream
+from httap.reply import Pending, Stream, Upload
 from httap.session import Busy, Lease, Sessions
 from httap.watches import Watches
 
@@ -103,6 +105,7 @@ class Manager:
         sessions: Sessions,
         ports: Optional[Mapping[str, SerialPort]] = None,
         auth: Optional[Auth] = None,
+        site: Any = None,
     ) -> None:
         self.config = config
         self.loop = loop
@@ -118,7 +121,8 @@ class Manager:
         self.status = Status(
             config, loop, pins.backend.simulated, self._names, sessions, auth, self.watches.stats
         )
-        self.table = table(self.status, self.gpio, self.serial, self.events)
+        self.files = Files(config.uploads, loop, site)
+        self.table = (*table(self.status, self.gpio, self.serial, self.events), *self.files.rows())
         self.rows: dict[str, Row] = {}  # the first segment of a path -> its row
         for row in self.table:
             first, _, name = row.resource.rstrip("…").partition("/")
@@ -126,7 +130,8 @@ class Manager:
                 self.rows[first].named = row
             else:
                 self.rows[first] = row
-        self.actions = Actions(pins, sorted(key for key in self.rows if key not in ("", "ping")))
+        standard = {key for key in self.rows if key not in ("", "ping")} | {"files", "app"}
+        self.actions = Actions(pins, sorted(standard))
 
     def _names(self) -> list[str]:
         return self.actions.names()
@@ -170,6 +175,21 @@ class Manager:
             return outcome.make()
         return outcome
 
+    def streams_body(self, request: http.Request) -> bool:
+        """Whether the body of `request` (a head with a body) goes to its room in parts:
+        its row lists the method as `streamed` (http.Parser's `streams`)."""
+        target = request.target
+        if not target.startswith("/?"):
+            return False
+        path = target[2:].partition("&")[0]
+        if "%" in path:
+            path = unquote(path, errors="replace")
+        first, _, name = path.partition("/")
+        row = self.rows.get(first)
+        if row is not None and name and row.named is not None:
+            row = row.named
+        return row is not None and request.method in row.streamed
+
     def _select(self, path: str) -> tuple[Row, Any]:
         """The row that answers `path`, and its target (what a name after the resource
         finds: a pin, a port); 404 when there is none."""
@@ -203,7 +223,7 @@ class Manager:
         for an exception raised on the way: the one place a `/?` reply is made. A
         Pending is finished the same way when it resolves. Never raises: a value that
         cannot be sent is a 500 `handler-failed`, logged."""
-        if isinstance(outcome, Pending):
+        if isinstance(outcome, (Pending, Upload)):
             outcome.convert = partial(self.finish, request)
             return outcome
         if isinstance(outcome, Stream):  # its head: the dynamic headers after its own
