@@ -19,6 +19,10 @@ Rules of this file:
                 into a reset
       CLOSING   no more requests will be read: the last response is being written;
                 its deadline counts from the last send progress
+      RECEIVING a streamed body is arriving and its handler takes it in parts
+                (`Receiving`); the deadline counts from the last part received
+      BEHIND    the same, while the handler is behind (the disk lags): the socket is
+                not read, so TCP holds the client back; no deadline, the lag is ours
       BUSY      a reply is queued and the client is slow to read it (back-pressure),
                 or requests wait for their turn; the deadline counts from the reply's
                 queuing or the last send progress
@@ -44,6 +48,10 @@ Rules of this file:
   cannot starve the others.
 - A protocol error is answered (status and a one-line message), then the connection
   closes.
+- A streamed body (reply.Upload) is read only once its handler has accepted the head
+  (then `Expect: 100-continue` is answered 100); a reply before its end (a refusal)
+  closes the connection after it, as the rest of the body is never read
+  (docs/protocol.md, Choices).
 - A stream (reply.Stream) is the last reply on its connection: it stands where a
   pending reply would, its parts are queued as they come, and once it ends the
   connection closes. Each part sent is activity of the session, like a reply's end.
@@ -68,7 +76,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Protocol,
 
 from httap import http
 from httap.loop import READ, WRITE
-from httap.reply import Pending, Stream
+from httap.reply import Pending, Stream, Upload
 
 if TYPE_CHECKING:
     from httap.config import Limits, Timeouts
@@ -78,11 +86,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("httap.connection")
 
-CLOSED, HANDSHAKE, LINGER, CLOSING, BUSY, STREAMING, WAITING, BODY, HEAD, IDLE = (
+(
+    CLOSED,
+    HANDSHAKE,
+    LINGER,
+    CLOSING,
+    RECEIVING,
+    BEHIND,
+    BUSY,
+    STREAMING,
+    WAITING,
+    BODY,
+    HEAD,
+    IDLE,
+) = (
     "CLOSED",
     "HANDSHAKE",
     "LINGER",
     "CLOSING",
+    "RECEIVING",
+    "BEHIND",
     "BUSY",
     "STREAMING",
     "WAITING",
@@ -122,6 +145,8 @@ STATES: dict[str, Row] = {
     HANDSHAKE: Row(TLS,     "parse",      CLOSE,                                         CLOSE),
     LINGER:    Row(DRAIN,   "linger",     CLOSE,                                         FINISH),
     CLOSING:   Row(NO,      "inactivity", CLOSE,                                         FINISH),
+    RECEIVING: Row(YES,     "request",    Answer(408, "the body did not arrive"),        FINISH),
+    BEHIND:    Row(NO,      None,         None,                                          FINISH),
     BUSY:      Row(BOUNDED, "inactivity", CLOSE,                                         FINISH),
     STREAMING: Row(BOUNDED, None,         None,                                          FINISH),
     WAITING:   Row(BOUNDED, None,         None,                                          FINISH),
@@ -151,14 +176,17 @@ def state_of(
     handshake: bool = False,
     shut: bool = False,
     streaming: bool = False,
+    receiving: bool = False,
+    behind: bool = False,
 ) -> str:
     """The state of a connection (a key of STATES) from the facts. The first true fact
     decides, in STATES' order: the socket is `closed`; the TLS `handshake` is not done;
-    our side is `shut` (all was sent); the last response is queued (`closing`); output
+    our side is `shut` (all was sent); the last response is queued (`closing`); a
+    streamed body is arriving (`receiving`; its handler is `behind` or not); output
     is queued (`writing`) or requests wait for the next turn (`scheduled`); a stream's
     body is being sent (`streaming`); a reply is `pending`; a body is arriving
-    (`partial`); bytes of a head have arrived (`buffered`, a count). The last four
-    default to an open connection past its handshake, with no stream."""
+    (`partial`); bytes of a head have arrived (`buffered`, a count). The last six
+    default to an open connection past its handshake, with no stream nor upload."""
     if closed:
         return CLOSED
     if handshake:
@@ -167,6 +195,8 @@ def state_of(
         return LINGER
     if closing:
         return CLOSING
+    if receiving:
+        return BEHIND if behind else RECEIVING
     if writing or scheduled:
         return BUSY
     if streaming:
@@ -195,6 +225,8 @@ class Owner(Protocol):
     limits: Limits  # uri, header, body: the parser's bounds; requests: per connection
     timeouts: Timeouts  # parse, request, inactivity: the deadlines STATES names
     stopping: bool  # the server is stopping: STATES' "on stop" applies
+    # Whether a head's body goes to its handler in parts (http.Parser's `streams`).
+    streams_body: Optional[Callable[[http.Request], bool]]
     # The reply to a request: a Response, or a Pending or Stream that the connection binds.
     route: Callable[[http.Request], Union[http.Response, Pending, Stream]]
     # Header lines every reply carries besides its own (CORS), or None for none.
@@ -423,6 +455,117 @@ class Streamed:
         self.stream.cancel()
 
 
+def handshake(connection: Connection) -> None:
+    """HANDSHAKE of `connection`: tell TLS from plain HTTP by the first byte, then
+    advance TLS. (Out of the class, which is at the layout's size limit.)"""
+    secure = connection.secure
+    assert secure is not None
+    if not connection.tls:
+        first = secure.sniff(connection.sock)
+        if first == "wait":
+            return
+        if first != "tls":
+            connection.secure = None
+            if first == "gone":
+                connection.close()
+            else:
+                connection.refuse(400, "bad request: this port speaks HTTPS; use an https:// URL")
+            return
+        connection._watch(0)  # the wrapped socket is another object for the loop
+        connection.sock = secure.wrap(connection.sock)
+        connection.tls = True
+    try:
+        wanted = connection.sock.handshake()
+    except OSError as err:  # ssl.SSLError is one: a client that failed the handshake
+        log.debug("TLS handshake with %s failed: %s", connection.client, err)
+        connection.close()
+        return
+    if wanted:
+        connection._watch(wanted)
+        return
+    connection.secure = None
+    connection._settle()  # IDLE, its deadline from now
+
+
+class Receiving:
+    """A streamed request body on `connection`, in the place of its pending reply: the
+    handler's `upload` (reply.Upload) is handed each part as it arrives, at most
+    RECV_SIZE bytes per read, so per loop turn; then its reply is the request's reply.
+
+    Started once the handler has accepted the head: a Content-Length over the
+    upload's limit is refused at once, else `Expect: 100-continue` gets its 100. A
+    refusal (the limit, or `write` raising) is answered and the connection closes
+    (`Connection._emit`: the rest of the body is never read). Bad framing is a protocol
+    error; a client that leaves or stalls past timeouts.request cancels the upload."""
+
+    __slots__ = ("connection", "request", "upload")
+
+    def __init__(self, connection: Connection, request: http.Request, upload: Upload) -> None:
+        self.connection = connection
+        self.request = request
+        self.upload = upload
+
+    def start(self) -> None:
+        connection = self.connection
+        refusal = self.upload.bind(self.resume)
+        if refusal is not None:
+            self._answer(refusal)
+            return
+        if self.request.expect_continue and not connection.continued:
+            connection.continued = True
+            connection.output.add(http.CONTINUE)
+        self.pump()
+
+    def pump(self) -> None:
+        """Hand the upload what has arrived while it is not behind; at the body's end,
+        its reply. Each part received moves the deadline on (a slow upload that moves
+        is not idle)."""
+        connection = self.connection
+        parser = connection.parser
+        upload = self.upload
+        moved = False
+        while not upload.behind:
+            try:
+                part = parser.body_part(RECV_SIZE)
+            except http.ProtocolError as err:
+                upload.cancel()
+                connection.pending = None
+                connection._answer_error(err.status, err.message, self.request)
+                return
+            if part is None:
+                self._answer(upload.finish())
+                return
+            if not part:
+                break
+            moved = True
+            refusal = upload.feed(part)
+            if refusal is not None:
+                self._answer(refusal)
+                return
+        seconds = connection.seconds[RECEIVING]
+        if moved and seconds is not None:
+            connection.deadline.at = connection.loop.now + seconds
+
+    def resume(self) -> None:
+        """The upload can take more: what is buffered first, then the socket again."""
+        connection = self.connection
+        if connection.closed or connection.pending is None or connection.pending[1] is not self:
+            return
+        self.pump()
+        if not connection.closed:
+            connection._settle()
+
+    def _answer(self, reply: Any) -> None:
+        connection = self.connection
+        connection.pending = None
+        connection._reply(self.request, reply)
+        connection._schedule()  # the requests behind it, in a turn of their own
+
+    def cancel(self) -> None:
+        """The connection closes before the body's end: the upload is cancelled."""
+        self.upload.cancel()
+
+
 class Connection:
     """One accepted socket, from its first byte to its close."""
 
@@ -444,9 +587,10 @@ class Connection:
         self.tls = False  # the requests arrive over TLS
         self.state = ""  # set by _settle, from start() on
         self.events = 0
-        self.parser = http.Parser(self.limits.uri, self.limits.header, self.limits.body)
+        limits = self.limits
+        self.parser = http.Parser(limits.uri, limits.header, limits.body, owner.streams_body)
         self.requests = 0
-        self.pending: Optional[tuple[http.Request, Union[Pending, Streamed]]] = None
+        self.pending: Optional[tuple[http.Request, Union[Pending, Streamed, Receiving]]] = None
         self.output = Output(self._progress)
         self.closing = False  # the last response is queued
         self.shut = False  # all is sent and our side is shut (LINGER)
@@ -471,7 +615,7 @@ class Connection:
             self._drop_input()
             return
         if reads == TLS:
-            self._handshake()
+            handshake(self)
             if self.state != IDLE:
                 return
             mask = READ  # the request may have come with the handshake's last flight
@@ -492,40 +636,12 @@ class Connection:
             return
         if data:
             self.parser.feed(data)
+            if self.pending is not None and type(self.pending[1]) is Receiving:
+                self.pending[1].pump()
         elif self.pending is not None:
             self.close()  # the client has gone: nobody waits for the pending reply
         else:
             self.eof = True
-
-    def _handshake(self) -> None:
-        """HANDSHAKE: tell TLS from plain HTTP by the first byte, then advance TLS."""
-        secure = self.secure
-        assert secure is not None
-        if not self.tls:
-            first = secure.sniff(self.sock)
-            if first == "wait":
-                return
-            if first != "tls":
-                self.secure = None
-                if first == "gone":
-                    self.close()
-                else:
-                    self.refuse(400, "bad request: this port speaks HTTPS; use an https:// URL")
-                return
-            self._watch(0)  # the wrapped socket is another object for the loop
-            self.sock = secure.wrap(self.sock)
-            self.tls = True
-        try:
-            wanted = self.sock.handshake()
-        except OSError as err:  # ssl.SSLError is one: a client that failed the handshake
-            log.debug("TLS handshake with %s failed: %s", self.client, err)
-            self.close()
-            return
-        if wanted:
-            self._watch(wanted)
-            return
-        self.secure = None
-        self._settle()  # IDLE, its deadline from now
 
     def _drop_input(self) -> None:
         try:
@@ -598,6 +714,10 @@ class Connection:
             reply = http.error_response(500, "internal server error: the handler failed")
         if self.session is not None:  # activity: stamped once routed, for the handler
             self.session.last_active = self.loop.now  # (/?ping) reads the time before it
+        self._reply(request, reply)
+
+    def _reply(self, request: http.Request, reply: Any) -> None:
+        """Send `reply` to `request`, or hold it: a Pending until it resolves."""
         if isinstance(reply, Pending):
             if reply.taken:
                 log.error("a Pending was returned twice or after it was cancelled: %r", request)
@@ -629,9 +749,15 @@ class Connection:
     # -- output ------------------------------------------------------------------
 
     def _emit(self, request: http.Request, response: Union[http.Response, Stream]) -> None:
-        """Queue `response` to `request`, framed by http.py (a Stream: see Streamed)."""
+        """Queue `response` to `request`, framed by http.py (a Stream: see Streamed; an
+        Upload: see Receiving)."""
         if isinstance(response, Stream):
             self.pending = (request, Streamed(self, request, response))
+            return
+        if isinstance(response, Upload):
+            receiving = Receiving(self, request, response)
+            self.pending = (request, receiving)
+            receiving.start()
             return
         try:
             response.head_bytes()  # encoded once and kept; a bad header fails here
@@ -644,6 +770,8 @@ class Connection:
             )
         owner = self.owner
         keep_alive = http.keep_alive(request, owner.stopping, self.requests, self.limits.requests)
+        if self.parser.streamed:  # answered before its body's end: the rest goes unread
+            keep_alive = False
         if not keep_alive:
             self.closing = True
         extra = owner.reply_headers
@@ -723,6 +851,8 @@ class Connection:
         output = self.output
         writing = bool(output.chunks) or output.file is not None
         pending = self.pending is not None
+        kind = type(self.pending[1]) if pending else None
+        receiving = kind is Receiving
         buffered = parser.buffered
         state = state_of(
             self.closing,
@@ -734,7 +864,9 @@ class Connection:
             self.closed,
             self.secure is not None,
             self.shut,
-            pending and type(self.pending[1]) is Streamed,  # streaming
+            kind is Streamed,  # streaming
+            receiving,
+            receiving and self.pending[1].upload.behind,  # behind
         )
         row = STATES[state]
         if self.owner.stopping and row.on_stop == CLOSE:

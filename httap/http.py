@@ -20,7 +20,7 @@ import json
 import re
 import time
 from http import HTTPStatus
-from typing import Optional
+from typing import Callable, Optional
 
 from httap.version import __version__
 
@@ -509,10 +509,20 @@ class Parser:
     None if more bytes are needed. `partial` is the request whose head has been read
     and whose body is still arriving (the connection answers `Expect: 100-continue`
     and times the body from it).
+
+    A streamed body: `streams(request)`, asked of each head that has a body, says
+    whether its handler takes the body in parts. If so, `next_request()` returns the
+    request at its head (`streamed` is then True, `request.body` empty), `max_body`
+    (limits.body) does not apply, and `body_part()` gives the body as it arrives,
+    chunked framing removed, until it returns None; then `next_request()` reads on.
     """
 
     def __init__(
-        self, max_uri: int = 2048, max_header: int = 8192, max_body: int = 1 << 20
+        self,
+        max_uri: int = 2048,
+        max_header: int = 8192,
+        max_body: int = 1 << 20,
+        streams: Optional[Callable[[Request], bool]] = None,
     ) -> None:
         self.max_uri = max_uri
         self.max_header = max_header
@@ -527,6 +537,8 @@ class Parser:
         self._chunks: list[bytes] = []
         self._body_size = 0
         self._error: Optional[ProtocolError] = None
+        self.streams = streams
+        self.streamed = False  # `partial`'s body is read with body_part
 
     def feed(self, data: bytes) -> None:
         if self.state == DEAD:
@@ -550,8 +562,10 @@ class Parser:
         try:
             if self.state == HEAD:
                 request = self._read_head()
-                if request is None or self.state == HEAD:
+                if request is None or self.state == HEAD or self.streamed:
                     return request
+            if self.streamed:
+                return None  # its body is body_part's
             return self._read_body()
         except ProtocolError as err:
             self.state = DEAD
@@ -740,13 +754,16 @@ class Parser:
             if not cl.isdigit() or not cl.isascii():
                 raise ProtocolError(400, "bad request: Content-Length is not a number")
             digits = cl.lstrip("0") or "0"  # leading zeros are allowed and mean nothing
-            if len(digits) > 15 or int(digits) > self.max_body:
+            if len(digits) > 15:
                 raise _body_too_large(self.max_body)
             length = int(digits)
             if length:
                 self.state = BODY
                 self._remaining = length
         if self.state != HEAD:
+            self.streamed = self.streams is not None and self.streams(request)
+            if self.state == BODY and self._remaining > self.max_body and not self.streamed:
+                raise _body_too_large(self.max_body)
             expect = headers.get("expect")
             if expect is not None:
                 if expect.lower() != "100-continue":
@@ -817,14 +834,70 @@ class Parser:
             raise ProtocolError(400, "bad request: malformed chunk size")
         size = int(match.group(1), 16)
         self._body_size += size
-        if self._body_size > self.max_body:
+        if self._body_size > self.max_body and not self.streamed:
             raise _body_too_large(self.max_body)
         if size:
             self._remaining = size
             self.state = CHUNK_DATA
         else:
             self.state = TRAILER
+            if self.streamed:
+                self._body_size = 0  # its trailer alone counts against limits.body
         return True
+
+    def body_part(self, most: int) -> Optional[bytes]:
+        """The next bytes of a streamed body (see the class): up to `most` bytes of it
+        that have arrived, b"" when none has yet, None once it is complete (and for a
+        request that had no body). Raises ProtocolError for bad chunked framing (RFC
+        9112 7.1); the parser is then dead, as after any refusal."""
+        if self._error is not None:
+            raise self._error
+        try:
+            part = self._body_part(most) if self.state != HEAD else None
+        except ProtocolError as err:
+            self.state = DEAD
+            err.request = self.partial
+            self._error = err
+            raise
+        if part is None:
+            self.streamed = False
+            self.partial = None
+        return part
+
+    def _body_part(self, most: int) -> Optional[bytes]:
+        buf, pos = self._buf, self._pos
+        if self.state == BODY:
+            take = min(self._remaining, len(buf) - pos, most)
+            self._pos = pos + take
+            self._remaining -= take
+            if not self._remaining:
+                self.state = HEAD
+            return buf[pos : pos + take]
+        parts = []
+        size = 0
+        while size < most:
+            buf, pos = self._buf, self._pos
+            if self.state == CHUNK_DATA:
+                if self._remaining:  # chunk data is given as it comes, not whole
+                    take = min(self._remaining, len(buf) - pos, most - size)
+                    if not take:
+                        break
+                    parts.append(buf[pos : pos + take])
+                    self._pos = pos + take
+                    self._remaining -= take
+                    size += take
+                    continue
+                if len(buf) - pos < 2:
+                    break
+                if buf[pos : pos + 2] != b"\r\n":
+                    raise ProtocolError(400, "bad request: chunk data is not followed by CRLF")
+                self._pos = pos + 2
+                self.state = CHUNK_SIZE
+            elif self.state == HEAD or not self._read_chunked_step():
+                break
+        if not parts and self.state == HEAD:
+            return None
+        return b"".join(parts)
 
 
 def _field(line: bytes) -> Optional[tuple[bytes, bytes]]:

@@ -17,6 +17,13 @@ first part. Then `write(data)` hands each later part to `send(data)` at once, an
 has its receiver finish the body. Either side may end it: the server with `end()`, the
 receiver with `cancel()` (the client went away, or left too much unread); `on_close`
 callbacks run once, whichever it was.
+
+An Upload is the other way round: a request body that its handler takes in parts as it
+arrives, never whole in memory. The handler returns it in the place of a reply, for a
+request whose head it has accepted (only a head whose row streams its body: see
+http.Parser's `streams`); its receiver binds it (`bind(resume)`) and hands it each part
+(`feed`), then asks for the reply at the end (`finish`), or `cancel()`s it when the body
+will not come whole.
 """
 
 from __future__ import annotations
@@ -177,3 +184,124 @@ class Stream:
                 callback()
             except Exception:
                 log.exception("close callback %r failed", callback)
+
+
+class Upload:
+    """The receiver of a request body streamed in parts, returned by a handler in the
+    place of a reply once it has accepted the request's head (the gates, hosts, roles
+    and https, have run on the head, before any byte of the body is read).
+
+    A handler subclasses it and overrides:
+    - `write(data)`: one part of the body (bytes, at most the connection's slice, 64
+      KiB), in order, as it arrives. Raise (HTTPError...) to refuse the upload: the
+      refusal is the reply, `abort()` runs, and the rest of the body is not read (the
+      connection closes after the reply).
+    - `end()`: the body is complete; returns the outcome the reply is made of (what a
+      room may return, a Pending included), or raises.
+    - `abort()`: the body will not come whole (the client went away, stalled past
+      timeouts.request, framed it badly, or `write`/the limit refused it): undo what
+      was kept. Runs at most once, and never after `end()`.
+
+    `limit` is the handler's own cap in bytes (None: none; limits.body does not apply
+    to a streamed body): a Content-Length over it is refused with `too_large()` before
+    any byte is read, so `Expect: 100-continue` gets the 413 instead of a 100; a body
+    without one (chunked) is refused as soon as it grows past it.
+
+    Flow control: while `behind` is True (say, the disk lags), the receiver stops
+    reading the socket, so TCP holds the client back; the handler sets `behind` back
+    to False and calls `resume()` when it can take more (from a loop callback: a
+    bounded slice written per loop turn).
+
+    `convert`, set by whoever hands the Upload out (the manager), turns an outcome or
+    an exception into the reply, as for a Pending.
+    """
+
+    __slots__ = ("_resume", "behind", "convert", "done", "limit", "received", "request")
+
+    def __init__(self, request: http.Request, limit: Optional[int] = None) -> None:
+        self.request = request
+        self.limit = limit
+        self.received = 0  # bytes of the body taken so far
+        self.behind = False
+        self.done = False  # ended, refused or cancelled
+        self.convert: Optional[Callable[[Any], Any]] = None
+        self._resume: Optional[Callable[[], Any]] = None
+
+    # -- what a handler overrides --------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def end(self) -> Any:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Nothing to undo by default."""
+
+    def too_large(self, size: Optional[int] = None) -> http.HTTPError:
+        """413 `too-large`: the body is `size` bytes (None: it grew past the limit)."""
+        what = "the body" if size is None else f"the body ({size} bytes)"
+        return http.HTTPError(
+            413, "too-large", f"{what} is over this upload's limit of {self.limit} bytes"
+        )
+
+    def resume(self) -> None:
+        """The handler can take more: its receiver reads the socket again."""
+        self.behind = False
+        if self._resume is not None and not self.done:
+            self._resume()
+
+    # -- what its receiver calls -------------------------------------------------
+
+    def bind(self, resume: Callable[[], Any]) -> Any:
+        """Have `resume()` read on after the handler was `behind`. Returns the refusal
+        reply when the declared Content-Length is over `limit`, else None."""
+        self._resume = resume
+        declared = self.request.headers.get("content-length")  # digits: the parser checked
+        if self.limit is not None and declared is not None and int(declared) > self.limit:
+            return self._refuse(self.too_large(int(declared)))
+        return None
+
+    def feed(self, data: bytes) -> Any:
+        """Hand one part to `write`; None to go on, or the refusal reply (then the
+        rest of the body is not wanted)."""
+        self.received += len(data)
+        try:
+            if self.limit is not None and self.received > self.limit:
+                raise self.too_large()
+            self.write(data)
+        except Exception as err:
+            return self._refuse(err)
+        return None
+
+    def finish(self) -> Any:
+        """The body is complete: the reply of `end()` (or of what it raised)."""
+        self.done = True
+        try:
+            outcome = self.end()
+        except Exception as err:
+            outcome = err
+        return self._reply(outcome)
+
+    def cancel(self) -> None:
+        """The body will not come whole: `abort()`, once."""
+        if not self.done:
+            self.done = True
+            try:
+                self.abort()
+            except Exception:
+                log.exception("abort of %r failed", self)
+
+    def _refuse(self, err: Exception) -> Any:
+        self.cancel()
+        return self._reply(err)
+
+    def _reply(self, outcome: Any) -> Any:
+        if self.convert is not None:
+            return self.convert(outcome)
+        if isinstance(outcome, http.HTTPError):
+            return http.error_response(outcome.status, outcome.message)
+        if isinstance(outcome, Exception):
+            log.error("upload failed", exc_info=outcome)
+            return http.error_response(500, "internal server error: the upload failed")
+        return outcome

@@ -90,6 +90,7 @@ class Server(App):
         files = self._files(config.documents)
         self.router = Router(config, self.loop, self.manager, files, library, self.auth)
         self.route = self.router.route
+        self.streams_body = self.manager.streams_body  # which heads' bodies come in parts
         # reply_headers(request, response) -> bytes: header lines that every reply
         # carries besides its own, whoever made it; the one place CORS is applied. The
         # connection calls it as it queues any reply, a late one or a protocol error's.

@@ -42,7 +42,7 @@ from httap.manager.room import ALL, READS, WRITES, Answer, Change, Row, no_such,
 from httap.manager.serial import Serial
 from httap.manager.status import Status
 from httap.pins import Pins, shown
-from httap.reply import Pending, Stream
+from httap.reply import Pending, Stream, Upload
 from httap.session import Busy, Lease, Sessions
 from httap.watches import Watches
 
@@ -168,6 +168,21 @@ class Manager:
             return outcome.make()
         return outcome
 
+    def streams_body(self, request: http.Request) -> bool:
+        """Whether the body of `request` (a head with a body) goes to its room in parts:
+        its row lists the method as `streamed` (http.Parser's `streams`)."""
+        target = request.target
+        if not target.startswith("/?"):
+            return False
+        path = target[2:].partition("&")[0]
+        if "%" in path:
+            path = unquote(path, errors="replace")
+        first, _, name = path.partition("/")
+        row = self.rows.get(first)
+        if row is not None and name and row.named is not None:
+            row = row.named
+        return row is not None and request.method in row.streamed
+
     def _select(self, path: str) -> tuple[Row, Any]:
         """The row that answers `path`, and its target (what a name after the resource
         finds: a pin, a port); 404 when there is none."""
@@ -201,7 +216,7 @@ class Manager:
         for an exception raised on the way: the one place a `/?` reply is made. A
         Pending is finished the same way when it resolves. Never raises: a value that
         cannot be sent is a 500 `handler-failed`, logged."""
-        if isinstance(outcome, Pending):
+        if isinstance(outcome, (Pending, Upload)):
             outcome.convert = partial(self.finish, request)
             return outcome
         if isinstance(outcome, Stream):  # its head: the dynamic headers after its own

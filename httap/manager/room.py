@@ -10,6 +10,9 @@ it into the reply (`Manager.finish`):
   applies the row's lease column, then makes the change and finishes what it returns;
 - a `Pending`, resolved later with any of these, or with an exception;
 - a `Stream` (reply.py), whose body is sent in parts and never ends (`/?events`);
+- an `Upload` (reply.py), on a row whose `streamed` methods hold the request's: the
+  body then comes to it in parts, after the head was accepted, and its `end()` gives
+  the outcome;
 - or it raises: HTTPError (its own status), Busy (503), GpioError (500 `gpio-error`),
   anything else (500 `handler-failed`, logged).
 A row whose resource takes a name (`gpio/NAME`) also has a `find(name)` that returns
@@ -39,9 +42,11 @@ class Row:
     ("gpio/NAME"); `methods`, the Allow header's list; `lease`, what a Change there
     needs (WRITES, ALL, or None where nothing changes); `run(request, target)`, the
     room's answer; `find(name)`, the target a name after the resource gives (None: the
-    row takes no name). `allowed` is the set of methods (`methods` unless given)."""
+    row takes no name). `allowed` is the set of methods (`methods` unless given);
+    `streamed`, the methods whose body the room takes in parts (an Upload) instead of
+    whole in memory (limits.body)."""
 
-    __slots__ = ("allowed", "find", "lease", "methods", "named", "resource", "run")
+    __slots__ = ("allowed", "find", "lease", "methods", "named", "resource", "run", "streamed")
 
     def __init__(
         self,
@@ -51,6 +56,7 @@ class Row:
         run: Callable[[http.Request, Any], Any],
         find: Optional[Callable[[Optional[str]], Any]] = None,
         allowed: Optional[frozenset] = None,
+        streamed: frozenset = frozenset(),
     ) -> None:
         self.resource = resource
         self.methods = methods
@@ -59,6 +65,7 @@ class Row:
         self.find = find
         self.allowed = allowed if allowed is not None else frozenset(methods.split(", "))
         self.named: Optional[Row] = None  # the row for a name after this resource
+        self.streamed = streamed
 
     def __repr__(self) -> str:
         return f"<Row /?{self.resource} {self.methods} lease={self.lease}>"

@@ -14,6 +14,7 @@ import pytest
 from httap import connection
 from httap.config import Timeouts
 from httap.connection import (
+    BEHIND,
     BODY,
     BOUNDED,
     BUSY,
@@ -27,6 +28,7 @@ from httap.connection import (
     IDLE,
     LINGER,
     NO,
+    RECEIVING,
     STATES,
     STREAMING,
     TLS,
@@ -47,6 +49,8 @@ FACTS = (
     "handshake",
     "shut",
     "streaming",
+    "receiving",
+    "behind",
 )
 
 
@@ -64,6 +68,7 @@ ALONE = {
     "handshake": HANDSHAKE,
     "shut": LINGER,
     "closing": CLOSING,
+    "receiving": RECEIVING,
     "writing": BUSY,
     "scheduled": BUSY,
     "streaming": STREAMING,
@@ -84,6 +89,15 @@ def test_each_fact_alone(fact, state):
     assert state_of(**facts) == state
 
 
+def test_behind_qualifies_receiving_alone():
+    """`behind` (the handler of a streamed body lags) means nothing without `receiving`:
+    with it, BEHIND, which reads nothing and has no deadline (the lag is ours)."""
+    assert state_of(False, False, False, False, False, 0, behind=True) == IDLE
+    assert state_of(False, False, False, True, True, 1, receiving=True, behind=True) == BEHIND
+    assert (STATES[BEHIND].reads, STATES[BEHIND].deadline) == (NO, None)
+    assert (STATES[RECEIVING].reads, STATES[RECEIVING].deadline) == (YES, "request")
+
+
 def test_the_first_fact_in_order_decides():
     """The facts rank as the table lists its states: with several true at once, the
     first one's state wins (a closed socket is CLOSED whatever else is true; a queued
@@ -92,6 +106,8 @@ def test_the_first_fact_in_order_decides():
     for facts in every_fact_set():
         true = [fact for fact in order if facts[fact]]
         expected = ALONE[true[0]] if true else IDLE
+        if expected == RECEIVING and facts["behind"]:
+            expected = BEHIND
         assert state_of(**facts) == expected, facts
 
 
@@ -117,7 +133,9 @@ def test_a_pending_reply_is_never_timed_out():
     """Whatever else is true, a reply pending with nothing queued is WAITING, which has
     no deadline: the reply's own timer (a long-poll's wait, a serial timeout) ends it."""
     for facts in every_fact_set():
-        quiet = not any(facts[f] for f in ("closed", "handshake", "shut", "closing", "writing"))
+        quiet = not any(
+            facts[f] for f in ("closed", "handshake", "shut", "closing", "receiving", "writing")
+        )
         if facts["pending"] and quiet and not facts["scheduled"]:
             assert STATES[state_of(**facts)].deadline is None
 
@@ -125,9 +143,11 @@ def test_a_pending_reply_is_never_timed_out():
 def test_queued_output_is_timed_by_inactivity_and_closed_silently():
     """A reply queued for a slow reader (BUSY, CLOSING) is timed by timeouts.inactivity
     from its queuing or the last progress, never by the request's timeouts; its expiry
-    closes without a word (the client is not reading)."""
+    closes without a word (the client is not reading). While a streamed body arrives,
+    what is queued (a 100 Continue) goes with the body's own deadline."""
     for facts in every_fact_set():
-        if facts["writing"] and not (facts["closed"] or facts["handshake"] or facts["shut"]):
+        early = facts["closed"] or facts["handshake"] or facts["shut"]
+        if facts["writing"] and not early and (facts["closing"] or not facts["receiving"]):
             row = STATES[state_of(**facts)]
             assert (row.deadline, row.on_timeout) == ("inactivity", CLOSE)
 
@@ -137,6 +157,7 @@ def test_queued_output_is_timed_by_inactivity_and_closed_silently():
     [
         (HEAD, "parse", "the request head did not arrive"),
         (BODY, "request", "the body did not arrive"),
+        (RECEIVING, "request", "the body did not arrive"),
     ],
 )
 def test_a_request_cut_short_is_answered_408(state, timeout, missing):
@@ -159,6 +180,8 @@ def test_what_reads():
         HANDSHAKE: TLS,
         LINGER: DRAIN,
         CLOSING: NO,
+        RECEIVING: YES,
+        BEHIND: NO,
         BUSY: BOUNDED,
         STREAMING: BOUNDED,
         WAITING: BOUNDED,
@@ -181,6 +204,8 @@ def test_the_deadlines_in_seconds_follow_the_rows():
         HANDSHAKE: 1.5,
         LINGER: connection.LINGER_SECONDS,
         CLOSING: 20,
+        RECEIVING: 40,
+        BEHIND: None,
         BUSY: 20,
         STREAMING: None,
         WAITING: None,
@@ -206,7 +231,7 @@ def test_an_open_stream_is_never_timed_out_but_its_queued_bytes_are():
     own bound ends a reader that falls behind); bytes queued for it make it BUSY, timed
     like any queued reply."""
     for facts in every_fact_set():
-        quiet = not any(facts[f] for f in ("closed", "handshake", "shut", "closing"))
+        quiet = not any(facts[f] for f in ("closed", "handshake", "shut", "closing", "receiving"))
         if facts["streaming"] and quiet and not (facts["writing"] or facts["scheduled"]):
             assert state_of(**facts) == STREAMING and STATES[STREAMING].deadline is None
     assert state_of(False, True, False, False, False, 0, streaming=True) == BUSY
