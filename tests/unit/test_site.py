@@ -6,75 +6,22 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 import stat
 import tarfile
-import zipfile
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
 from httap.http import Request
 from httap.site import Refused, Site
 from httap.static import StaticFiles
+from tests.helpers.archives import file_member, special, tar_gz, tar_of, zip_of
 
 LIMIT = 64 * 1024
 INDEX_A = b"<h1>version A</h1>\n"
 INDEX_B = b"<h1>version B</h1>\n"
-MTIME = 1_700_000_000
-
-
-# -- archives ----------------------------------------------------------------------
-
-
-def tar_gz(*members: tarfile.TarInfo, data: Optional[dict[str, bytes]] = None) -> bytes:
-    """A .tar.gz of `members` (TarInfo as given); a regular member's bytes from `data`."""
-    data = data or {}
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
-        for member in members:
-            body = data.get(member.name)
-            tar.addfile(member, io.BytesIO(body) if body is not None else None)
-    return out.getvalue()
-
-
-def file_member(
-    name: str, body: bytes, mtime: int = 1_700_000_000
-) -> tuple[tarfile.TarInfo, bytes]:
-    info = tarfile.TarInfo(name)
-    info.size = len(body)
-    info.mtime = mtime
-    return info, body
-
-
-def tar_of(files: dict[str, bytes], *extra: tarfile.TarInfo, mtime: int = MTIME) -> bytes:
-    members, data = [], {}
-    for name, body in files.items():
-        info, data[name] = file_member(name, body, mtime)
-        members.append(info)
-    return tar_gz(*members, *extra, data=data)
-
-
-def special(name: str, kind: bytes, target: str = "") -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.linkname = target
-    return info
-
-
-def zip_of(files: dict[str, bytes], modes: Optional[dict[str, int]] = None) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, body in files.items():
-            info = zipfile.ZipInfo(name, (2023, 11, 14, 22, 13, 20))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.create_system = 3  # Unix: the mode is in the high bits
-            info.external_attr = (modes or {}).get(name, stat.S_IFREG | 0o644) << 16
-            archive.writestr(info, body)
-    return out.getvalue()
 
 
 # -- fixtures ----------------------------------------------------------------------
