@@ -632,6 +632,18 @@ class GpioConfig(NamedTuple):
     pins: Mapping[str, PinConfig] = setting(_pins, {})
 
 
+class UploadsConfig(NamedTuple):
+    """Files stored on the device (`/?files`) and the web app's update (`/?app`), off
+    while `dir` is null: the folder they are kept in; `limit`, the most bytes of one
+    file (and of an app's archive, and of it unpacked); `space`, of the whole folder;
+    `role`, what a user needs to store, delete or update when `auth` has users."""
+
+    dir: Optional[str] = setting(optional(existing("directory")), None)
+    limit: int = setting(size(1, 1 << 40), 64 << 20)
+    space: int = setting(size(1, 1 << 44), 256 << 20)
+    role: str = setting(text(_NAME, _ROLE_NOUN), "admin")
+
+
 class EventsConfig(NamedTuple):
     """The event streams of `GET /?events`: a comment every `keepalive` seconds keeps
     proxies and NATs from closing a quiet one."""
@@ -773,6 +785,7 @@ class Config(NamedTuple):
         dict_of(_NAME, f"serial port names of {_NAME_NOUN}", _serial_port), {}
     )
     events: EventsConfig = section(EventsConfig)
+    uploads: UploadsConfig = section(UploadsConfig)
     redirect: tuple[Redirect, ...] = setting(
         list_of(_redirect, 'a list of objects like {from: "/old", to: "/new"}'), []
     )
@@ -1020,6 +1033,12 @@ def _check_auth(config: Config, place: str) -> None:
     passwords nobody could give."""
     auth = config.auth
     granted = set().union(*(abilities(auth.roles, user.role) for user in auth.users.values()))
+    if auth.users and config.uploads.dir is not None and config.uploads.role not in granted:
+        raise ConfigError(
+            f"{place}: uploads.role: no user has the role {json.dumps(config.uploads.role)},"
+            " which storing files and updating the app need when auth has users (check"
+            " auth.users and auth.roles)"
+        )
     guarded = False
     for index, route in enumerate(auth.routes):
         if route.role is None:

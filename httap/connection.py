@@ -528,8 +528,6 @@ class Receiving:
             try:
                 part = parser.body_part(RECV_SIZE)
             except http.ProtocolError as err:
-                upload.cancel()
-                connection.pending = None
                 connection._answer_error(err.status, err.message, self.request)
                 return
             if part is None:
@@ -800,8 +798,12 @@ class Connection:
         self, status: int, message: str, request: Optional[http.Request] = None
     ) -> None:
         """Answer a protocol error or a timeout, then close. `request` is the request
-        whose head was read, when there is one: its reply gets the owner's headers too."""
+        whose head was read, when there is one: its reply gets the owner's headers too.
+        A streamed body being received will not come whole: its upload is cancelled."""
         self.closing = True
+        if self.pending is not None and type(self.pending[1]) is Receiving:
+            self.pending[1].cancel()
+            self.pending = None
         response = http.error_response(status, message)
         extra = self.owner.reply_headers
         lines = b"" if request is None or extra is None else extra(request, response)

@@ -197,10 +197,10 @@ class Upload:
       refusal is the reply, `abort()` runs, and the rest of the body is not read (the
       connection closes after the reply).
     - `end()`: the body is complete; returns the outcome the reply is made of (what a
-      room may return, a Pending included), or raises.
+      room may return, a Pending included), or raises (then `abort()` runs).
     - `abort()`: the body will not come whole (the client went away, stalled past
-      timeouts.request, framed it badly, or `write`/the limit refused it): undo what
-      was kept. Runs at most once, and never after `end()`.
+      timeouts.request, framed it badly, or `write`/the limit refused it), or `end()`
+      raised: undo what was kept. Runs at most once, and never after `end()` returned.
 
     `limit` is the handler's own cap in bytes (None: none; limits.body does not apply
     to a streamed body): a Content-Length over it is refused with `too_large()` before
@@ -275,12 +275,13 @@ class Upload:
         return None
 
     def finish(self) -> Any:
-        """The body is complete: the reply of `end()` (or of what it raised)."""
-        self.done = True
+        """The body is complete: the reply of `end()`, or of what it raised (then
+        `abort()` runs)."""
         try:
             outcome = self.end()
         except Exception as err:
-            outcome = err
+            return self._refuse(err)
+        self.done = True
         return self._reply(outcome)
 
     def cancel(self) -> None:

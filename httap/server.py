@@ -25,6 +25,7 @@ from httap.listen import Listening
 from httap.logs import Logs
 from httap.loop import Loop
 from httap.manager import Manager
+from httap.manager.files import routes as upload_routes
 from httap.pins import Pins
 from httap.router import BUILT_IN, Router
 from httap.serialport import SerialPort, endpoint
@@ -60,10 +61,14 @@ class Server(App):
         self.connections: set[Connection] = set()
         self.stopping = False
         self.auth: Optional[Auth] = None
-        if any(route.role for route in config.auth.routes):
+        settings = config.auth
+        if config.uploads.dir is not None and settings.users:  # uploads need their role
+            guarded = (*upload_routes(config.uploads.role), *settings.routes)
+            settings = settings._replace(routes=guarded)
+        if any(route.role for route in settings.routes):
             from httap.auth import Auth  # scrypt and friends, only when passwords are asked
 
-            self.auth = Auth(config.auth, lambda: self.loop.now)
+            self.auth = Auth(settings, lambda: self.loop.now)
         # The serial ports: the app may repoint one (`url`) in setup, then they open.
         self.serial = {
             name: SerialPort(name, settings, self.loop) for name, settings in config.serial.items()

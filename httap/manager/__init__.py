@@ -4,7 +4,8 @@ place, `finish`, that every reply passes.
 A dynamic target is `/?PATH[&PARAMS]`: PATH is percent-decoded and split on `/`,
 PARAMS is form-encoded; both are read once, into `request.path` and `request.params`.
 The first segment of PATH picks a row of the table (`table` below): "" (discovery),
-`ping…`, `stats`, `loop`, `gpio`, `gpio/NAME`, `serial/NAME`, `events`, else a
+`ping…`, `stats`, `loop`, `gpio`, `gpio/NAME`, `serial/NAME`, `events`, and with
+`uploads` `files`, `files/NAME`, `app`, `app/rollback` (files.py), else a
 registered user action by its whole path. A row says the methods it allows (405
 otherwise, with Allow) and what a change there needs from the hardware lease; its room
 (status.py, gpio.py, serial.py, events.py, actions.py) answers, and what it returns is
@@ -37,6 +38,7 @@ from httap import http
 from httap.manager.actions import Actions
 from httap.manager.cors import Cors
 from httap.manager.events import Events
+from httap.manager.files import Files
 from httap.manager.gpio import Gpio
 from httap.manager.room import ALL, READS, WRITES, Answer, Change, Row, no_such, nothing_after
 from httap.manager.serial import Serial
@@ -103,6 +105,7 @@ class Manager:
         sessions: Sessions,
         ports: Optional[Mapping[str, SerialPort]] = None,
         auth: Optional[Auth] = None,
+        site: Any = None,
     ) -> None:
         self.config = config
         self.loop = loop
@@ -116,7 +119,8 @@ class Manager:
             pins, self.watches, ports or {}, lease, loop, config.limits, config.events.keepalive
         )
         self.status = Status(config, loop, pins.backend.simulated, self._names, sessions, auth)
-        self.table = table(self.status, self.gpio, self.serial, self.events)
+        self.files = Files(config.uploads, loop, site)
+        self.table = (*table(self.status, self.gpio, self.serial, self.events), *self.files.rows())
         self.rows: dict[str, Row] = {}  # the first segment of a path -> its row
         for row in self.table:
             first, _, name = row.resource.rstrip("…").partition("/")
@@ -124,7 +128,8 @@ class Manager:
                 self.rows[first].named = row
             else:
                 self.rows[first] = row
-        self.actions = Actions(pins, sorted(key for key in self.rows if key not in ("", "ping")))
+        standard = {key for key in self.rows if key not in ("", "ping")} | {"files", "app"}
+        self.actions = Actions(pins, sorted(standard))
 
     def _names(self) -> list[str]:
         return self.actions.names()

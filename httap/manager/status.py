@@ -48,7 +48,7 @@ class Status:
 
     def discovery(self, request: http.Request, _: None) -> dict:
         config = self.config
-        services = ["files", "gpio", "events"]
+        services = ["files", "gpio", "events"] if config.uploads.dir else ["gpio", "events"]
         if config.serial:
             services.append("serial")
         services.extend(self.actions())

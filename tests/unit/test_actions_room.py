@@ -20,7 +20,8 @@ def manager():
         (
             "gpio/x",
             "GET",
-            "would shadow the standard vocabulary (events, gpio, loop, serial, stats, ping…)",
+            "would shadow the standard vocabulary"
+            " (app, events, files, gpio, loop, serial, stats, ping…)",
         ),
         ("pingpong", "GET", "would shadow"),
         ("/", "GET", "would shadow"),

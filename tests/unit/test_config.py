@@ -391,7 +391,7 @@ def test_file_errors_start_with_the_path_as_given(tmp_path, monkeypatch):
             "zzz: unknown key; allowed keys at the top level: app, auth, cache, chroot, cors,"
             " documents, events, gpio, group, headers, hosts, id, index, limits, listen, log,"
             " mime,"
-            " redirect, serial, session, timeouts, tls, user",
+            " redirect, serial, session, timeouts, tls, uploads, user",
         ),
         (
             "{gpio: {pins: {led: {gpio: 17, mdoe: 'out'}}}}",

@@ -19,7 +19,7 @@ def test_discovery_lists_the_services_and_the_actions_sorted(manager):
     client = session(manager)
     status, body = answer(manager.handle(request("GET", "/?", session=client)))
     assert status == 200
-    assert body["Services"] == ["files", "gpio", "events", "alpha/one", "zeta"]
+    assert body["Services"] == ["gpio", "events", "alpha/one", "zeta"]  # no `uploads`: no files
     assert (body["ID"], body["Simulated"], body["Timeout"], body["Session"]) == (
         "bench-7",
         True,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from httap.http import ProtocolError, Parser
+from httap.http import Parser, ProtocolError
 
 HEAD = b"PUT /?files/a HTTP/1.1\r\nHost: x\r\n"
 

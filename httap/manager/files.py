@@ -1,0 +1,522 @@
+"""What `/?files` and `/?app` mean (docs/protocol.md, "Files"): files stored on the
+device, and the web app's own update. The bodies come streamed (reply.Upload): never
+whole in memory, written to the disk a part (at most 64 KiB) per loop turn.
+
+- `PUT /?files/NAME` stores the body as NAME: written to a temporary file in
+  `uploads.dir` (named `.upload-*`: a NAME never starts with "."), renamed into place
+  once complete; 201 `{"name", "size"}`, 200 when it replaced a file. A body cut off,
+  refused or timed out leaves nothing.
+- `POST /?files` takes `multipart/form-data` (an HTML form), parsed as it streams by
+  python-multipart (imported at the first form): each file part is stored by its file
+  name, all renamed into place once the form is complete; 201 `{"files": [...]}`.
+  Other fields are ignored.
+- `GET /?files` lists `{"files": [{"name", "size", "modified"}]}` (regular files with
+  a valid NAME, by name; `modified` in epoch seconds); `GET /?files/NAME` sends one as
+  application/octet-stream; `DELETE /?files/NAME` removes it (204).
+- NAME: 1-255 bytes of UTF-8, no `/`, `\\`, NUL or other control characters (C0, DEL,
+  C1), not starting with "."; else 400 `bad-name`.
+- Sizes: a file over `uploads.limit`, or a folder that would hold more than
+  `uploads.space` (the files in it, the uploads under way, less the file a PUT
+  replaces), is 413 `too-large` as soon as the size is known: from Content-Length
+  before any byte is read, else as the body grows; nothing is kept. A disk that fills
+  first is 507 `no-space`.
+- `PUT /?app` takes a `.tar.gz` or `.zip` (at most `uploads.limit` bytes), streamed to
+  a temporary file likewise, then has `site` (httap/site.py) unpack, check and switch
+  to it, a slice of work per loop turn; 200 with `GET /?app`'s object, 400
+  `bad-archive` with the reason when it is refused (nothing changed).
+  `POST /?app/rollback` switches back; `GET /?app` tells the current version.
+- Writes need `uploads.role` when `auth` has users (`routes`: the rules go before
+  `auth.routes`); none takes the hardware lease.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import stat
+import tempfile
+import time
+from typing import Any, Optional
+
+from httap import http
+from httap.config import Route, UploadsConfig
+from httap.manager.room import READS, Answer, Row, no_such
+from httap.reply import Pending, Upload
+
+log = logging.getLogger("httap.files")
+
+OCTETS = ("Content-Type", "application/octet-stream")
+TEMPORARY = ".upload-"  # the prefix of a file being received: no NAME starts with "."
+MAX_NAME = 255  # bytes of UTF-8 (the common file systems' limit for one name)
+MAX_PART_HEAD = 8192  # bytes of one form part's header lines
+# A write to the disk that took longer than this (seconds) means the kernel is holding
+# the writer back (dirty pages over its bound; a slow SD card): the upload then pauses
+# as long as the write took, so writing takes at most half of the loop's time.
+SLOW_WRITE = 0.002
+_BAD_NAME = re.compile(r"[/\\\x00-\x1f\x7f-\x9f]")
+# multipart/form-data's boundary (RFC 2046 5.1.1): 1 to 70 characters.
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+
+
+def routes(role: str) -> tuple[Route, ...]:
+    """The auth rules for the writes of `/?files` and `/?app`: `role` for each."""
+    return (
+        Route("/?files", role, ("PUT", "POST", "DELETE")),
+        Route("/?app", role, ("PUT", "POST")),
+    )
+
+
+def check_name(name: Optional[str]) -> str:
+    """`name` if it may name a stored file (see the module); 400 `bad-name` otherwise."""
+    why = None
+    if not name:
+        why = "it is empty"
+    elif len(name.encode("utf-8", "surrogatepass")) > MAX_NAME:
+        why = f"it is longer than {MAX_NAME} bytes of UTF-8"
+    elif name.startswith("."):
+        why = 'it starts with "."'
+    elif _BAD_NAME.search(name):
+        why = "it holds a /, a \\ or a control character"
+    if why is not None:
+        shown = repr(name if len(name or "") <= 40 else name[:37] + "...")
+        raise http.HTTPError(400, "bad-name", f"the file name {shown} is refused: {why}")
+    return name  # type: ignore[return-value]
+
+
+class Files:
+    """The `/?files` and `/?app` rooms over `settings` (uploads), on `loop`; `site` is
+    the documents' versions (site.py: `unpack(path)`, `rollback()`, `shown()`), None
+    when the app cannot be updated. `reserved` counts the bytes of uploads under way;
+    `pauses`, the times an upload waited for the disk (SLOW_WRITE)."""
+
+    def __init__(self, settings: UploadsConfig, loop: Any, site: Any = None) -> None:
+        self.settings = settings
+        self.folder = os.path.abspath(settings.dir) if settings.dir else ""
+        self.loop = loop
+        self.site = site
+        self.reserved = 0
+        self.pauses = 0
+
+    def pace(self, upload: Upload, seconds: float) -> None:
+        """`upload` wrote for `seconds`: past SLOW_WRITE it is `behind` (its connection
+        reads nothing) for as long again, then resumes."""
+        if seconds > SLOW_WRITE:
+            upload.behind = True
+            self.pauses += 1
+            self.loop.call_later(seconds, upload.resume)
+
+    def rows(self) -> tuple[Row, ...]:
+        """The dispatch rows (none without `uploads.dir`)."""
+        if not self.folder:
+            return ()
+        found = (
+            Row("files", "GET, HEAD, POST", None, self.collection, self._alone, streamed=_POST),
+            Row("files/NAME", "GET, HEAD, PUT, DELETE", None, self.file, check_name, streamed=_PUT),
+        )
+        if self.site is None:
+            return found
+        return (
+            *found,
+            Row("app", "GET, HEAD, PUT", None, self.app, streamed=_PUT),
+            Row("app/NAME", "POST", None, self.rollback, _rollback_only),
+        )
+
+    @staticmethod
+    def _alone(name: Optional[str]) -> None:
+        if name is not None:
+            check_name(name)
+
+    # -- /?files ---------------------------------------------------------------------
+
+    def collection(self, request: http.Request, _: None) -> Any:
+        """GET: the list; POST: a form's files."""
+        if request.method in READS:
+            return {"files": self._listing()}
+        return Form(request, self)
+
+    def file(self, request: http.Request, name: str) -> Any:
+        path = os.path.join(self.folder, name)
+        if request.method == "PUT":
+            return Stored(request, self, self._ceiling(name))
+        if request.method == "DELETE":
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                raise _missing(name) from None
+            log.info("files: %s removed by %s", name, _who(request))
+            return None
+        info = _regular(path)
+        if info is None:
+            raise _missing(name)
+        return http.Response(200, [OCTETS], file=http.FileBody(path, 0, info.st_size))
+
+    def _listing(self) -> list[dict[str, Any]]:
+        found = []
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") or _BAD_NAME.search(entry.name):
+                    continue
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(info.st_mode):
+                    found.append(
+                        {"name": entry.name, "size": info.st_size, "modified": info.st_mtime}
+                    )
+        return sorted(found, key=lambda item: item["name"])
+
+    def _ceiling(self, replaced: Optional[str]) -> int:
+        """What `reserved` may grow to: `space` less what is stored, plus the size of
+        the file `replaced` (a PUT that replaces a file frees its bytes)."""
+        stored = 0
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                if not entry.name.startswith(TEMPORARY):  # those are in `reserved`
+                    info = entry.stat(follow_symlinks=False)
+                    if stat.S_ISREG(info.st_mode):
+                        stored += info.st_size
+        if replaced is not None:
+            info = _regular(os.path.join(self.folder, replaced))
+            stored -= info.st_size if info is not None else 0
+        return self.settings.space - stored
+
+    # -- /?app -----------------------------------------------------------------------
+
+    def app(self, request: http.Request, _: None) -> Any:
+        if request.method in READS:
+            return self.site.shown()
+        return Archive(request, self, self._ceiling(None))
+
+    def rollback(self, request: http.Request, _: str) -> Any:
+        try:
+            self.site.rollback()
+        except ValueError as err:  # site.Refused: there is nothing to go back to
+            raise http.HTTPError(409, "no-previous", str(err)) from None
+        log.info("app: rolled back by %s", _who(request))
+        return self.site.shown()
+
+    def install(self, path: str, request: http.Request) -> Pending:
+        """Have `site` unpack, check and switch to the archive at `path`, a slice per
+        loop turn; the archive is removed at the end, whatever the outcome."""
+        done = Pending()
+        steps = self.site.unpack(path)
+
+        def step() -> None:
+            try:
+                next(steps)
+            except StopIteration:
+                finish(self.site.shown())
+            except ValueError as err:  # site.Refused
+                finish(http.HTTPError(400, "bad-archive", str(err)))
+            except OSError as err:
+                log.error("app: cannot install the archive: %s", err)
+                finish(http.HTTPError(500, "install-failed", f"cannot install: {err.strerror}"))
+            else:
+                self.loop.call_soon(step)
+
+        def finish(outcome: Any) -> None:
+            _remove(path)
+            if not isinstance(outcome, Exception):
+                log.info("app: updated by %s", _who(request))
+            done.resolve(outcome)
+
+        self.loop.call_soon(step)
+        return done
+
+
+_PUT = frozenset(("PUT",))
+_POST = frozenset(("POST",))
+
+
+def _rollback_only(name: Optional[str]) -> str:
+    if name != "rollback":
+        raise no_such(f"app/{name}", "the app's resources are /?app and /?app/rollback")
+    return name
+
+
+class _Temporary:
+    """One file being received: a temporary file in the folder, counted in `files`'
+    `reserved` while it grows, then renamed into place (`keep`) or removed (`drop`)."""
+
+    __slots__ = ("fd", "files", "path", "size")
+
+    def __init__(self, files: Files) -> None:
+        self.files = files
+        self.fd, self.path = tempfile.mkstemp(prefix=TEMPORARY, dir=files.folder)
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        """Write all of `data`; 507 `no-space` when the disk is full (ENOSPC, EDQUOT)."""
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self.fd, view)
+                view = view[written:]
+                self.size += written
+                self.files.reserved += written
+        except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise http.HTTPError(
+                    507, "no-space", "the device's disk is full; nothing was kept"
+                ) from None
+            raise
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        self.files.reserved -= self.size
+        self.size = 0
+
+    def keep(self, name: str) -> bool:
+        """Rename into place as `name`; whether it replaced a file."""
+        self.close()
+        target = os.path.join(self.files.folder, name)
+        replaced = os.path.lexists(target)
+        os.replace(self.path, target)
+        return replaced
+
+    def drop(self) -> None:
+        self.close()
+        _remove(self.path)
+
+
+class Stored(Upload):
+    """`PUT /?files/NAME`'s body (see the module). `ceiling`: what the bytes of all the
+    uploads under way may grow to (Files._ceiling)."""
+
+    __slots__ = ("ceiling", "files", "name", "temporary")
+
+    def __init__(self, request: http.Request, files: Files, ceiling: int) -> None:
+        super().__init__(request, max(0, min(files.settings.limit, ceiling - files.reserved)))
+        self.files = files
+        self.ceiling = ceiling
+        self.name: str = request.path.partition("/")[2]  # checked by the row's find
+        self.temporary: Optional[_Temporary] = None
+
+    def too_large(self, size: Optional[int] = None) -> http.HTTPError:
+        return _too_large(self.files, size, self.ceiling)
+
+    def write(self, data: bytes) -> None:
+        if self.files.reserved + len(data) > self.ceiling:  # other uploads took the room
+            raise self.too_large()
+        started = time.perf_counter()
+        if self.temporary is None:
+            self.temporary = _Temporary(self.files)
+        self.temporary.write(data)
+        self.files.pace(self, time.perf_counter() - started)
+
+    def end(self) -> Any:
+        temporary = self.temporary or _Temporary(self.files)  # an empty file
+        size = temporary.size
+        replaced = temporary.keep(self.name)
+        log.info("files: %s stored (%d bytes) by %s", self.name, size, _who(self.request))
+        return Answer(200 if replaced else 201, {"name": self.name, "size": size})
+
+    def abort(self) -> None:
+        if self.temporary is not None:
+            self.temporary.drop()
+
+
+class Archive(Stored):
+    """`PUT /?app`'s body: stored as a temporary file, then installed by `site`."""
+
+    __slots__ = ()
+
+    def end(self) -> Any:
+        temporary = self.temporary or _Temporary(self.files)
+        temporary.close()  # the file stays until `install` is done with it
+        return self.files.install(temporary.path, self.request)
+
+
+class Form(Upload):
+    """`POST /?files`' multipart/form-data body (see the module): each file part goes
+    to a temporary file as it arrives; all are renamed into place at the end."""
+
+    __slots__ = (
+        "ceiling",
+        "complete",
+        "disposition",
+        "field",
+        "files",
+        "parser",
+        "part",
+        "received_parts",
+        "value",
+    )
+
+    def __init__(self, request: http.Request, files: Files) -> None:
+        super().__init__(request)
+        self.files = files
+        self.ceiling = files._ceiling(None)
+        self.parser = self._parser(request.headers.get("content-type", ""))
+        self.field = self.value = b""  # the header line being read, its name and value
+        self.disposition: Optional[bytes] = None  # the part's Content-Disposition
+        self.part: Optional[tuple[str, _Temporary]] = None  # a file part being received
+        self.received_parts: list[tuple[str, _Temporary]] = []
+        self.complete = False  # the closing boundary was seen
+
+    def _parser(self, content_type: str) -> Any:
+        kind, _, options = content_type.partition(";")
+        match = re.search(r'boundary=(?:"([^"]*)"|([^;\s]*))', options)
+        boundary = (match.group(1) or match.group(2)) if match else None
+        if kind.strip().lower() != "multipart/form-data" or not boundary:
+            raise http.HTTPError(
+                415,
+                "unsupported-type",
+                "POST /?files takes multipart/form-data with a boundary (an HTML form with"
+                " enctype=multipart/form-data); PUT /?files/NAME takes the file itself",
+            )
+        if not _BOUNDARY.fullmatch(boundary):
+            raise http.HTTPError(400, "bad-form", "the multipart boundary is malformed")
+        from python_multipart.multipart import MultipartParser  # only when a form arrives
+
+        return MultipartParser(
+            boundary.encode("latin-1"),
+            {
+                "on_part_begin": self._begin,
+                "on_header_field": self._header,
+                "on_header_value": self._header_value,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_done,
+                "on_part_data": self._data,
+                "on_part_end": self._part_end,
+                "on_end": self._end,
+            },
+        )
+
+    def too_large(self, size: Optional[int] = None) -> http.HTTPError:
+        return _too_large(self.files, size, self.ceiling)
+
+    def write(self, data: bytes) -> None:
+        from python_multipart.exceptions import MultipartParseError
+
+        started = time.perf_counter()
+        try:
+            self.parser.write(data)
+        except MultipartParseError as err:
+            raise http.HTTPError(400, "bad-form", f"the form is malformed: {err}") from None
+        self.files.pace(self, time.perf_counter() - started)
+
+    def end(self) -> Any:
+        self.parser.finalize()
+        if not self.complete:
+            raise http.HTTPError(400, "bad-form", "the form ended before its closing boundary")
+        if not self.received_parts:
+            raise http.HTTPError(400, "bad-form", "the form holds no file")
+        stored = []
+        for name, temporary in self.received_parts:
+            size = temporary.size
+            temporary.keep(name)
+            stored.append({"name": name, "size": size})
+        self.received_parts = []
+        names = ", ".join(item["name"] for item in stored)
+        log.info("files: %s stored by %s", names, _who(self.request))
+        return Answer(201, {"files": stored})
+
+    def abort(self) -> None:
+        if self.part is not None:
+            self.received_parts.append(self.part)
+            self.part = None
+        for _, temporary in self.received_parts:
+            temporary.drop()
+        self.received_parts = []
+
+    # -- the parser's callbacks -------------------------------------------------------
+
+    def _begin(self) -> None:
+        self.field = self.value = b""
+        self.disposition = None
+
+    def _header(self, data: bytes, start: int, end: int) -> None:
+        self.field += data[start:end]
+        self._bounded()
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self.value += data[start:end]
+        self._bounded()
+
+    def _bounded(self) -> None:
+        if len(self.field) + len(self.value) > MAX_PART_HEAD:
+            raise http.HTTPError(400, "bad-form", f"a part's header is over {MAX_PART_HEAD} bytes")
+
+    def _header_end(self) -> None:
+        if self.field.strip().lower() == b"content-disposition":
+            self.disposition = self.value.strip()
+        self.field = self.value = b""
+
+    def _headers_done(self) -> None:
+        """A part's head is in: a file part (with a file name) gets its temporary file."""
+        if self.disposition is None:
+            return
+        from python_multipart.multipart import parse_options_header
+
+        _, options = parse_options_header(self.disposition)
+        raw = options.get(b"filename")
+        if raw is None:
+            return  # a field that is not a file: ignored
+        try:
+            name = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise http.HTTPError(400, "bad-name", "a file name in the form is not UTF-8") from None
+        self.part = (check_name(name), _Temporary(self.files))
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        if self.part is None:
+            return
+        temporary = self.part[1]
+        size = end - start
+        if temporary.size + size > self.files.settings.limit:
+            raise self.too_large()
+        if self.files.reserved + size > self.ceiling:
+            raise self.too_large()
+        temporary.write(data[start:end])
+
+    def _part_end(self) -> None:
+        if self.part is not None:
+            self.received_parts.append(self.part)
+            self.part = None
+
+    def _end(self) -> None:
+        self.complete = True
+
+
+def _too_large(files: Files, size: Optional[int], ceiling: int) -> http.HTTPError:
+    """413 `too-large`, naming the bound that was passed: `uploads.limit` or, when the
+    folder's room is the smaller, `uploads.space`."""
+    settings = files.settings
+    room = ceiling - files.reserved
+    what = "the file" if size is None else f"the file ({size} bytes)"
+    if settings.limit <= room:
+        message = f"{what} is over the limit of {settings.limit} bytes (uploads.limit)"
+    else:
+        message = (
+            f"{what} does not fit: the folder may hold {settings.space} bytes (uploads.space)"
+            f" and has room for {max(0, room)} more"
+        )
+    return http.HTTPError(413, "too-large", message + "; nothing was kept")
+
+
+def _regular(path: str) -> Optional[os.stat_result]:
+    """The stat of the regular file at `path` (not a link followed), else None."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return info if stat.S_ISREG(info.st_mode) else None
+
+
+def _missing(name: str) -> http.HTTPError:
+    return http.HTTPError(404, "not-found", f"no file {name!r}; GET /?files lists them")
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _who(request: http.Request) -> str:
+    client = request.client[0] if request.client else "-"
+    return client if request.user is None else f"{client} user={request.user}"
