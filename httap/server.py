@@ -86,7 +86,7 @@ class Server(App):
                 config.documents, config.uploads.limit, config.index, switched=self._switched
             )
         self.manager = Manager(
-            config, self.loop, self.pins, lease, self.sessions, self.serial, self.auth
+            config, self.loop, self.pins, lease, self.sessions, self.serial, self.auth, self.site
         )
         # Read once, now, and never rechecked: a chroot leaves the app's files out of reach.
         library = StaticFiles(

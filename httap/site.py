@@ -28,9 +28,11 @@ Rules of this file:
 - The state keeps two versions: the current one and the previous (None stands for the
   configured documents). `rollback` swaps them. Older folders are removed after a switch.
 - Each version has a `since`: the whole second it became current, later than the
-  `since` of the version it replaced. Served files take it as the floor of their
+  `since` of the version it replaced (and than the newest file of the configured
+  documents, when it replaced them). Served files take it as the floor of their
   Last-Modified, and the version's name goes into their ETag (static.py), so that a
   file with the same name, size and time in both versions is never wrongly a 304.
+  After switches in quick succession, `since` may run a second or so ahead of the clock.
 """
 
 from __future__ import annotations
@@ -303,7 +305,10 @@ class Site:
     def _switch(self, current: Optional[Version], previous: Optional[Version]) -> None:
         """Make `current` the served version (None: the documents) and keep `previous`:
         the state file first (atomically), then memory, then `switched`."""
-        since = max(int(time.time()), self.since + 1)
+        floor = self.since + 1
+        if self.current is None:  # the documents' files keep their own times: past them
+            floor = max(floor, _newest(self.documents) + 1)
+        since = max(int(time.time()), floor)
         if current is not None:
             current = current._replace(since=since)
         self._save(current, previous, since)
@@ -451,6 +456,19 @@ def _folder(staging: str, path: str, member: Optional[str] = None) -> None:
 
 def _collides(member: str) -> Refused:
     return Refused(f"the member {json.dumps(member)} collides with another member")
+
+
+def _newest(folder: str) -> int:
+    """The latest modification time of the files under `folder` (whole seconds), as
+    their Last-Modified says; 0 when there are none."""
+    newest = 0
+    for place, _, names in os.walk(folder):
+        for name in names:
+            try:
+                newest = max(newest, int(os.stat(os.path.join(place, name)).st_mtime))
+            except OSError:
+                continue
+    return newest
 
 
 def _version(record: Optional[dict[str, Any]]) -> Optional[Version]:
