@@ -353,3 +353,26 @@ def test_same_name_size_and_time_in_two_versions_is_no_304(site, tmp_path):
     assert get(back, **{"if-modified-since": dict(fresh.headers)["Last-Modified"]}).status == 200
     assert get(back, **{"if-none-match": dict(fresh.headers)["ETag"]}).status == 200
     assert get(back).body == INDEX_A
+
+
+TAR_CASES = [case for case in REFUSALS if not case.startswith("zip")]
+
+
+@pytest.mark.parametrize("case", TAR_CASES)
+def test_without_tarfiles_data_filter_the_same_archives_are_refused_alike(
+    site, tmp_path, monkeypatch, case
+):
+    """Python before 3.8.17/3.9.17 has no `data` filter (PEP 706): our own checks,
+    which run first everywhere, refuse the same members for the same reasons."""
+    monkeypatch.delattr(tarfile, "data_filter")
+    archive, reason = REFUSALS[case]
+    with pytest.raises(Refused) as refused:
+        install(site, archive, tmp_path)
+    assert str(refused.value).startswith(reason)
+    assert site.current is None
+
+
+def test_without_tarfiles_data_filter_a_good_archive_is_installed(site, tmp_path, monkeypatch):
+    monkeypatch.delattr(tarfile, "data_filter")
+    install(site, tar_of({"index.html": INDEX_A, "a/b.txt": b"b"}), tmp_path)
+    assert served(site, "a/b.txt") == b"b"
