@@ -106,7 +106,8 @@ class Site:
         switched: Optional[Callable[[], Any]] = None,
     ) -> None:
         self.documents = os.path.abspath(documents)
-        self.folder = self.documents.rstrip(os.sep) + ".versions"
+        parent, name = os.path.split(self.documents)  # "/" has no name: "/.versions"
+        self.folder = os.path.join(parent, name + ".versions")
         self.limit = limit
         self.index = index
         self.members = members
@@ -145,13 +146,6 @@ class Site:
         return {**self.current.shown(), "previous": previous}
 
     # -- installing ---------------------------------------------------------------
-
-    def install(self, archive: str) -> Version:
-        """Unpack, check and switch to the archive at `archive` at once (see `unpack`)."""
-        for _ in self.unpack(archive):
-            pass
-        assert self.current is not None
-        return self.current
 
     def unpack(self, archive: str) -> Iterator[None]:
         """Install the archive at `archive`, a slice of work at a time: every step of

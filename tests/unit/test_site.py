@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
 import stat
 import tarfile
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from httap.http import Request
-from httap.site import Refused, Site
+from httap.site import Refused, Site, Version
 from httap.static import StaticFiles
 from tests.helpers.archives import file_member, special, tar_gz, tar_of, zip_of
 
@@ -40,10 +41,14 @@ def site(documents: Path) -> Site:
     return Site(str(documents), LIMIT, members=20)
 
 
-def install(site: Site, archive: bytes, tmp_path: Path, name: str = "upload"):
+def install(site: Site, archive: bytes, tmp_path: Path, name: str = "upload") -> Version:
+    """Unpack, check and switch to `archive` in one go (the server does a step per loop
+    turn); the new current version."""
     path = tmp_path / name
     path.write_bytes(archive)
-    return site.install(str(path))
+    for _ in site.unpack(str(path)):
+        pass
+    return site.current
 
 
 def listing(folder: Path) -> list[str]:
@@ -312,6 +317,18 @@ def test_an_unreadable_state_serves_the_documents(documents, site, tmp_path, cap
     again = Site(str(documents), LIMIT)
     assert again.root == str(documents)
     assert "cannot read" in caplog.text
+
+
+def test_a_version_whose_folder_is_gone_serves_the_documents(documents, site, tmp_path, caplog):
+    install(site, tar_of({"index.html": INDEX_A}), tmp_path)
+    shutil.rmtree(Path(site.root))
+    again = Site(str(documents), LIMIT)
+    assert again.root == str(documents)
+    assert f"the version {site.current.name} is gone" in caplog.text
+
+
+def test_the_versions_of_documents_at_the_root_are_in_slash_versions():
+    assert Site("/", LIMIT).folder == "/.versions"
 
 
 def test_leftover_staging_of_a_crash_is_removed(documents, site, tmp_path):

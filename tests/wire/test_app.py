@@ -227,3 +227,13 @@ def test_a_chunked_archive_is_installed(running, connect):
     )
     assert client.read().status == 200
     assert served(running, connect).body == NEW
+
+
+def test_under_chroot_there_is_no_app_update(make_server, documents, connect):
+    """The versions beside the documents would be out of reach once chrooted into them
+    (cli.py chroots after the server is built: it is not needed here)."""
+    running = make_server(**settings(documents), chroot=True)
+    client = connect(running)
+    assert put(client, "/?app", tar_of({"index.html": NEW})).status == 404
+    assert served(running, connect).body == OLD
+    assert not (documents.parent / "www.versions").exists()
