@@ -196,6 +196,7 @@ class Site:
         try:
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 for member in tar:
+                    yield  # a slice per member too: empty files cost a file each
                     count += 1
                     path = self._check(member.name, count, _tar_type(member))
                     stream.allow(-(-member.size // TAR_BLOCK) * TAR_BLOCK + HEADER)
@@ -229,13 +230,18 @@ class Site:
                     raise self._too_large()
                 written = 0
                 for count, info in enumerate(infos, 1):
+                    yield
                     path = self._check(info.filename, count, _zip_type(info))
                     if path is None:
                         continue
                     if info.is_dir():
                         _folder(staging, path)
                         continue
-                    with archive.open(info) as source:
+                    try:
+                        source = archive.open(info)
+                    except OSError as err:  # its offset is outside the file: seek's EINVAL
+                        raise Refused(f"the archive is damaged: {err}") from None
+                    with source:
                         written = yield from self._copy(source, staging, path, written)
         except (*_DAMAGED, NotImplementedError, RuntimeError) as err:  # method, password
             raise Refused(f"the archive is damaged or unsupported: {err}") from None
@@ -248,9 +254,14 @@ class Site:
             raise self._too_many()
         shown = json.dumps(name)
         if kind != "file" and kind != "folder":
-            raise Refused(f"the member {shown} is a {kind}: only files and folders may be unpacked")
-        if name.startswith("/") or "\0" in name:
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise Refused(
+                f"the member {shown} is {article} {kind}: only files and folders may be unpacked"
+            )
+        if name.startswith("/"):
             raise Refused(f"the member {shown} has an absolute path: it would leave its folder")
+        if "\0" in name:
+            raise Refused(f"the member {shown} has a NUL byte in its name")
         parts = [part for part in name.split("/") if part not in ("", ".")]
         if ".." in parts:
             raise Refused(f"the member {shown} has '..' in its path: it would leave its folder")

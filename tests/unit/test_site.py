@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import tarfile
@@ -393,3 +394,30 @@ def test_without_tarfiles_data_filter_a_good_archive_is_installed(site, tmp_path
     monkeypatch.delattr(tarfile, "data_filter")
     install(site, tar_of({"index.html": INDEX_A, "a/b.txt": b"b"}), tmp_path)
     assert served(site, "a/b.txt") == b"b"
+
+
+def patched(archive: bytes, signature: bytes, offset: int, value: bytes) -> bytes:
+    """`archive` with `value` written `offset` bytes after each `signature`."""
+    data = bytearray(archive)
+    at = data.find(signature)
+    while at >= 0:
+        data[at + offset : at + offset + len(value)] = value
+        at = data.find(signature, at + 1)
+    return bytes(data)
+
+
+def test_a_zip_whose_directory_points_outside_the_file_is_damaged(site, tmp_path):
+    """The end record says the directory starts later than it does: the members'
+    offsets come out negative, and zipfile's seek fails (EINVAL), not the server."""
+    good = zip_of({"index.html": INDEX_A})
+    start = int.from_bytes(good[good.rfind(b"PK\x05\x06") + 16 :][:4], "little")
+    archive = patched(good, b"PK\x05\x06", 16, (start + 1000).to_bytes(4, "little"))
+    with pytest.raises(Refused, match="the archive is damaged"):
+        install(site, archive, tmp_path)
+    assert site.current is None
+
+
+def test_an_encrypted_zip_member_is_refused(site, tmp_path):
+    archive = patched(zip_of({"index.html": INDEX_A}), b"PK\x01\x02", 8, b"\x01\x00")
+    with pytest.raises(Refused, match=re.escape('the member "index.html" is an encrypted file')):
+        install(site, archive, tmp_path)
