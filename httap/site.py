@@ -64,7 +64,16 @@ TAR_BLOCK = 512  # a tar member's header, and the unit its data is padded to
 HEADER = 3 * TAR_BLOCK  # the most a member's headers may take (a long name, a pax record)
 READ_AHEAD = 2 * tarfile.RECORDSIZE  # what tarfile may read past what it needs
 _FILTERED = getattr(tarfile, "FilterError", ())  # () where Python has no data filter
-_DAMAGED = (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, gzip.BadGzipFile)
+# What the libraries raise for a damaged archive (OverflowError: tarfile, for a pax
+# record whose length does not fit a C integer).
+_DAMAGED = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    gzip.BadGzipFile,
+    OverflowError,
+)
 
 
 class Refused(ValueError):

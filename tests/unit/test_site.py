@@ -421,3 +421,17 @@ def test_an_encrypted_zip_member_is_refused(site, tmp_path):
     archive = patched(zip_of({"index.html": INDEX_A}), b"PK\x01\x02", 8, b"\x01\x00")
     with pytest.raises(Refused, match=re.escape('the member "index.html" is an encrypted file')):
         install(site, archive, tmp_path)
+
+
+def test_a_pax_record_of_an_impossible_length_is_damaged(site, tmp_path):
+    """tarfile raises OverflowError for it (found by mutating archives)."""
+    info, body = file_member("index.html", INDEX_A)
+    info.pax_headers = {"comment": "x"}
+    plain = gzip.decompress(tar_gz(info, data={"index.html": body}))
+    record = plain.find(b" comment=x\n")
+    start = plain.rfind(b"\0", 0, record) + 1
+    broken = plain[:start] + b"9" * 20 + plain[record:]
+    broken = broken[:start] + broken[start:].replace(b"\0" * (20 - (record - start)), b"", 1)
+    assert len(broken) == len(plain)
+    with pytest.raises(Refused, match="the archive is damaged"):
+        install(site, gzip.compress(broken), tmp_path)
