@@ -182,6 +182,30 @@ def test_a_download_is_a_regular_file_of_the_folder_only(running, client, folder
     check_error(call(client, "GET", "/?files/sub"), 404, "not-found")
 
 
+def test_a_replaced_or_deleted_file_is_freed_in_slices(make_server, connect, folder):
+    """The old bytes go to a `.old-*` file that shrinks a slice per loop turn (an unlink
+    of a large file just written holds the kernel, and so the loop, for tens of ms)."""
+    running = make_server(uploads__dir=str(folder), uploads__limit=8 << 20)
+    client = connect(running)
+    first, second = os.urandom(6 << 20), os.urandom(5 << 20)
+    assert put(client, "big", first).status == 201
+    assert put(client, "big", second).status == 200
+    assert call(client, "GET", "/?files/big").body == second
+    assert call(client, "GET", "/?files").json()["files"][0]["size"] == len(second)
+    assert wait_for(lambda: list(stored(folder)) == ["big"])
+    assert call(client, "DELETE", "/?files/big").status == 204
+    check_error(call(client, "GET", "/?files/big"), 404, "not-found")  # gone at once
+    assert wait_for(lambda: stored(folder) == {})
+
+
+def test_leftovers_of_a_stopped_server_are_removed_at_start(make_server, folder):
+    for name in (".upload-abc", ".old-def"):
+        (folder / name).write_bytes(b"x" * 100)
+    (folder / "kept").write_bytes(b"kept")
+    make_server(uploads__dir=str(folder))
+    assert stored(folder) == {"kept": b"kept"}
+
+
 # -- names ------------------------------------------------------------------------------
 
 
@@ -508,6 +532,24 @@ def test_nothing_is_written_without_the_uploads_role(guarded, connect, folder, p
         )
     reader = connect(guarded)
     assert call(reader, "GET", "/?files", b"", credentials("viewer")).status == 200
+
+
+def test_a_sign_in_held_for_its_turn_then_gets_its_100_or_its_refusal(guarded, connect, folder):
+    """A password checked just before makes the next one wait for its turn (auth.py):
+    the upload's head is held, and only then answered 100 (the admin) or 403 (an
+    operator), with no byte of the body read meanwhile."""
+    assert call(connect(guarded), "GET", "/?files", b"", credentials("viewer")).status == 200
+    admin, operator = connect(guarded), connect(guarded)
+    for client, user in ((admin, "admin"), (operator, "operator")):
+        expect = f"Content-Length: 10\r\nExpect: 100-continue\r\n{credentials(user)}"
+        client.send(head("PUT", f"/?files/{user}", expect))
+    assert admin.read().status == 100
+    admin.send(b"0123456789")
+    assert admin.read().status == 201
+    check_error(operator.read(), 403, "forbidden", "admin")
+    assert operator.closed()
+    assert stored(folder) == {"admin": b"0123456789"}
+    assert guarded.call(lambda: guarded.server.auth.checks) == 3
 
 
 def test_uploads_need_https_unless_plain_http(make_server, folder, users, tls_pair, connect):
