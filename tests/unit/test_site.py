@@ -435,3 +435,26 @@ def test_a_pax_record_of_an_impossible_length_is_damaged(site, tmp_path):
     assert len(broken) == len(plain)
     with pytest.raises(Refused, match="the archive is damaged"):
         install(site, gzip.compress(broken), tmp_path)
+
+
+def test_a_version_no_longer_kept_is_removed_in_slices_after_the_switch(site, tmp_path):
+    """The switch comes first; the oldest version's large file then shrinks a slice a
+    step (an unlink of a file just written would hold the loop)."""
+    big = os.urandom(LIMIT - 1000)
+    oldest = install(site, tar_of({"index.html": INDEX_A, "big.bin": big}), tmp_path)
+    install(site, tar_of({"index.html": INDEX_B}), tmp_path)
+    path = tmp_path / "upload"
+    path.write_bytes(tar_of({"index.html": b"third"}))
+    steps = site.unpack(str(path))
+    while site.current.digest != hashlib.sha256(path.read_bytes()).hexdigest():
+        next(steps)
+    leftover = Path(site.folder) / oldest.name / "big.bin"
+    assert leftover.stat().st_size == len(big)  # switched, not yet removed
+    sizes = []
+    for _ in steps:
+        sizes.append(leftover.stat().st_size if leftover.exists() else None)
+    assert sizes[-1] is None and not (Path(site.folder) / oldest.name).exists()
+    shrinking = [size for size in sizes if size is not None]
+    assert len(shrinking) >= LIMIT // (64 * 1024) - 1 and shrinking == sorted(
+        shrinking, reverse=True
+    )
