@@ -53,19 +53,20 @@ def test_the_wheel_holds_both_packages_the_app_and_the_command(tmp_path):
     # What the README's install section says a user gets, and nothing more.
     top = {name.split("/")[0] for name in names if ".dist-info/" not in name}
     assert top == {"httap", "gpio"}
-    extra = re.compile(r'^Requires-Dist: ([\w.]+)[^;\s]*\s*; extra == "(\w+)"', re.M)
+    extra = re.compile(r'^Requires-Dist: ([\w.-]+)[^;\s]*\s*; extra == "(\w+)"', re.M)
     extras = dict(extra.findall(requires))
-    assert extras == {"RPi.GPIO": "rpi", "gpiod": "gpiod"}
+    assert extras == {"RPi.GPIO": "rpi", "gpiod": "gpiod", "python-multipart": "files"}
     readme = " ".join((ROOT / "README.md").read_text().split())
     said = "two Python packages: `httap` (the server, with the browser app as `httap/app`,"
     assert said in readme and "and `gpio` (the pin backends)" in readme
     assert "with the extra `gpiod`, the `gpiod` package" in readme
     assert "with `rpi`, `RPi.GPIO`" in readme
+    assert "With `files`, `python-multipart`" in readme
 
 
 # -- make run: the server alone; make test: the tools on top ----------------------------
 
-TEST_TOOLS = {"pytest", "hypothesis", "playwright", "ruff", "h11"}
+TEST_TOOLS = {"pytest", "hypothesis", "playwright", "ruff", "h11", "python-multipart"}
 
 
 def requirements(path: Path, python: str) -> dict[str, str]:
