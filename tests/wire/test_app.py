@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tarfile
+import threading
+import time
 
 import pytest
 
@@ -237,3 +239,51 @@ def test_under_chroot_there_is_no_app_update(make_server, documents, connect):
     assert put(client, "/?app", tar_of({"index.html": NEW})).status == 404
     assert served(running, connect).body == OLD
     assert not (documents.parent / "www.versions").exists()
+
+
+def test_a_large_archive_unpacks_while_others_are_served_and_a_1khz_task_runs(
+    make_server, documents, connect
+):
+    """40 MiB of incompressible files: the upload, the digest, the unpacking and the
+    removal of the version no longer kept go a slice per loop turn."""
+    files = {"index.html": NEWER, **{f"media/{n}.bin": os.urandom(1 << 20) for n in range(40)}}
+    archive = tar_of(files)
+    size = 64 << 20
+    running = make_server(
+        **{**settings(documents), "uploads__limit": size, "uploads__space": 2 * size}
+    )
+    for body in (NEW, NEW + b"!"):  # two versions kept: the third update removes one
+        put(connect(running), "/?app", tar_of({"index.html": body, **files}))
+    ticks: list[float] = []
+    task = running.call(lambda: running.server.every(0.001, lambda: ticks.append(time.monotonic())))
+    other = connect(running)
+    answered = 0
+    done = threading.Event()
+
+    def ask() -> None:
+        nonlocal answered
+        while not done.is_set():
+            if other.get("/?app").status == 200:
+                answered += 1
+            time.sleep(0.005)
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    first = len(ticks)
+    started = time.monotonic()
+    reply = put(connect(running, timeout=60), "/?app", archive)
+    seconds = time.monotonic() - started
+    done.set()
+    asker.join()
+    running.call(task.cancel)
+    assert reply.status == 200, reply.body
+    assert served(running, connect).body == NEWER
+    assert answered > 0
+    assert len(os.listdir(documents.parent / "www.versions")) == 3  # two versions, the state
+    gaps = [b - a for a, b in zip(ticks[first:], ticks[first + 1 :])]
+    print(
+        f"\nPUT /?app of {len(archive) >> 20} MiB (.tar.gz, {len(files)} files): {seconds:.2f} s"
+        f" upload to switch; 1 kHz task: {len(gaps)} runs, longest gap"
+        f" {max(gaps) * 1000:.2f} ms (p99 {sorted(gaps)[int(len(gaps) * 0.99)] * 1000:.2f} ms);"
+        f" {answered} replies to another client meanwhile"
+    )
