@@ -227,7 +227,7 @@ class Owner(Protocol):
     stopping: bool  # the server is stopping: STATES' "on stop" applies
     # Whether a head's body goes to its handler in parts (http.Parser's `streams`).
     streams_body: Optional[Callable[[http.Request], bool]]
-    # The reply to a request: a Response, or a Pending or Stream that the connection binds.
+    # The reply to a request: a Response, or a Pending, Stream or Upload that it binds.
     route: Callable[[http.Request], Union[http.Response, Pending, Stream]]
     # Header lines every reply carries besides its own (CORS), or None for none.
     reply_headers: Optional[Callable[[http.Request, http.Response], bytes]]

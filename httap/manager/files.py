@@ -100,6 +100,7 @@ class Files:
         self.site = site
         self.reserved = 0
         self.pauses = 0
+        self.installing = False  # an archive is being unpacked (one at a time)
         if self.folder:  # what a stopped server left: uploads cut off, files being freed
             with os.scandir(self.folder) as entries:
                 for entry in entries:
@@ -239,7 +240,13 @@ class Files:
 
     def install(self, path: str, request: http.Request) -> Pending:
         """Have `site` unpack, check and switch to the archive at `path`, a slice per
-        loop turn; the archive is removed at the end, whatever the outcome."""
+        loop turn; the archive is removed at the end, whatever the outcome. 409
+        `installing` while another archive is being installed."""
+        if self.installing:
+            raise http.HTTPError(
+                409, "installing", "another archive is being installed; try again when it is done"
+            )
+        self.installing = True
         done = Pending()
         steps = self.site.unpack(path)
 
@@ -253,10 +260,14 @@ class Files:
             except OSError as err:
                 log.error("app: cannot install the archive: %s", err)
                 finish(http.HTTPError(500, "install-failed", f"cannot install: {err.strerror}"))
+            except Exception:
+                log.exception("app: the install failed")
+                finish(http.HTTPError(500, "install-failed", "the install failed; see the log"))
             else:
                 self.loop.call_soon(step)
 
         def finish(outcome: Any) -> None:
+            self.installing = False
             _remove(path)
             if not isinstance(outcome, Exception):
                 log.info("app: updated by %s", _who(request))

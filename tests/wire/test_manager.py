@@ -78,7 +78,8 @@ def test_discovery_lists_the_services_and_the_session(start, connect, tmp_path):
     info = reply.json()
     assert info["HTTaP_version"] == "1.0"
     assert info["ID"] == "bench-7"
-    assert {"files", "gpio", "car/forward", "explode"} <= set(info["Services"])
+    assert {"gpio", "car/forward", "explode"} <= set(info["Services"])
+    assert "files" not in info["Services"]  # no `uploads` (tests/wire/test_files.py has one)
     assert "serial" not in info["Services"]  # none configured
     assert info["Serial"] == []
     assert info["Timeout"] == 15
