@@ -14,6 +14,7 @@ import os
 import re
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -677,7 +678,10 @@ def test_an_upload_through_the_console_shows_its_progress(make_server, page, tmp
     seen = page.evaluate("window.progress")
     assert [value for value in seen if 0 < value < 100], seen  # the upload's own progress
     assert seen[-1] == 100 and seen == sorted(seen), seen
-    expect(row.get_by_role("link")).to_have_attribute("href", "/?files/log.csv")
+    with page.expect_download() as download:
+        row.get_by_role("link", name="log.csv").click()
+    assert download.value.suggested_filename == "log.csv"
+    assert Path(download.value.path()).read_bytes() == data
     screenshot(page, "upload")
     row.get_by_role("button", name="delete log.csv").click()
     expect(row).to_have_count(0)
@@ -706,3 +710,22 @@ def test_an_app_update_reloads_into_the_new_version_and_rolls_back(make_server, 
     expect(page.locator("h1")).to_have_text("httap console")
     expect(page.locator("#app-version")).to_have_text("as configured (documents)")
     assert get(running, "app")["previous"]["digest"] == digest
+
+
+def test_a_file_dropped_on_the_console_is_uploaded(make_server, page, tmp_path):
+    running = uploading(make_server, tmp_path)
+    page.goto(url(running))
+    expect(page.locator("#files")).to_be_visible()
+    dropped = page.evaluate_handle(
+        """() => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File(["a,b\\n1,2\\n"], "dropped.csv", { type: "text/csv" }));
+            return transfer;
+        }"""
+    )
+    page.dispatch_event("#drop", "dragover", {"dataTransfer": dropped})
+    expect(page.locator("#drop")).to_have_class("drop over")
+    page.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
+    expect(page.locator("[data-file='dropped.csv']")).to_be_visible()
+    assert (tmp_path / "uploads" / "dropped.csv").read_bytes() == b"a,b\n1,2\n"
+    expect(page.locator("#drop")).to_have_class("drop")
