@@ -112,8 +112,9 @@ format: $(TOOLS)
 	$(VENV)/bin/ruff format httap gpio tests bench examples
 
 # bench/run.py installs what is missing: nginx-light and wrk (apt-get), the peers (bench/.venv).
+# make bench QUICK=1: about 2.5 minutes; ONLY=nginx,uvicorn: httap and those; both print only.
 bench: $(TOOLS)
-	$(PY) bench/run.py $(if $(QUICK),--quick)
+	$(PY) bench/run.py $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf $(VENV) .venv .venv-* .tls bench/.venv build dist *.egg-info .pytest_cache .ruff_cache .hypothesis tests/artifacts

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parent))  # behind the libraries: for lateness
 
 from lateness import INTERVAL, Lateness
 
@@ -22,11 +22,9 @@ def setup(server) -> None:
 
     def tick() -> None:
         nonlocal due
-        now = time.monotonic()
         # The loop has already moved `handle.when` to the following deadline, past any
-        # ticks it skipped because this one ran more than an interval late.
-        missed = max(0, round((handle.when - due) / INTERVAL) - 1)
-        lateness.add(now - due, missed)
+        # it skipped because this run started more than an interval late.
+        lateness.ran(due, time.monotonic(), handle.when)
         due = handle.when
 
     @server.action("bench/lateness")

@@ -4,7 +4,7 @@
     python bench/push.py hold --port P [--count N]      # N idle subscribers, read until killed
 
 `latency` keeps one subscriber (types=gpio) and one writer on kept-alive sockets
-(TCP_NODELAY); it toggles the output `p17` of bench/web-push.json5 one write at a time,
+(TCP_NODELAY); it toggles the output `led` of bench/web-push.json5 one write at a time,
 and times each from just before the request is sent to the moment the subscriber has
 read the whole event (the event leaves before the write's reply). `hold` opens N
 streams, prints "ready", and reads whatever comes on them until it is killed, so that
@@ -21,7 +21,7 @@ import sys
 import time
 
 TIMEOUT = 5.0  # seconds one event or reply may take
-PIN = "p17"
+PIN = "led"
 EVENTS = "/?events&types=gpio"
 
 

@@ -61,10 +61,15 @@ class App:
         self.pins.write(name, value)
 
     def pwm(
-        self, name: str, frequency: Optional[float] = None, duty: Optional[float] = None
+        self,
+        name: str,
+        frequency: Optional[float] = None,
+        duty: Optional[float] = None,
+        width: Optional[float] = None,
     ) -> None:
-        """Start or change the wave of a declared "pwm" pin."""
-        self.pins.pwm(name, frequency, duty)
+        """Start or change the wave of a declared "pwm" pin: `width`, a pulse's length
+        in seconds (a servo's position), instead of `duty`."""
+        self.pins.pwm(name, frequency, duty, width)
 
     def publish(self, name: str, data: Any = None) -> None:
         """Send an event of the app's own to every event stream (`GET /?events`): `event:

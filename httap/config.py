@@ -26,6 +26,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple, Optional, Union
 
+from gpio.pwm import HARDWARE_GPIOS, SYSFS_PWM
+
 __all__ = [
     "GPIO_NUMBER",
     "PWM_DUTY",
@@ -322,6 +324,17 @@ def existing(kind: str) -> Checker:
     return lambda value, where: _path(value, where, expected, exists)
 
 
+def _any(path: Path) -> bool:
+    """Any path fits (a folder that may not exist here, as /sys/class/pwm off a Pi)."""
+    return True
+
+
+def _file_in_directory(expected: str) -> Checker:
+    """The path of a file to write (there or not) in an existing directory."""
+    fits = lambda path: path.parent.is_dir() and not path.is_dir()  # noqa: E731
+    return lambda value, where: _path(value, where, expected, fits)
+
+
 _REQUIRED = object()
 
 
@@ -588,6 +601,10 @@ class PinConfig(NamedTuple):
     safe: Optional[int] = setting(optional(one_of(0, 1)), None)
     frequency: float = setting(within(PWM_FREQUENCY), 100)
     duty: float = setting(within(PWM_DUTY), 0)
+    # The SoC's PWM (gpio/pwm.py, on GPIO 12, 13, 18, 19), the loop's timers, or the first
+    # where the pin has a channel and the chip is there.
+    pwm: str = setting(one_of("auto", "hardware", "soft"), "auto")
+    persist: bool = setting(one_of(True, False), False)  # its last setting survives a restart
 
 
 # Pin settings that mean something only in some modes: given a value other than their
@@ -598,6 +615,8 @@ _PIN_MODES = {
     "safe": ("out", "pwm"),
     "frequency": ("pwm",),
     "duty": ("pwm",),
+    "pwm": ("pwm",),
+    "persist": ("out", "pwm"),
 }
 
 
@@ -608,6 +627,11 @@ def _pin(value: Any, where: Where) -> PinConfig:
             raise where.child(key).error(
                 f"only for mode {_alternatives(modes)}; this pin's mode is {json.dumps(pin.mode)}"
             )
+    if pin.pwm == "hardware" and pin.gpio not in HARDWARE_GPIOS:
+        raise where.child("pwm").error(
+            f'found "hardware" for GPIO {pin.gpio}; a Raspberry Pi has hardware PWM on GPIO'
+            ' 12, 13, 18 and 19 only: expected "soft" or "auto" here'
+        )
     return pin
 
 
@@ -630,6 +654,12 @@ class GpioConfig(NamedTuple):
     backend: str = setting(one_of("auto", "sim", "rpi", "gpiod"), "auto")
     sample_interval: float = setting(number(0.0001, 1), 0.001)
     pins: Mapping[str, PinConfig] = setting(_pins, {})
+    # Where the kernel's PWM chips are (hardware PWM): tests point it to a tree of their own.
+    sysfs_pwm: str = setting(lambda value, where: _path(value, where, "a path", _any), SYSFS_PWM)
+    # The file that `persist: true` pins' settings are kept in; null: httap-state.json in
+    # $STATE_DIRECTORY (systemd's StateDirectory=), else beside the config file.
+    state_file: Optional[str] = setting(optional(_file_in_directory("a file path")), None)
+    persist_interval: float = setting(number(0.1, 3600), 5)  # seconds between its writes, at least
 
 
 class UploadsConfig(NamedTuple):
@@ -674,9 +704,7 @@ def _access_log(value: Any, where: Where) -> Union[bool, str]:
     """false (off), true (to stderr) or a file path: absolute, and resolved against its source."""
     if isinstance(value, bool):
         return value
-    return _path(
-        value, where, _ACCESS_NOUN, lambda path: path.parent.is_dir() and not path.is_dir()
-    )
+    return _file_in_directory(_ACCESS_NOUN)(value, where)
 
 
 class Redirect(NamedTuple):

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple, Optional
 
 import gpio
-from gpio.pwm import SoftPwm
+from gpio.pwm import SYSFS_PWM, HardwareBoard, SoftPwm, hardware_channels
 from httap.config import GPIO_NUMBER, PWM_DUTY, PWM_FREQUENCY, PinConfig, Range
 from httap.http import HTTPError
 
@@ -38,6 +38,8 @@ log = logging.getLogger("httap.pins")
 audit = logging.getLogger("httap.audit")
 
 PULSE_TIME = Range(0, 60, "a number of seconds", above=True)
+PWM_WIDTH = Range(0, 100, "a pulse width in seconds")  # at most the period, 1 / frequency
+BAD_PWM = 'pwm takes {"frequency": HZ, "duty": 0..1} or {"frequency": HZ, "width": SECONDS}'
 # What made a change, as an event's "cause" names it (docs/protocol.md, "Push"): a
 # request's write, a pulse's edge, a safe value, an input's wire (the sampler, or a
 # simulated wire's `drive`), the app.
@@ -122,9 +124,25 @@ Listener = Callable[[Change], Any]  # listener(change), on every change, in orde
 
 class Pins:
     """The declared pins on a board (`backend`), timed by `loop` (call_soon, call_later,
-    call_at and clock). Raises GpioError when the board refuses a pin's set-up."""
+    call_at and clock); "pwm" pins on the SoC's PWM where their `pwm` key asks and the
+    chip is under `sysfs_pwm` (gpio/pwm.py), and on the loop's timers otherwise. Raises
+    GpioError when the board refuses a pin's set-up."""
 
-    def __init__(self, declared: Mapping[str, PinConfig], backend: gpio.Backend, loop: Any) -> None:
+    def __init__(
+        self,
+        declared: Mapping[str, PinConfig],
+        backend: gpio.Backend,
+        loop: Any,
+        sysfs_pwm: str = SYSFS_PWM,
+    ) -> None:
+        wanted = {
+            name: (spec.gpio, spec.pwm, spec.frequency)
+            for name, spec in declared.items()
+            if spec.mode == "pwm" and spec.pwm != "soft"
+        }
+        self.hardware = hardware_channels(wanted, sysfs_pwm) if wanted else {}
+        if self.hardware:
+            backend = HardwareBoard(backend, self.hardware)  # type: ignore[assignment]
         self.backend = backend
         self.loop = loop
         self.by_name: dict[str, Pin] = {}
@@ -149,9 +167,11 @@ class Pins:
 
     def _set_up(self, spec: gpio.Pin) -> None:
         self.backend.setup(spec)
-        wave = None
+        wave: Any = None
         if spec.mode == "pwm":
-            wave = SoftPwm(self.backend, spec.gpio, self.loop.call_at, self.loop.clock)
+            wave = self.hardware.get(spec.gpio) or SoftPwm(
+                self.backend, spec.gpio, self.loop.call_at, self.loop.clock
+            )
         pin = Pin(spec, wave)
         self.by_name[pin.name] = pin
         self.by_number[pin.gpio] = pin
@@ -212,11 +232,17 @@ class Pins:
 
     def state(self, pin: Pin) -> dict:
         """What `GET /?gpio/NAME` answers: {"gpio", "mode", "value"} and, for a "pwm"
-        pin, "pwm": {"frequency", "duty", "running"}. The level is read from the board."""
+        pin, "pwm": {"frequency", "duty", "running", "kind"} ("hardware" or "soft"). The
+        level is read from the board."""
         state = {"gpio": pin.gpio, "mode": pin.mode, "value": self.backend.read(pin.gpio)}
         wave = pin.wave
         if wave is not None:
-            state["pwm"] = {"frequency": wave.frequency, "duty": wave.duty, "running": wave.running}
+            state["pwm"] = {
+                "frequency": wave.frequency,
+                "duty": wave.duty,
+                "running": wave.running,
+                "kind": wave.kind,
+            }
         return state
 
     def output(self, pin: Pin) -> Any:
@@ -321,19 +347,33 @@ class Pins:
         kind: str = WRITE,
     ) -> None:
         """Start or change the wave of a "pwm" pin: `setting` is {"frequency": HZ,
-        "duty": 0..1}, either one kept when absent (PWM_FREQUENCY, PWM_DUTY); announced
-        as made by `kind`. 409 for another mode, 400 for another shape or a number out
-        of range."""
+        "duty": 0..1} or, for a servo, {"frequency": HZ, "width": SECONDS}, the high
+        time of each period (PWM_WIDTH, at most the period); either one kept when absent
+        (PWM_FREQUENCY, PWM_DUTY: a new frequency keeps the duty); announced as made by
+        `kind`. 409 for another mode, 400 for another shape or a number out of range."""
         wave = pin.wave
         if wave is None:
             raise HTTPError(
                 409, "mode-conflict", f'pin {pin.name} is {pin.mode}: PWM needs mode "pwm"'
             )
-        if not isinstance(setting, dict) or set(setting) - {"frequency", "duty"}:
-            raise HTTPError(400, "bad-value", 'pwm takes {"frequency": HZ, "duty": 0..1}')
+        keys = set(setting) if isinstance(setting, dict) else {"-"}
+        if keys - {"frequency", "duty", "width"} or {"duty", "width"} <= keys:
+            raise HTTPError(400, "bad-value", BAD_PWM)
         frequency = setting.get("frequency", wave.frequency or pin.spec.frequency)
-        duty = setting.get("duty", wave.duty)
         check(frequency, PWM_FREQUENCY, "pwm frequency")
+        if "width" in setting:
+            width = setting["width"]
+            check(width, PWM_WIDTH, "pwm width")
+            if width * frequency > 1 + 1e-9:  # rounding: 0.02 s at 50 Hz is a whole period
+                raise HTTPError(
+                    400,
+                    "bad-value",
+                    f"pwm width is at most the period, 1 / frequency: {1 / frequency:g} s"
+                    f" at {frequency:g} Hz, not {width:g} s",
+                )
+            duty = min(1.0, width * frequency)
+        else:
+            duty = setting.get("duty", wave.duty)
         check(duty, PWM_DUTY, "pwm duty")
         old = self.output(pin)
         was = (wave.frequency, wave.duty, wave.running)
@@ -392,14 +432,16 @@ class Pins:
         self.set(pin, self.level_of(value, pin), self.cause, "app", APP)
 
     def pwm(
-        self, name: Any, frequency: Optional[float] = None, duty: Optional[float] = None
+        self,
+        name: Any,
+        frequency: Optional[float] = None,
+        duty: Optional[float] = None,
+        width: Optional[float] = None,
     ) -> None:
-        """Start (or change) the bit-banged wave of a "pwm" pin; None keeps a setting."""
-        setting = {
-            key: value
-            for key, value in (("frequency", frequency), ("duty", duty))
-            if value is not None
-        }
+        """Start (or change) the wave of a "pwm" pin; None keeps a setting; `width` (in
+        seconds) instead of `duty` for a servo."""
+        given = (("frequency", frequency), ("duty", duty), ("width", width))
+        setting = {key: value for key, value in given if value is not None}
         self.set_pwm(self.find(str(name)), setting, self.cause, "app", APP)
 
 

@@ -26,6 +26,7 @@ from httap.logs import Logs
 from httap.loop import Loop
 from httap.manager import Manager
 from httap.manager.files import routes as upload_routes
+from httap.persist import Persist, state_path
 from httap.pins import Pins
 from httap.router import BUILT_IN, Router
 from httap.serialport import SerialPort, endpoint
@@ -61,22 +62,28 @@ class Server(App):
         self.connections: set[Connection] = set()
         self.stopping = False
         self.auth: Optional[Auth] = None
-        settings = config.auth
-        if config.uploads.dir is not None and settings.users:  # uploads need their role
-            guarded = (*upload_routes(config.uploads.role), *settings.routes)
-            settings = settings._replace(routes=guarded)
-        if any(route.role for route in settings.routes):
+        passwords = config.auth
+        if config.uploads.dir is not None and passwords.users:  # uploads need their role
+            guarded = (*upload_routes(config.uploads.role), *passwords.routes)
+            passwords = passwords._replace(routes=guarded)
+        if any(route.role for route in passwords.routes):
             from httap.auth import Auth  # scrypt and friends, only when passwords are asked
 
-            self.auth = Auth(settings, lambda: self.loop.now)
+            self.auth = Auth(passwords, lambda: self.loop.now)
         # The serial ports: the app may repoint one (`url`) in setup, then they open.
         self.serial = {
             name: SerialPort(name, settings, self.loop) for name, settings in config.serial.items()
         }
+        # Outputs that survive a restart: their kept settings win over `initial`.
+        self.persist = Persist(state_path(config), config.gpio, self.loop)
+        declared = self.persist.restore(config.gpio.pins)
         try:
-            self.pins = Pins(config.gpio.pins, open_backend(config.gpio.backend), self.loop)
+            self.pins = Pins(
+                declared, open_backend(config.gpio.backend), self.loop, config.gpio.sysfs_pwm
+            )
         except GpioError as err:
             raise StartupError(f"cannot set up the GPIO pins: {err}") from None
+        self.persist.follow(self.pins)
         lease = Lease(config.session.exclusive, self.pins.apply_safe_values, self.sessions)
         # The documents' versions (site.py): what a previous run switched to is served.
         # Not under chroot, which leaves the versions beside the documents out of reach.
@@ -251,7 +258,8 @@ class Server(App):
         self.listening.close()
         for connection in list(self.connections):
             connection.close()
-        self.pins.close()
+        self.pins.close()  # the safe values first: they are what is kept
+        self.persist.close()
         for port in self.serial.values():
             port.close()
         if self.logs is not None:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(BENCH))
+sys.path.append(str(BENCH))  # after the libraries: bench/ has plain names (tools, load)
 
 from lateness import INTERVAL, Lateness  # noqa: E402
 

@@ -263,7 +263,12 @@ class Events:
         wave = pin.wave
         data: dict[str, Any] = {"pin": pin.name, "gpio": pin.gpio}
         if change.level is None:
-            data["pwm"] = {"frequency": wave.frequency, "duty": wave.duty, "running": wave.running}
+            data["pwm"] = {
+                "frequency": wave.frequency,
+                "duty": wave.duty,
+                "running": wave.running,
+                "kind": wave.kind,
+            }
         elif change.kind == INPUT and wave is not None:
             return
         else:

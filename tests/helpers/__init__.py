@@ -9,6 +9,7 @@ test module (fixtures live in the conftest.py files).
 - `readme`: the README's commands and configuration, as the tests run them;
 - `slowloris`: connections that send a byte a second;
 - `serialline`: the far end of a serial line, a pseudo-terminal the test plays;
+- `sysfs`: a PWM sysfs tree laid out as Linux lays it out, and the kernel's export;
 - `standins/`: RPi.GPIO and gpiod stand-ins (the `standins` fixture puts them first).
 """
 

@@ -328,7 +328,8 @@ def test_pwm_frequency_and_duty_are_set_from_the_page(make_server, page):
     page.get_by_role("slider", name="motor").fill("0.5")
     assert wait_for(
         lambda: (
-            get(running, "gpio/motor")["pwm"] == {"frequency": 440, "duty": 0.5, "running": True}
+            get(running, "gpio/motor")["pwm"]
+            == {"frequency": 440, "duty": 0.5, "running": True, "kind": "soft"}
         )
     )
     post(running, "gpio/motor", {"pwm": {"frequency": 50}})  # another client's change

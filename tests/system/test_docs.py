@@ -46,3 +46,18 @@ def test_the_docs_the_code_names_exist():
     assert "docs/protocol.md" in named
     for name in named:
         assert (ROOT / name).is_file(), name
+
+
+def test_the_readme_quotes_the_benchmark_results_word_for_word():
+    """The README's Performance figures are rows of bench/RESULTS.md, and every goal's
+    verdict there is in the README: a full `make bench` writes both (bench/report.py);
+    a figure edited by hand in either fails here."""
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- bench: [^\n]*-->\n(.*?)<!-- /bench -->", readme, re.S)
+    assert block, "README.md has no <!-- bench: ... --> ... <!-- /bench --> block"
+    quoted = [line for line in block.group(1).splitlines() if line.startswith("|")]
+    results = (ROOT / "bench" / "RESULTS.md").read_text().splitlines()
+    verdicts = [line for line in results if re.search(r"\*\*(PASS|MISS|n/a)\*\*", line)]
+    assert verdicts, "bench/RESULTS.md judges no goal"
+    assert [line for line in quoted if line not in results] == []
+    assert [line for line in verdicts if line not in quoted] == []

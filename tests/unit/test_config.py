@@ -140,7 +140,15 @@ def test_every_section(tmp_path):
     assert settings.gpio.backend == "sim" and settings.gpio.sample_interval == 0.0001
     pins = settings.gpio.pins
     assert pins["button"] == config.PinConfig(
-        gpio=4, mode="in", pull="up", initial=None, safe=None, frequency=100, duty=0
+        gpio=4,
+        mode="in",
+        pull="up",
+        initial=None,
+        safe=None,
+        frequency=100,
+        duty=0,
+        pwm="auto",
+        persist=False,
     )
     assert (pins["led"].mode, pins["led"].initial, pins["led"].safe) == ("out", 0, 0)
     assert (pins["motor"].frequency, pins["motor"].duty) == (2000, 0.25)
@@ -396,7 +404,7 @@ def test_file_errors_start_with_the_path_as_given(tmp_path, monkeypatch):
         (
             "{gpio: {pins: {led: {gpio: 17, mdoe: 'out'}}}}",
             "gpio.pins.led.mdoe: unknown key; allowed keys in gpio.pins.led: duty, frequency,"
-            ' gpio, initial, mode, pull, safe; did you mean "mode"?',
+            ' gpio, initial, mode, persist, pull, pwm, safe; did you mean "mode"?',
         ),
     ],
 )

@@ -124,7 +124,12 @@ def test_a_bad_batch_applies_nothing(manager, body, status, code, words):
 def test_get_gpio_lists_every_pin_in_declared_order(manager):
     status, body = answer(manager.handle(request("GET", "/?gpio")))
     assert status == 200 and list(body["pins"]) == ["led", "button", "buzzer"]
-    assert body["pins"]["buzzer"]["pwm"] == {"frequency": 100.0, "duty": 0.0, "running": False}
+    assert body["pins"]["buzzer"]["pwm"] == {
+        "frequency": 100.0,
+        "duty": 0.0,
+        "running": False,
+        "kind": "soft",
+    }
 
 
 @pytest.mark.parametrize(

@@ -135,7 +135,12 @@ def test_pwm_starts_is_shown_and_a_write_stops_it(pins, manual_loop, caplog):
     caplog.set_level(logging.INFO, logger="httap.audit")
     buzzer = pins.find("buzzer")
     pins.set_pwm(buzzer, {"frequency": 10, "duty": 0.5}, WHO)
-    assert pins.state(buzzer)["pwm"] == {"frequency": 10.0, "duty": 0.5, "running": True}
+    assert pins.state(buzzer)["pwm"] == {
+        "frequency": 10.0,
+        "duty": 0.5,
+        "running": True,
+        "kind": "soft",
+    }
     manual_loop.advance(0.2)  # two periods: four edges after the first rise
     # set up at 0, the declared duty 0 written, then the wave, on its absolute times
     edges = [(round(when, 9), level) for when, level in pins.backend.history(BUZZER)[2:]]

@@ -736,6 +736,6 @@ def test_app_pwm_numbers_are_range_checked_where_they_enter(pin_app, connect, se
 def test_app_pwm_read_and_pin(pin_app, connect):
     client = connect(pin_app)
     state = call(client, "POST", "/?pins/wave", '{"frequency": 50, "duty": 0.5}').json()
-    assert state["pwm"] == {"frequency": 50.0, "duty": 0.5, "running": True}
+    assert state["pwm"] == {"frequency": 50.0, "duty": 0.5, "running": True, "kind": "soft"}
     assert call(client, "GET", "/?pins/read&name=button").json() == {"gpio": 4, "value": 1}
     assert call(client, "GET", "/?pins/read&name=17").json() == {"gpio": 17, "value": 0}

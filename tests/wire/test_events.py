@@ -161,7 +161,7 @@ def test_a_pwm_pin_reports_its_setting_not_its_edges(start, connect, subscribe):
     stream.next()
     write(client, "buzzer", '{"pwm": {"frequency": 100, "duty": 0.5}}')
     event = stream.next()
-    assert event.data["pwm"] == {"frequency": 100, "duty": 0.5, "running": True}
+    assert event.data["pwm"] == {"frequency": 100, "duty": 0.5, "running": True, "kind": "soft"}
     assert (event.data["pin"], event.data["cause"], "value" in event.data) == (
         "buzzer",
         "write",

@@ -303,7 +303,7 @@ def test_pwm_on_a_pwm_pin(start, connect):
     reply = call(client, "POST", "/?gpio/buzzer", {"pwm": {"frequency": 100, "duty": 0.5}})
     assert reply.status == 200, reply.body
     check_dynamic(reply)
-    assert reply.json()["pwm"] == {"frequency": 100, "duty": 0.5, "running": True}
+    assert reply.json()["pwm"] == {"frequency": 100, "duty": 0.5, "running": True, "kind": "soft"}
     time.sleep(0.3)
     edges = history(running, BUZZER)
     rises = [t for t, value in edges if value == 1]
