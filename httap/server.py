@@ -32,6 +32,7 @@ from httap.pins import Pins
 from httap.router import BUILT_IN, Router
 from httap.serialport import SerialPort, endpoint
 from httap.session import Lease, Sessions
+from httap.site import Site
 from httap.static import StaticFiles
 
 if TYPE_CHECKING:
@@ -86,8 +87,15 @@ class Server(App):
             raise StartupError(f"cannot set up the GPIO pins: {err}") from None
         self.persist.follow(self.pins)
         lease = Lease(config.session.exclusive, self.pins.apply_safe_values, self.sessions)
+        # The documents' versions (site.py): what a previous run switched to is served.
+        # Not under chroot, which leaves the versions beside the documents out of reach.
+        self.site: Optional[Site] = None
+        if not config.chroot:
+            self.site = Site(
+                config.documents, config.uploads.limit, config.index, switched=self._switched
+            )
         self.manager = Manager(
-            config, self.loop, self.pins, lease, self.sessions, self.serial, self.auth
+            config, self.loop, self.pins, lease, self.sessions, self.serial, self.auth, self.site
         )
         # Read once, now, and never rechecked: a chroot leaves the app's files out of reach.
         library = StaticFiles(
@@ -100,8 +108,8 @@ class Server(App):
         )
         for path in BUILT_IN:
             library.handle(http.Request("GET", path, "HTTP/1.1", {}, False))
-        self.documents_root = config.documents
-        files = self._files(config.documents)
+        self.documents_root = config.documents if self.site is None else self.site.root
+        files = self._files(self.documents_root)
         self.router = Router(config, self.loop, self.manager, files, library, self.auth)
         self.route = self.router.route
         # Which heads' bodies come in parts; None (no question asked) when no row streams.
@@ -137,8 +145,16 @@ class Server(App):
     # -- the documents -----------------------------------------------------------
 
     def _files(self, root: str) -> StaticFiles:
-        config = self.config
-        return StaticFiles(root, config.index, config.mime, config.headers, cache=config.cache)
+        config, site = self.config, self.site
+        version = {} if site is None else {"version": site.tag, "since": site.since}
+        return StaticFiles(
+            root, config.index, config.mime, config.headers, cache=config.cache, **version
+        )
+
+    def _switched(self) -> None:
+        """The site switched versions: the next request is served from the new root,
+        with validators of its own (a fresh StaticFiles: nothing of the old is kept)."""
+        self.serve_documents_from(self.site.root)
 
     def serve_documents_from(self, root: str) -> None:
         """Serve the static files under `root`: "/" once chroot has made it the documents.

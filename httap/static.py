@@ -140,7 +140,10 @@ class StaticFiles:
     ("/assets/*") to the whole seconds caches may reuse it without asking (0: never); the
     exact path wins, then the longest prefix; a file no rule names is revalidated every
     time. `recheck` is how many seconds a target is trusted to name the same, unchanged
-    file; `cache_bytes` bounds the bytes kept in memory.
+    file; `cache_bytes` bounds the bytes kept in memory. `version` and `since` come from
+    the documents' version (site.py): the version's name starts every ETag and `since`
+    (epoch seconds) is the earliest Last-Modified, so that after a switch no file is a
+    304 for what a client kept of another version (RFC 9110 sections 8.8.2 and 8.8.3).
     """
 
     def __init__(
@@ -152,6 +155,8 @@ class StaticFiles:
         recheck: float = 1.0,
         cache_bytes: int = CACHE_BYTES,
         cache: Optional[Mapping[str, int]] = None,
+        version: str = "",
+        since: int = 0,
     ) -> None:
         self._root = os.path.realpath(root).rstrip(os.sep)  # "" when the root is "/"
         self._prefix = self._root + os.sep
@@ -161,6 +166,8 @@ class StaticFiles:
         self._lifetimes = dict(cache or {})
         self._recheck = recheck
         self._cache_bytes = cache_bytes
+        self._version = version + "-" if version else ""
+        self._since = since
         self._cached = 0  # bytes of file data held by the entries in `_files`
         self._files: dict[str, _Entry] = {}  # real path -> entry
         self._targets: dict[str, tuple[str, float]] = {}  # target -> (real path, resolved at)
@@ -279,8 +286,10 @@ class StaticFiles:
         with open(path, "rb") as file:
             info = os.fstat(file.fileno())
             data = file.read() if in_memory else None
-        etag = f'"{info.st_mtime_ns:x}-{info.st_size:x}{"-" + coding if coding else ""}"'
-        validators = [("ETag", etag), ("Last-Modified", http_date(info.st_mtime)), *shared]
+        coded = "-" + coding if coding else ""
+        etag = f'"{self._version}{info.st_mtime_ns:x}-{info.st_size:x}{coded}"'
+        mtime = max(info.st_mtime_ns // 10**9, self._since)
+        validators = [("ETag", etag), ("Last-Modified", http_date(mtime)), *shared]
         # Ranges apply to the identity file only, so only its 200 advertises them.
         encoding = [("Content-Encoding", coding)] if coding else [("Accept-Ranges", "bytes")]
         headers = [("Content-Type", content_type), *validators, *encoding, *self._extra]
@@ -291,7 +300,7 @@ class StaticFiles:
             size = len(data)
             ok = Response(200, headers, data)
         not_modified = Response(304, validators)
-        return _Representation(path, data, size, etag, info.st_mtime_ns // 10**9, ok, not_modified)
+        return _Representation(path, data, size, etag, mtime, ok, not_modified)
 
     def _content_type(self, path: str) -> str:
         """By the last extension only: `app.js.gz` asked for by name is a gzip file."""

@@ -105,6 +105,7 @@ async function setUp() {
     showPins(pins);
     showActions((discovery.Services || []).filter((name) => !STANDARD.includes(name)));
     showPorts(discovery.Serial || []);
+    showFiles((discovery.Services || []).includes("files"));
   } catch (err) {
     report(err);
   }
@@ -331,6 +332,102 @@ function terminal(name) {
   const settings = element("div", { class: "controls" },
     element("label", { class: "unit" }, "view ", view), element("label", { class: "unit" }, "ending ", ending), clear);
   return element("section", { "data-port": name }, element("h2", {}, `Serial: ${name}`), screen, settings, form);
+}
+
+// Files (discovery lists "files" when `uploads` is configured): a file picked or dropped
+// is uploaded (`PUT /?files/NAME`) with its progress bar; the stored files, each with a
+// download link and a delete button. The app: its version, an update from an archive
+// (`PUT /?app`), after which the page reloads into the new version, and the switch back.
+function showFiles(on) {
+  $("files").hidden = !on;
+  if (on) {
+    listFiles();
+    showVersion();
+  }
+}
+
+async function listFiles() {
+  const reply = await attempt(() => dev.files());
+  if (reply) $("file-list").replaceChildren(...reply.files.map(fileRow));
+}
+
+function fileRow({ name, size }) {
+  const link = element("a", { href: `/?files/${encodeURIComponent(name)}`, download: name }, name);
+  const remove = element("button", { type: "button", "aria-label": `delete ${name}` }, "delete");
+  remove.addEventListener("click", async () => {
+    await attempt(() => dev.removeFile(name)); // 204: null, as a failure is
+    listFiles();
+  });
+  return element("li", { "data-file": name }, link, element("small", {}, bytes(size)), remove);
+}
+
+// Sends `file` with `send(file, {progress})`, showing its progress on the bar `bar` and
+// the outcome in `status`; the reply, or null when it failed.
+async function transfer(file, send, bar, status) {
+  bar.hidden = false;
+  bar.setAttribute("value", "0");
+  status.textContent = `${file.name}: sending ${bytes(file.size)}`;
+  const progress = (sent, total) => {
+    bar.setAttribute("value", String(Math.round((sent / total) * 100)));
+    status.textContent = `${file.name}: ${bytes(sent)} of ${bytes(total)}`;
+  };
+  try {
+    const reply = await send(file, { progress });
+    status.textContent = `${file.name}: done`;
+    return reply;
+  } catch (err) {
+    status.textContent = `${file.name}: ${err.status || "unreachable"} ${err.message}`;
+    return null;
+  } finally {
+    bar.hidden = true;
+  }
+}
+
+async function uploadFile(file) {
+  const send = (body, options) => dev.upload(`files/${encodeURIComponent(file.name)}`, body, options);
+  if (await transfer(file, send, $("upload-progress"), $("upload-status"))) listFiles();
+}
+
+$("pick").addEventListener("change", () => {
+  for (const file of $("pick").files) uploadFile(file);
+  $("pick").value = "";
+});
+$("drop").addEventListener("dragover", (event) => {
+  event.preventDefault();
+  $("drop").classList.add("over");
+});
+$("drop").addEventListener("dragleave", () => $("drop").classList.remove("over"));
+$("drop").addEventListener("drop", (event) => {
+  event.preventDefault();
+  $("drop").classList.remove("over");
+  for (const file of event.dataTransfer.files) uploadFile(file);
+});
+
+async function showVersion() {
+  const app = await attempt(() => dev.app());
+  if (!app) return;
+  const when = app.time ? `, installed ${new Date(app.time * 1000).toLocaleString()}` : "";
+  $("app-version").textContent = app.digest ? `${app.digest.slice(0, 12)}${when}` : "as configured (documents)";
+  $("rollback").hidden = app.digest === null && app.previous === null;
+}
+
+$("update-app").addEventListener("click", () => $("app-archive").click());
+$("app-archive").addEventListener("change", async () => {
+  const [archive] = $("app-archive").files;
+  $("app-archive").value = "";
+  if (archive && (await transfer(archive, (body, options) => dev.updateApp(body, options),
+    $("app-progress"), $("app-status")))) location.reload(); // the new version, from now on
+});
+$("rollback").addEventListener("click", async (event) => {
+  event.preventDefault();
+  if ((await attempt(() => dev.rollback())) !== null) location.reload();
+});
+
+// A size in bytes as B, KiB or MiB.
+function bytes(size) {
+  if (size >= 1 << 20) return `${+(size / (1 << 20)).toPrecision(3)} MiB`;
+  if (size >= 1024) return `${+(size / 1024).toPrecision(3)} KiB`;
+  return `${size} B`;
 }
 
 // The event log: the newest first, at most LOG_LINES; `time` in seconds since the epoch

@@ -82,6 +82,53 @@ export class HTTaP extends EventTarget {
     return this.send("POST", `gpio/${encodeURIComponent(pin)}`, JSON.stringify({ drive: value }));
   }
 
+  // Sends `body` (a Blob or File) with `method` to `/?path` and resolves to the reply
+  // (JSON, or null for 204), calling `progress(sent, total)` (bytes) as the body leaves:
+  // XMLHttpRequest's upload progress events, which fetch() does not give. Outside the
+  // queue, on a connection of its own: an upload may take minutes, and the page's
+  // other requests go on meanwhile.
+  upload(path, body, { method = "PUT", progress } = {}) {
+    return new Promise((resolve, reject) => {
+      const request = new XMLHttpRequest();
+      request.open(method, `${this.base}/?${path}`);
+      if (progress) request.upload.addEventListener("progress", (event) => progress(event.loaded, event.total));
+      request.addEventListener("load", () => {
+        const type = request.getResponseHeader("Content-Type") || "";
+        let data = request.status === 204 ? null : request.responseText;
+        if (type.startsWith("application/json")) data = JSON.parse(data);
+        if (request.status >= 200 && request.status < 300) resolve(data);
+        else reject(new HTTaPError(request.status, typeof data === "object" && data ? data : { message: data }));
+      });
+      request.addEventListener("error", () =>
+        reject(new HTTaPError(0, { error: "unreachable", message: "the upload did not reach the device" })));
+      request.send(body);
+    });
+  }
+
+  // The files stored on the device (`uploads`): their list, and removing one. A file
+  // itself is at `/?files/NAME` (a link can download it).
+  files() {
+    return this.send("GET", "files");
+  }
+
+  removeFile(name) {
+    return this.send("DELETE", `files/${encodeURIComponent(name)}`);
+  }
+
+  // The web app itself: its version (`GET /?app`), an update from a .tar.gz or .zip
+  // (served from the next request on), and the switch back to the previous version.
+  app() {
+    return this.send("GET", "app");
+  }
+
+  updateApp(archive, { progress } = {}) {
+    return this.upload("app", archive, { progress });
+  }
+
+  rollback() {
+    return this.send("POST", "app/rollback");
+  }
+
   // The event stream `GET /?events`, filtered by `types` (of "gpio", "serial", "app",
   // "lease"; all of them by default) and `pins` (names): one EventStream per filter,
   // opened on the first call and kept until close(). Throws where the browser has no

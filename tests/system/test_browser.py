@@ -10,15 +10,18 @@ there). The fallback, long-polling where EventSource is missing, has its own tes
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from httap.init import write_starter
 from tests.helpers import ROOT, wait_for
+from tests.helpers.archives import tar_of
 from tests.helpers.serialline import Device
 from tests.helpers.servers import history
 
@@ -616,3 +619,116 @@ def test_a_page_asks_for_nothing_missing(make_server, page, tmp_path, name):
     assert [line for line in requests if icon in line and '" 200 ' in line], requests
     assert [line for line in requests if '" 404 ' in line] == []
     assert errors == []
+
+
+def uploading(make_server, tmp_path, **overrides):
+    """The console over a copy of static/index.html (the app an update replaces), with
+    `uploads` in tmp_path/uploads."""
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_bytes((ROOT / "static" / "index.html").read_bytes())
+    (tmp_path / "uploads").mkdir()
+    return console(
+        make_server, documents=str(www), uploads__dir=str(tmp_path / "uploads"), **overrides
+    )
+
+
+def record_progress(page, bar: str) -> None:
+    """From now on, window.progress keeps every value the progress bar `bar` shows."""
+    page.evaluate(
+        """(selector) => {
+            const bar = document.querySelector(selector);
+            window.progress = [];
+            new MutationObserver(() => window.progress.push(Number(bar.getAttribute("value"))))
+              .observe(bar, { attributes: true, attributeFilter: ["value"] });
+        }""",
+        bar,
+    )
+
+
+def slow_uploads(page, bytes_per_second: int) -> None:
+    """Chromium sends request bodies at most this fast (its network emulation), so the
+    upload lasts long enough to report its progress."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": 0,
+            "downloadThroughput": -1,
+            "uploadThroughput": bytes_per_second,
+        },
+    )
+
+
+def test_an_upload_through_the_console_shows_its_progress(make_server, page, tmp_path):
+    running = uploading(make_server, tmp_path)
+    page.goto(url(running))
+    expect(page.locator("#files")).to_be_visible()
+    record_progress(page, "#upload-progress")
+    slow_uploads(page, 1 << 20)
+    data = os.urandom(3 << 20)
+    page.set_input_files(
+        "#pick", files=[{"name": "log.csv", "mimeType": "text/csv", "buffer": data}]
+    )
+    expect(page.locator("#upload-progress")).to_be_visible()
+    row = page.locator("[data-file='log.csv']")
+    expect(row).to_be_visible(timeout=15000)
+    expect(page.locator("#upload-status")).to_have_text("log.csv: done")
+    expect(page.locator("#upload-progress")).to_be_hidden()
+    assert (tmp_path / "uploads" / "log.csv").read_bytes() == data
+    seen = page.evaluate("window.progress")
+    assert [value for value in seen if 0 < value < 100], seen  # the upload's own progress
+    assert seen[-1] == 100 and seen == sorted(seen), seen
+    with page.expect_download() as download:
+        row.get_by_role("link", name="log.csv").click()
+    assert download.value.suggested_filename == "log.csv"
+    assert Path(download.value.path()).read_bytes() == data
+    screenshot(page, "upload")
+    row.get_by_role("button", name="delete log.csv").click()
+    expect(row).to_have_count(0)
+    assert not (tmp_path / "uploads" / "log.csv").exists()
+
+
+def test_an_app_update_reloads_into_the_new_version_and_rolls_back(make_server, page, tmp_path):
+    running = uploading(make_server, tmp_path)
+    page.goto(url(running))
+    expect(page.locator("#app-version")).to_have_text("as configured (documents)")
+    expect(page.locator("#rollback")).to_be_hidden()
+    console_page = (ROOT / "static" / "index.html").read_text()
+    new = console_page.replace("<h1>httap console</h1>", "<h1>httap console, version 2</h1>")
+    archive = tar_of({"site/index.html": new.encode()})
+    with page.expect_event("load"):
+        page.set_input_files(
+            "#app-archive",
+            files=[{"name": "site.tar.gz", "mimeType": "application/gzip", "buffer": archive}],
+        )
+    expect(page.locator("h1")).to_have_text("httap console, version 2")
+    digest = get(running, "app")["digest"]
+    expect(page.locator("#app-version")).to_contain_text(digest[:12])
+    screenshot(page, "app-updated")
+    with page.expect_event("load"):
+        page.get_by_role("link", name="switch back to the previous version").click()
+    expect(page.locator("h1")).to_have_text("httap console")
+    expect(page.locator("#app-version")).to_have_text("as configured (documents)")
+    assert get(running, "app")["previous"]["digest"] == digest
+
+
+def test_a_file_dropped_on_the_console_is_uploaded(make_server, page, tmp_path):
+    running = uploading(make_server, tmp_path)
+    page.goto(url(running))
+    expect(page.locator("#files")).to_be_visible()
+    dropped = page.evaluate_handle(
+        """() => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File(["a,b\\n1,2\\n"], "dropped.csv", { type: "text/csv" }));
+            return transfer;
+        }"""
+    )
+    page.dispatch_event("#drop", "dragover", {"dataTransfer": dropped})
+    expect(page.locator("#drop")).to_have_class("drop over")
+    page.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
+    expect(page.locator("[data-file='dropped.csv']")).to_be_visible()
+    assert (tmp_path / "uploads" / "dropped.csv").read_bytes() == b"a,b\n1,2\n"
+    expect(page.locator("#drop")).to_have_class("drop")
