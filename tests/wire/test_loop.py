@@ -8,6 +8,7 @@ counts, never early) and leave speed alone, since the machine may be busy.
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import math
 import os
@@ -330,6 +331,18 @@ def test_the_serving_loop_waits_without_timer_slack(spawn):
     thread.start()
     thread.join()
     assert elsewhere == [False]
+
+
+def test_what_the_start_up_built_is_frozen_out_of_the_collector(make_server):
+    """While it serves, the objects the start-up made are frozen (gc.freeze()): a full
+    collection walks only what came since. Thawed once the server has stopped."""
+    running = make_server()
+    assert running.call(gc.get_freeze_count) > 1000
+    assert running.call(lambda: len(gc.get_objects(generation=2))) < running.call(
+        gc.get_freeze_count
+    )
+    running.stop()
+    assert gc.get_freeze_count() == 0
 
 
 # -- numbers the loop is given, and how far it waits -----------------------------------
