@@ -335,9 +335,14 @@ def test_the_serving_loop_waits_without_timer_slack(spawn):
 
 def test_what_the_start_up_built_is_frozen_out_of_the_collector(make_server):
     """While it serves, the objects the start-up made are frozen (gc.freeze()): a full
-    collection walks only what came since. Thawed once the server has stopped."""
+    collection walks only what came since; `/?stats` shows how many. Thawed once the
+    server has stopped."""
     running = make_server()
     assert running.call(gc.get_freeze_count) > 1000
+    client = Client(running.connect())
+    collector = client.get("/?stats").json()["gc"]
+    client.close()
+    assert collector["frozen"] > 1000 and len(collector["collections"]) == 3
     assert running.call(lambda: len(gc.get_objects(generation=2))) < running.call(
         gc.get_freeze_count
     )
