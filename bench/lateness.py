@@ -4,12 +4,12 @@ A task has absolute deadlines (start + n * interval, on `time.monotonic`). A run
 a deadline records `now - deadline` when it starts. A run that starts more than one
 interval late skips the deadlines it missed and keeps the phase, as httap's
 `Loop.every` does. Every deadline is counted, the skipped ones too: a skipped deadline
-had no run of its own, so it is late until the run that follows it (the next run that
-starts), and that is its lateness. A stall therefore shows in the percentiles with one
-sample per deadline it swallowed, each at least one interval late, instead of one late
+had no run of its own, so it is late until the run that follows it (the late run that
+skipped it, which is the first to start after it), and that is its lateness, counted
+as httap's loop counts it for `GET /?stats` (`Periodic.advance`). A stall therefore
+shows in the percentiles with one sample per deadline it swallowed instead of one late
 run among many punctual ones. `report()` returns the figures in microseconds and starts
-a new series; skipped deadlines whose following run has not started yet are counted in
-the series in which it starts.
+a new series.
 """
 
 from __future__ import annotations
@@ -28,18 +28,17 @@ class Lateness:
         self._samples: deque[float] = deque(maxlen=KEEP)  # seconds late, one per deadline
         self._runs = 0
         self._skipped = 0
-        self._waiting: list[float] = []  # skipped deadlines, late until the next run starts
 
     def ran(self, deadline: float, now: float, following: float) -> None:
         """A run due at `deadline` started at `now` (seconds, time.monotonic); the next
-        run is due at `following`. The deadlines between the two were skipped."""
+        run is due at `following`. The deadlines between the two were skipped: they had
+        passed when this run started, each late by `now` less itself."""
         skipped = max(0, round((following - deadline) / self.interval) - 1)
         with self._lock:
-            self._samples.extend(now - waiting for waiting in self._waiting)
-            self._skipped += len(self._waiting)
             self._samples.append(now - deadline)
+            self._samples.extend(now - deadline - k * self.interval for k in range(1, skipped + 1))
             self._runs += 1
-            self._waiting = [deadline + k * self.interval for k in range(1, skipped + 1)]
+            self._skipped += skipped
 
     def tick(self, deadline: float, now: float) -> float:
         """Record a run due at `deadline` starting at `now`; return the next deadline:
@@ -52,8 +51,8 @@ class Lateness:
 
     def report(self) -> dict:
         """{"deadlines", "runs", "skipped", "p50_us", "p99_us", "max_us"}: the deadlines
-        counted (the runs, and the skipped deadlines whose following run has started)
-        and their lateness; the figures restart."""
+        counted (the runs and the deadlines they skipped) and their lateness; the figures
+        restart."""
         with self._lock:
             samples = sorted(self._samples)
             runs, skipped = self._runs, self._skipped

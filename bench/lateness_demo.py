@@ -4,8 +4,8 @@
 
 Starts `httap serve --app bench/lateness_demo.py` pinned to CPU 0 (this file is also
 the app), and wrk pinned to CPU 1. The figures are the ones the loop itself records
-for `GET /?stats` (each run's start minus its deadline), kept for the whole series
-rather than the stats' sliding window. Each series runs in both loop modes.
+for `GET /?stats` (each deadline's lateness, the skipped ones' included), kept for the
+whole series rather than the stats' sliding window. Each series runs in both loop modes.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import tempfile
 import time
 import urllib.request
 from collections import deque
+from itertools import islice
 from pathlib import Path
 
 INTERVAL = 0.001  # 1 kHz
@@ -29,17 +30,28 @@ def setup(server) -> None:
     """The app: the 1 kHz task, and `GET /?demo/lateness`, which reports and restarts."""
     from httap.loop import summary_us
 
-    series: deque[float] = deque(maxlen=KEEP)
-    handle = server.every(INTERVAL, lambda: series.append(handle.lateness[-1]), "1 kHz")
-    overruns = handle.overruns
+    series: deque[float] = deque(maxlen=KEEP)  # one per deadline, skipped ones too
+    handle = server.every(INTERVAL, lambda: record(), "1 kHz")
+    overruns = skipped = counted = 0
+
+    def record() -> None:
+        """The lateness of the deadlines this run served: its own and those it skipped."""
+        nonlocal counted
+        deadlines = handle.runs + handle.skipped
+        series.extend(islice(reversed(handle.lateness), deadlines - counted))
+        counted = deadlines
 
     @server.action("demo/lateness")
     def report(request) -> dict:
-        nonlocal overruns
-        figures = {"runs": len(series), "overruns": handle.overruns - overruns}
+        nonlocal overruns, skipped
+        figures = {
+            "deadlines": len(series),
+            "skipped": handle.skipped - skipped,
+            "overruns": handle.overruns - overruns,
+        }
         figures.update(summary_us(series))
         series.clear()
-        overruns = handle.overruns
+        overruns, skipped = handle.overruns, handle.skipped
         return figures
 
 

@@ -4,16 +4,16 @@
 from __future__ import annotations
 
 import argparse
-import getpass
+import functools
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import Optional
 
 from httap import __version__, config, privileges
-from httap.init import InitError, write_starter
 from httap.server import Server, StartupError, tls_setup
 
 # The end of `httap --help` and `httap serve --help`: one command to try, and where the
@@ -25,21 +25,45 @@ configuration: the file --config names, else ./web.json5 when there is one, else
 defaults; HTTAP_* environment variables override the file, and flags override both."""
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """argparse's layout (descriptions and epilogs as written), told the width.
+
+    Left to find the terminal's width itself, argparse imports shutil, and shutil
+    imports zlib, bz2 and lzma: 0.7 MiB of a serving process's memory, for a help text
+    it never prints. The width is found as shutil.get_terminal_size() finds it
+    ($COLUMNS, else the terminal on stdout, else 80), less 2, as argparse takes it.
+    """
+
+    def __init__(self, prog: str) -> None:
+        try:
+            columns = int(os.environ["COLUMNS"])
+        except (KeyError, ValueError):
+            try:
+                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+            except (AttributeError, ValueError, OSError):
+                columns = 80
+        super().__init__(prog, width=(columns if columns > 0 else 80) - 2)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="httap",
         description="A single-threaded HTTaP server: a browser drives hardware.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Help,
     )
     parser.add_argument("--version", action="version", version=f"httap {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        parser_class=functools.partial(argparse.ArgumentParser, formatter_class=_Help),
+    )
     serve = commands.add_parser(
         "serve",
         help="run the server",
         description="Run the server until Ctrl-C or SIGTERM.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check = commands.add_parser("check", help="validate a configuration, print effective values")
     passwd = commands.add_parser(
@@ -149,6 +173,8 @@ class PasswordError(Exception):
 def _read_password() -> str:
     if not sys.stdin.isatty():
         return sys.stdin.readline().rstrip("\r\n")
+    import getpass  # and termios: only for this command, not in a serving process
+
     first = getpass.getpass("Password: ")
     if getpass.getpass("Again: ") != first:
         raise PasswordError("the two passwords differ; nothing was written")
@@ -170,7 +196,13 @@ def passwd(args: argparse.Namespace) -> int:
 
 
 def init(args: argparse.Namespace) -> int:
-    written = write_starter(args.directory)
+    from httap.init import InitError, write_starter  # only for this command
+
+    try:
+        written = write_starter(args.directory)
+    except InitError as err:
+        print(f"httap init: {err}", file=sys.stderr)
+        return 2
     for path in written:
         print(f"wrote {path}")
     where = "" if Path(args.directory).resolve() == Path.cwd() else f"cd {args.directory} && "
@@ -190,9 +222,6 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     except PasswordError as err:
         print(f"httap passwd: {err}", file=sys.stderr)
-        return 2
-    except InitError as err:
-        print(f"httap init: {err}", file=sys.stderr)
         return 2
     except (StartupError, privileges.PrivilegeError) as err:
         print(f"httap: {err}", file=sys.stderr)

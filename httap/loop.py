@@ -3,16 +3,33 @@
 Each iteration: wait in the selector until the next timer is due (or not at all in
 `spin` mode), run the timers that are due, then dispatch I/O events, then the callbacks
 queued with `call_soon`, then the idle callbacks. Timers run before the requests that
-arrived in the same wake-up, so the application's time comes first.
+arrived in the same wake-up, so the application's time comes first; and a timer that
+falls due while the events are handled runs between two of them (the clock is read
+after each), not after all of them: a task waits for at most one connection's work.
 
 select() is the default selector because it takes its timeout in microseconds: epoll
 and poll round it up to whole milliseconds, so a loop that sleeps in them wakes up to
 1 ms late. A device serves far fewer than select()'s 1,024 descriptors.
 
-Timer accuracy is measured, not assumed: every periodic task keeps its lateness (how
-long after its deadline each run started) over its last `WINDOW` runs and counts its
-overruns, and `stats()` summarises them for `GET /?stats`. Recording costs one clock
-read, one subtraction and one append per run; the figures are computed only when read.
+Waking up is not instant either: a thread asleep in select() starts running again some
+tens of microseconds after its timeout, more on a virtual machine or a CPU in a deep
+idle state (docs/performance.md, "The loop's timing and memory"). So a sleeping loop
+wakes `lead` seconds (LEAD, 50 µs) before its next deadline and polls the selector
+(select() with no wait, I/O still served) until the deadline: a 1 kHz task costs up to
+5 % more CPU, and its median lateness falls from tens of microseconds to a few.
+
+The kernel adds "timer slack" to every wait of a normal thread (50 µs by default,
+prctl(2) PR_SET_TIMERSLACK): a loop that sleeps until a deadline wakes up to that much
+late. `run()` sets the slack of the thread that runs the loop to 1 ns where it can
+(`tighten_timer_slack`).
+
+Timer accuracy is measured, not assumed: every periodic task keeps the lateness of its
+last `WINDOW` deadlines and counts its overruns, and `stats()` summarises them for
+`GET /?stats`. Every deadline counts, the skipped ones too: a run that starts after the
+task's next deadline has passed (an overrun) does not run the missed ones in a burst,
+it skips them; but each skipped deadline was late until that run started, and is
+recorded so, so skipping cannot hide a stall. Recording costs one clock read, one
+subtraction and one append per run; the figures are computed only when read.
 
 A callback that raises does not stop the loop, and does not flood the log either: the
 first failure of each callback (a task, a timer, an idle callback, an event handler),
@@ -30,6 +47,7 @@ import numbers
 import selectors
 import signal
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -49,6 +67,7 @@ MAX_WAIT = 3600.0  # seconds: the longest single wait in the selector (a farther
 MAX_DELAY = 366 * 86400.0  # seconds: the farthest an app may schedule a timer (a year)
 MIN_INTERVAL = 1e-6  # seconds: the shortest period of a task (select() counts microseconds)
 SUMMARY_EVERY = 60.0  # seconds: a failing callback's repeats are summarised this often
+LEAD = 50e-6  # seconds: a sleeping loop wakes this long before a deadline, then polls
 
 
 def _cancelled() -> None:
@@ -96,6 +115,27 @@ def task_name(callback: Callable[..., Any]) -> str:
     return name
 
 
+def tighten_timer_slack() -> bool:
+    """Have the kernel end this thread's waits on time: set its timer slack to 1 ns.
+
+    Linux adds a slack to every timed wait of a normal thread, 50 µs by default
+    (prctl(2), PR_SET_TIMERSLACK), so that it can group wake-ups; a loop sleeping in
+    select() until a task's deadline then wakes up to 50 µs late. The slack is set by
+    writing /proc/self/timerslack_ns (proc(5), Linux 4.6 and later; a process may set
+    its own without privileges), which is the main thread's: so only from the main
+    thread. True when it was set; False elsewhere (another thread, another system, a
+    file that cannot be written), where waits keep the default slack.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        with open("/proc/self/timerslack_ns", "w") as slack:
+            slack.write("1")
+    except OSError:
+        return False
+    return True
+
+
 class Failures:
     """How one callback has failed, under its name: `count` failures in all; the first
     was logged with its traceback, the `unreported` ones since wait for the next summary
@@ -135,12 +175,13 @@ class Handle:
 class Periodic(Handle):
     """A handle from `Loop.every`: named, listed in the loop's `tasks` until cancelled.
 
-    `runs` counts its runs; `lateness` holds, in seconds, how late each of the last
-    `WINDOW` runs started; `overruns` counts the runs that started after their next
-    deadline had passed; `errors` counts the runs that raised.
+    `runs` counts its runs; `skipped` the deadlines it skipped after overruns (see
+    `advance`); `lateness` holds, in seconds, how late each of its last `WINDOW`
+    deadlines was served, skipped ones included; `overruns` counts the runs that
+    started after their next deadline had passed; `errors` counts the runs that raised.
     """
 
-    __slots__ = ("errors", "lateness", "name", "overruns", "runs", "tasks")
+    __slots__ = ("errors", "lateness", "name", "overruns", "runs", "skipped", "tasks")
 
     def __init__(
         self,
@@ -153,11 +194,37 @@ class Periodic(Handle):
         super().__init__(when, callback, interval)
         self.name = name
         self.runs = 0
+        self.skipped = 0
         self.overruns = 0
         self.errors = 0
         self.lateness: deque[float] = deque(maxlen=WINDOW)
         self.tasks = tasks
         tasks.append(self)
+
+    def advance(self, started: float) -> None:
+        """Record a run that starts at `started` (loop seconds) for the deadline `when`,
+        and move `when` on to the first deadline after `started`, on the grid
+        (start + n * interval), so the task neither drifts nor runs in a burst.
+
+        The deadline served is late by `started - when`. The deadlines between it and
+        `started` (an overrun) are skipped: each was late until this run, by `started`
+        less its own time, and is recorded so (the newest `WINDOW` of them at most, as
+        the older would leave the window at once) and counted in `skipped`.
+        """
+        interval = self.interval
+        when = self.when
+        lateness = self.lateness
+        lateness.append(started - when)
+        self.runs += 1
+        when += interval
+        if when <= started:  # overran: skip the deadlines that have passed
+            self.overruns += 1
+            missed = int((started - when) // interval) + 1
+            self.skipped += missed
+            for step in range(max(0, missed - WINDOW), missed):
+                lateness.append(started - (when + step * interval))
+            when += missed * interval
+        self.when = when
 
     def cancel(self) -> None:
         if not self.cancelled:
@@ -165,10 +232,13 @@ class Periodic(Handle):
         super().cancel()
 
     def stats(self) -> dict:
+        """For `/?stats`: `runs`, `skipped` deadlines, `overruns`, `errors`, and the
+        median, p99 and max lateness of the last `WINDOW` deadlines (µs)."""
         return {
             "name": self.name,
             "interval_us": round(self.interval * 1e6, 1),
             "runs": self.runs,
+            "skipped": self.skipped,
             "lateness_us": summary_us(self.lateness),
             "overruns": self.overruns,
             "errors": self.errors,
@@ -218,6 +288,7 @@ class Loop:
         self.started = self.now = time.monotonic()
         self.iterations = 0
         self.spin = False
+        self.lead = LEAD  # seconds before a deadline that a sleeping loop wakes up
         self._timers: list[Handle] = []
         self._sweep_at = SWEEP_MIN
         self._soon: deque[Callable[[], Any]] = deque()
@@ -321,7 +392,8 @@ class Loop:
 
     @property
     def mode(self) -> str:
-        """`sleep`: the selector waits until the next deadline; `spin`: it never waits."""
+        """`sleep`: the selector waits until `lead` before the next deadline, then polls
+        until it; `spin`: it never waits."""
         return "spin" if self.spin else "sleep"
 
     @mode.setter
@@ -380,6 +452,7 @@ class Loop:
     def run(self) -> None:
         """Run until `stop()` is called."""
         self._running = True
+        tighten_timer_slack()
         try:
             while self._running:
                 self.run_once()
@@ -395,38 +468,44 @@ class Loop:
         if self.spin or self._soon or self._idle:
             timeout: Optional[float] = 0.0
         elif timers:  # a timer far away is waited for in steps: select() has a maximum
-            timeout = min(max(0.0, timers[0].when - time.monotonic()), MAX_WAIT)
+            timeout = min(max(0.0, timers[0].when - time.monotonic() - self.lead), MAX_WAIT)
         else:
             timeout = None
         events = self.selector.select(timeout)
+        self._run_timers()
+        clock = time.monotonic
+        for key, mask in events:
+            try:
+                key.data.on_event(mask)
+            except Exception as err:
+                self._event_failed(key.data, err)
+            if timers and timers[0].when <= clock():  # due meanwhile: before the next
+                self._run_timers()
+        soon = self._soon
+        for _ in range(len(soon)):
+            self._run(soon.popleft())
+            if timers and timers[0].when <= clock():
+                self._run_timers()
+        if self._idle:
+            self._idle = [handle for handle in self._idle if not handle.cancelled]
+            for handle in self._idle:
+                self._run(handle.callback)
+
+    def _run_timers(self) -> None:
+        """Run the timers due now (`now` is read once, first), in deadline order. A
+        periodic task is rescheduled before it runs, to a deadline after its start: it
+        runs once here however late it is, and the loop goes on to the I/O."""
+        timers = self._timers
         self.now = now = time.monotonic()
         while timers and timers[0].when <= now:
             handle = heapq.heappop(timers)
             if handle.cancelled:
                 continue
             if handle.interval:  # a Periodic
-                started = time.monotonic()
-                handle.lateness.append(started - handle.when)
-                handle.runs += 1
-                handle.when += handle.interval
-                if handle.when <= started:  # overran: skip the missed ticks, keep the phase
-                    handle.overruns += 1
-                    missed = (started - handle.when) // handle.interval + 1
-                    handle.when += missed * handle.interval
+                handle.advance(time.monotonic())
                 heapq.heappush(timers, handle)
                 self._run(handle.callback, handle)
             else:
-                self._run(handle.callback)
-        for key, mask in events:
-            try:
-                key.data.on_event(mask)
-            except Exception as err:
-                self._event_failed(key.data, err)
-        for _ in range(len(self._soon)):
-            self._run(self._soon.popleft())
-        if self._idle:
-            self._idle = [handle for handle in self._idle if not handle.cancelled]
-            for handle in self._idle:
                 self._run(handle.callback)
 
     def _run(self, callback: Callable[[], Any], task: Optional[Periodic] = None) -> None:

@@ -317,7 +317,14 @@ class StaticFiles:
 def _type_table(mime: Mapping[str, str]) -> dict[str, str]:
     """Extension -> type: Python's built-in table (never /etc/mime.types, which varies
     between hosts), then ours, then the configured overrides."""
-    builtin = mimetypes.MimeTypes().types_map  # (common, standard)
+    # A MimeTypes() holds Python's table only, but the first one also has the module
+    # read /etc/mime.types into its own globals (init()): 0.4 MiB that nothing here
+    # uses. `inited` says that is done; it is put back, for whoever calls init() later.
+    inited, mimetypes.inited = mimetypes.inited, True
+    try:
+        builtin = mimetypes.MimeTypes().types_map  # (common, standard)
+    finally:
+        mimetypes.inited = inited
     overrides = {
         (ext if ext.startswith(".") else "." + ext).lower(): value for ext, value in mime.items()
     }

@@ -4,14 +4,16 @@
   serial when ports are configured, then the app's actions), whether the board is simulated, the
   inactivity timeout and the client's session (docs/protocol.md, "Discovery").
 - `GET /?ping…`: how long this connection may stay idle before it closes (`Remain`, s).
-- `GET /?stats`: the loop's figures, requests, connections, uptime, sign-in counts, and
-  the inputs' edges (read from the kernel, lost before they were read, sampled inputs).
+- `GET /?stats`: the loop's figures, requests, connections, uptime, the garbage
+  collector's runs, sign-in counts, and the inputs' edges (read from the kernel, lost
+  before they were read, sampled inputs).
 - `GET /?loop` reads the loop's mode; `POST {"mode": "spin"}` sets it, with the lease:
   spinning changes how the hardware is timed (and what the device's CPU does).
 """
 
 from __future__ import annotations
 
+import gc
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from httap import __version__, http
@@ -80,6 +82,12 @@ class Status:
             "requests": self.requests,
             "connections": {"open": len(self.sessions.live), "accepted": self.sessions.opened},
             "uptime": round(loop.clock() - loop.started, 3),
+            # The cyclic collector: its runs per generation since the start, and the
+            # objects it never walks (the start-up's, frozen: server.serve_forever).
+            "gc": {
+                "collections": [generation["collections"] for generation in gc.get_stats()],
+                "frozen": gc.get_freeze_count(),
+            },
         }
         auth = self.auth
         if auth is not None:  # how many passwords were checked, how many requests refused

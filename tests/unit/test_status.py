@@ -49,6 +49,9 @@ def test_stats_count_requests_and_connections():
     body = answer(manager.handle(request("GET", "/?stats")))[1]
     assert body["requests"] == 2 and body["connections"] == {"open": 2, "accepted": 5}
     assert "auth" not in body and body["uptime"] == 0
+    collector = body["gc"]
+    assert len(collector["collections"]) == 3 and collector["frozen"] >= 0
+    assert collector["collections"][0] >= collector["collections"][1] >= 0
 
 
 @pytest.mark.parametrize("body", [{"mode": "fast"}, {}, ["spin"], "spin"])

@@ -8,20 +8,24 @@ counts, never early) and leave speed alone, since the machine may be busy.
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import math
+import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from httap.loop import READ, Loop, task_name
+from httap.loop import READ, Loop, task_name, tighten_timer_slack
 from tests.helpers import run_for, wait_for
 from tests.helpers.client import Client
 from tests.helpers.dynamic import call, check_error
+from tests.helpers.processes import fetch
 
 TICKER = """
 def tick():
@@ -69,6 +73,73 @@ def test_every_keeps_its_phase_after_an_overrun(loop):
     assert handle.overruns >= 1
     assert handle.runs == len(deadlines)
     assert max(handle.lateness) >= 2.5 * interval  # the late run shows in the figures
+    # Every deadline up to the next one is accounted for, run or skipped, and each has
+    # its lateness in the figures: skipping hides nothing.
+    assert handle.skipped >= 2
+    assert handle.runs + handle.skipped == round(steps[-1])
+    assert len(handle.lateness) == handle.runs + handle.skipped
+
+
+class Slow:
+    """A handler of a readable socket whose work takes 10 ms, during which, the first
+    time, a timer falls due (`arm` schedules it 5 ms in)."""
+
+    def __init__(self, loop: Loop, name: str, order: list[str], arm) -> None:
+        self.mine, self.theirs = socket.socketpair()
+        self.theirs.send(b"x")
+        self.name, self.order, self.arm, self.loop = name, order, arm, loop
+        loop.register(self.mine, READ, self)
+
+    def on_event(self, mask: int) -> None:
+        self.mine.recv(1)
+        self.loop.unregister(self.mine)
+        self.order.append(self.name)
+        self.arm()
+        time.sleep(0.01)
+
+    def close(self) -> None:
+        self.mine.close()
+        self.theirs.close()
+
+
+def test_a_timer_due_during_the_events_runs_between_two_of_them(loop):
+    """Two connections ready in one wake-up: a timer that falls due while the first is
+    handled runs before the second, not after all of them; the same between two
+    callbacks queued with call_soon."""
+    order: list[str] = []
+    armed: list[str] = []
+
+    def arm(name: str):
+        def schedule() -> None:
+            if not armed:
+                armed.append(name)
+                loop.call_later(0.005, lambda: order.append("timer"))
+
+        return schedule
+
+    handlers = [Slow(loop, name, order, arm("events")) for name in ("one", "two")]
+    try:
+        run_for(loop, 0.05)
+    finally:
+        for handler in handlers:
+            handler.close()
+    assert sorted(order) == ["one", "timer", "two"] and order[1] == "timer"
+
+    order.clear()
+    armed.clear()
+
+    def soon(name: str):
+        def work() -> None:
+            order.append(name)
+            arm("soon")()
+            time.sleep(0.01)
+
+        return work
+
+    loop.call_soon(soon("first"))
+    loop.call_soon(soon("second"))
+    loop.run_once()
+    assert order == ["first", "timer", "second"]
 
 
 def test_a_cancelled_task_stops_and_leaves_the_stats(loop):
@@ -127,12 +198,47 @@ def test_stats_list_the_tasks_of_an_app(make_server, tmp_path):
     task = wait_for(ticker)
     assert task["interval_us"] == 1000.0
     assert isinstance(task["overruns"], int) and task["overruns"] >= 0
+    assert isinstance(task["skipped"], int) and task["skipped"] >= 0
     late = task["lateness_us"]
     assert 0 <= late["median"] <= late["p99"] <= late["max"]
     stats = client.get("/?stats").json()
     assert stats["mode"] == "sleep"
     assert stats["iterations_per_second"] > 0
     assert {"iterations", "requests", "connections", "uptime"} <= set(stats)
+    client.close()
+
+
+STALLING = """
+import time
+
+def setup(server):
+    def tick():
+        if task.runs == 5:
+            time.sleep(0.3)  # a stall of 15 periods: the loop skips what it missed
+
+    task = server.every(0.02, tick, name="stalling")
+"""
+
+
+def test_stats_count_the_deadlines_a_stall_made_the_task_skip(make_server, tmp_path):
+    """A 50 Hz task that blocks the loop for 0.3 s once: at least 13 deadlines passed
+    meanwhile (15, less the one served and the edges). `/?stats` counts them as
+    skipped, and each one's lateness is in the task's window of figures."""
+    app = tmp_path / "app.py"
+    app.write_text(STALLING)
+    running = make_server(app=str(app))
+    client = Client(running.connect())
+
+    def stalled() -> dict:
+        (task,) = client.get("/?stats").json()["tasks"]
+        return task if task["runs"] > 6 else {}
+
+    task = wait_for(stalled)
+    assert task["name"] == "stalling" and task["skipped"] >= 13 and task["overruns"] >= 1
+    assert task["lateness_us"]["max"] >= 280_000
+    handle = running.call(lambda: running.server.loop.tasks[0])
+    assert len(handle.lateness) == handle.runs + handle.skipped
+    assert client.get("/?ping").status == 200
     client.close()
 
 
@@ -210,6 +316,38 @@ def test_cancelled_timers_do_not_pile_up_in_the_heap():
         assert kept in loop._timers and not kept.cancelled
     finally:
         loop.close()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/timerslack_ns"), reason="Linux 4.6 and later")
+def test_the_serving_loop_waits_without_timer_slack(spawn):
+    """`httap serve` runs its loop in the main thread, which has the kernel end its
+    waits on time: a timer slack of 1 ns, not the default 50 µs. A loop in another
+    thread leaves the process's slack alone (the file is the main thread's)."""
+    process = spawn("serve", "--listen", "http://127.0.0.1:0", "--gpio", "sim")
+    assert fetch(process, "/?ping").status == 200  # the loop runs
+    assert Path(f"/proc/{process.proc.pid}/timerslack_ns").read_text().strip() == "1"
+    elsewhere: list[bool] = []
+    thread = threading.Thread(target=lambda: elsewhere.append(tighten_timer_slack()))
+    thread.start()
+    thread.join()
+    assert elsewhere == [False]
+
+
+def test_what_the_start_up_built_is_frozen_out_of_the_collector(make_server):
+    """While it serves, the objects the start-up made are frozen (gc.freeze()): a full
+    collection walks only what came since; `/?stats` shows how many. Thawed once the
+    server has stopped."""
+    running = make_server()
+    assert running.call(gc.get_freeze_count) > 1000
+    client = Client(running.connect())
+    collector = client.get("/?stats").json()["gc"]
+    client.close()
+    assert collector["frozen"] > 1000 and len(collector["collections"]) == 3
+    assert running.call(lambda: len(gc.get_objects(generation=2))) < running.call(
+        gc.get_freeze_count
+    )
+    running.stop()
+    assert gc.get_freeze_count() == 0
 
 
 # -- numbers the loop is given, and how far it waits -----------------------------------

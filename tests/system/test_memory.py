@@ -1,0 +1,45 @@
+"""What a serving process holds: nothing loaded that only another command, a help text
+or an unused table needs (docs/performance.md, "The loop's timing and memory").
+
+The figures themselves (VmRSS) come from `make bench`; these tests pin the causes, in
+a real `httap serve` process, asked through an app's action.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers.processes import fetch
+
+REPORTER = """
+import mimetypes
+import sys
+
+def setup(server):
+    @server.action("loaded")
+    def loaded(request):
+        return {"modules": sorted(sys.modules), "mimetypes_read": mimetypes.inited}
+"""
+
+
+@pytest.mark.parametrize("with_config", [False, True])
+def test_a_serving_process_loads_only_what_serving_needs(spawn, tmp_path, with_config):
+    """shutil (which brings zlib, bz2 and lzma) only served argparse's help width;
+    getpass and httap.init serve other commands; mimetypes' own tables (read from
+    /etc/mime.types) are not the server's, which uses Python's built-in one."""
+    app = tmp_path / "app.py"
+    app.write_text(REPORTER)
+    args = ["serve", "--listen", "http://127.0.0.1:0", "--gpio", "sim", "--app", str(app)]
+    if with_config:
+        config = tmp_path / "web.json5"
+        config.write_text("// a comment, so JSON5 it is\n{ id: 'memory' }\n")
+        args += ["--config", str(config)]
+    process = spawn(*args, cwd=tmp_path)
+    reply = fetch(process, "/?loaded")
+    assert reply.status == 200
+    loaded = reply.json()
+    unwanted = {"shutil", "zlib", "bz2", "lzma", "getpass", "httap.init"}
+    assert sorted(unwanted.intersection(loaded["modules"])) == []
+    assert ("json5" in loaded["modules"]) is with_config  # read only when there is a file
+    assert loaded["mimetypes_read"] is False
+    assert fetch(process, "/?ping").status == 200
