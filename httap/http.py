@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import json.encoder
 import re
 import time
 from http import HTTPStatus
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from httap.version import __version__
 
@@ -236,6 +237,25 @@ def _within_depth(value: object, limit: int) -> bool:
     return True
 
 
+def json_encoder(allow_nan: bool = True) -> Callable[[Any], str]:
+    """A compact JSON encoder (`separators=(",", ":")`, ASCII only), built once.
+
+    `json.JSONEncoder.encode` builds its C encoder anew on every call (`iterencode`),
+    which costs about as much as encoding a small reply; this one is built here, once.
+    The encoder raises what JSONEncoder raises: TypeError for a value that is not JSON,
+    ValueError for NaN or an infinity unless `allow_nan`; there is no circular check, so
+    a value that contains itself raises RecursionError instead of ValueError.
+    """
+    make = json.encoder.c_make_encoder  # None where the C accelerator is missing
+    if make is None:
+        return json.JSONEncoder(separators=(",", ":"), allow_nan=allow_nan).encode
+    default = json.JSONEncoder().default  # raises TypeError, naming the type
+    chunks = make(
+        None, default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, allow_nan
+    )
+    return lambda value: "".join(chunks(value, 0))
+
+
 def _json_kind(value: object) -> str:
     """A JSON value named by its kind, for messages (the value itself may be huge)."""
     if isinstance(value, list):
@@ -301,6 +321,17 @@ class Response:
             self._head = encode_head(self.status, self.headers, self.length)
         return self._head
 
+    @classmethod
+    def prepared(
+        cls, status: int, headers: list[tuple[str, str]], body: bytes, head: bytes
+    ) -> Response:
+        """A response whose `head` is already encoded but for its Content-Length: what
+        `encode_head(status, headers, None)` gave, kept for many responses alike (the
+        JSON replies to one session), so that each one only adds its length."""
+        response = cls(status, headers, body)
+        response._head = head + length_line(status, len(body))
+        return response
+
 
 _STATUS_LINES = {
     status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() + SERVER_HEADER
@@ -323,9 +354,15 @@ def encode_head(status: int, headers: list[tuple[str, str]], length: Optional[in
             if len(_sendable_names) < 1024:
                 _sendable_names.add(name)
         lines.append(f"{name}: {value}\r\n")
-    if length is not None and status >= 200 and status not in (204, 304):
-        lines.append(f"Content-Length: {length}\r\n")
-    return first + "".join(lines).encode("latin-1")
+    return first + "".join(lines).encode("latin-1") + length_line(status, length)
+
+
+def length_line(status: int, length: Optional[int]) -> bytes:
+    """The Content-Length line of a head, or b"" when it has none: a body of no known
+    `length` (None), or a 1xx, 204 or 304 (RFC 9110 8.6)."""
+    if length is None or status < 200 or status == 204 or status == 304:
+        return b""
+    return b"Content-Length: %d\r\n" % length
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

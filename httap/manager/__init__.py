@@ -24,7 +24,6 @@ on its connection, its body sent as the events happen.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping
@@ -62,9 +61,10 @@ JSON = ("Content-Type", "application/json")
 OCTETS = ("Content-Type", "application/octet-stream")
 PIN_METHODS = "GET, HEAD, POST, PUT"
 READ_ONLY = "GET, HEAD"
+MAX_REMEMBERED = 256  # entries of each of the manager's memos
 
 Reply = Union[http.Response, Pending, Stream]
-_to_json = json.JSONEncoder(separators=(",", ":")).encode
+_to_json = http.json_encoder()
 
 
 def table(status: Status, gpio: Gpio, serial: Serial, events: Events) -> tuple[Row, ...]:
@@ -125,6 +125,12 @@ class Manager:
             else:
                 self.rows[first] = row
         self.actions = Actions(pins, sorted(key for key in self.rows if key not in ("", "ping")))
+        # Bounded memos, cleared when full: a path -> its row and target (what `_select`
+        # found: pins, ports and rows are fixed once the server runs, and a path that
+        # finds nothing is never kept); a session's id -> the headers and encoded head
+        # (all but Content-Length) of its 200 JSON replies, the common reply.
+        self._selected: dict[str, tuple[Row, Any]] = {}
+        self._heads: dict[int, tuple[list[tuple[str, str]], bytes]] = {}
 
     def _names(self) -> list[str]:
         return self.actions.names()
@@ -170,20 +176,29 @@ class Manager:
 
     def _select(self, path: str) -> tuple[Row, Any]:
         """The row that answers `path`, and its target (what a name after the resource
-        finds: a pin, a port); 404 when there is none."""
+        finds: a pin, a port); 404 when there is none. Remembered (`_selected`)."""
+        selected = self._selected.get(path)
+        if selected is not None:
+            return selected
         first, slash, name = path.partition("/")
         row = self.rows.get(first)
         if row is None:
             if first.startswith("ping"):
-                return self.rows["ping"], None
-            row = self.actions.registered.get(path)
-            if row is None:
-                raise no_such(path)
-            return row, None
-        if name and row.named is not None:
-            row = row.named
-        find = row.find
-        return row, (find(name if slash else None) if find is not None else None)
+                row = self.rows["ping"]
+            else:
+                row = self.actions.registered.get(path)
+                if row is None:
+                    raise no_such(path)
+            selected = row, None
+        else:
+            if name and row.named is not None:
+                row = row.named
+            find = row.find
+            selected = row, (find(name if slash else None) if find is not None else None)
+        if len(self._selected) >= MAX_REMEMBERED:
+            self._selected.clear()
+        self._selected[path] = selected
+        return selected
 
     def _lease(self, request: http.Request, row: Row, change: Change) -> None:
         """The lease column: on a row that changes the hardware, a write takes the
@@ -223,10 +238,25 @@ class Manager:
         session = request.session
         return [*NO_CACHE, ("HTTaP-Session", str(session.id if session else 0))]
 
+    def _json_ok(self, request: http.Request, value: dict) -> http.Response:
+        """The common reply, 200 with a JSON object: its headers are the same on every
+        reply to a session, so they are encoded once per session (`_heads`) and each
+        reply only adds its Content-Length. The list is shared: frozen, as every sent
+        Response is."""
+        session = request.session
+        prepared = self._heads.get(session.id if session else 0)
+        if prepared is None:
+            headers = [JSON, *self._dynamic(request)]
+            prepared = headers, http.encode_head(200, headers, None)
+            if len(self._heads) >= MAX_REMEMBERED:
+                self._heads.clear()
+            self._heads[session.id if session else 0] = prepared
+        return http.Response.prepared(200, prepared[0], _to_json(value).encode(), prepared[1])
+
     def _response(self, request: http.Request, outcome: Any) -> http.Response:
+        if type(outcome) is dict:
+            return self._json_ok(request, outcome)
         dynamic = self._dynamic(request)
-        if type(outcome) is dict:  # the common reply: 200 with a JSON object
-            return http.Response(200, [JSON, *dynamic], _to_json(outcome).encode())
         status, headers = 200, ()
         if isinstance(outcome, Exception):
             outcome = self._failure(request, outcome)

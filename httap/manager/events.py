@@ -30,7 +30,6 @@ section 9.2, "Server-sent events").
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -58,7 +57,7 @@ PARAMS = frozenset(("types", "pins"))
 KEEP_ALIVE = b": keep-alive\n\n"  # a comment line: EventSource ignores it
 EVENT_STREAM = ("Content-Type", "text/event-stream")
 APP_DATA = 4096  # bytes of JSON an app's event may carry: a notification, not a transfer
-_to_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_to_json = http.json_encoder(allow_nan=False)
 
 
 class Subscriber(NamedTuple):
