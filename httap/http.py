@@ -296,12 +296,18 @@ class Response:
         headers: Optional[list[tuple[str, str]]] = None,
         body: bytes = b"",
         file: Optional[FileBody] = None,
+        head: Optional[bytes] = None,
     ) -> None:
         self.status = status
         self.headers = headers if headers is not None else []
         self.body = body
         self.file = file
-        self._head: Optional[bytes] = None
+        # `head`: the head already encoded but for its Content-Length, as
+        # `encode_head(status, headers, None)` gives it, kept for many responses alike
+        # (the JSON replies to one session), so that each one only adds its length.
+        if head is not None:
+            head += length_line(status, len(body) if file is None else file.length)
+        self._head = head
 
     @property
     def length(self) -> int:
@@ -320,17 +326,6 @@ class Response:
         if self._head is None:
             self._head = encode_head(self.status, self.headers, self.length)
         return self._head
-
-    @classmethod
-    def prepared(
-        cls, status: int, headers: list[tuple[str, str]], body: bytes, head: bytes
-    ) -> Response:
-        """A response whose `head` is already encoded but for its Content-Length: what
-        `encode_head(status, headers, None)` gave, kept for many responses alike (the
-        JSON replies to one session), so that each one only adds its length."""
-        response = cls(status, headers, body)
-        response._head = head + length_line(status, len(body))
-        return response
 
 
 _STATUS_LINES = {
@@ -466,7 +461,8 @@ def frame(
 
     No body follows a response to HEAD (RFC 9110 9.3.2), nor a 1xx, 204 or 304 (RFC
     9112 6.3), whose heads have no Content-Length either. Raises ValueError for a header
-    that cannot be sent (a CR or LF in a value, a name that is not a token)."""
+    that cannot be sent (a CR or LF in a value, a name that is not a token), TypeError
+    for a body that is not bytes."""
     if not keep_alive:
         connection = CLOSE_LINE
     elif request is None or request.version == "HTTP/1.1":
@@ -474,6 +470,8 @@ def frame(
     else:
         connection = KEEP_ALIVE_LINE
     head = response.head_bytes() + extra + date_line() + connection + b"\r\n"
+    if not isinstance(response.body, bytes):
+        raise TypeError(f"the body is {type(response.body).__name__}, not bytes")
     status = response.status
     if (
         status < 200
@@ -584,6 +582,8 @@ class Parser:
     def next_request(self) -> Optional[Request]:
         if self._error is not None:
             raise self._error  # dead: the same refusal again, nothing more is parsed
+        if self._pos == len(self._buf):
+            return None  # all consumed: how most turns end, after their last request
         try:
             if self.state == HEAD:
                 request = self._read_head()
@@ -601,8 +601,6 @@ class Parser:
 
     def _read_head(self) -> Optional[Request]:
         buf, pos = self._buf, self._pos
-        if pos == len(buf):  # all consumed: how most turns end, after one request
-            return None
         end = buf.find(b"\r\n\r\n", pos)
         if end < 0:
             self._check_partial_head(buf, pos)

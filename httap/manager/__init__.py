@@ -37,7 +37,18 @@ from httap.manager.actions import Actions
 from httap.manager.cors import Cors
 from httap.manager.events import Events
 from httap.manager.gpio import Gpio
-from httap.manager.room import ALL, READS, WRITES, Answer, Change, Row, no_such, nothing_after
+from httap.manager.room import (
+    ALL,
+    READS,
+    WRITES,
+    Answer,
+    Change,
+    Encoded,
+    Row,
+    no_such,
+    nothing_after,
+    to_json,
+)
 from httap.manager.serial import Serial
 from httap.manager.status import Status
 from httap.pins import Pins, shown
@@ -64,7 +75,6 @@ READ_ONLY = "GET, HEAD"
 MAX_REMEMBERED = 256  # entries of each of the manager's memos
 
 Reply = Union[http.Response, Pending, Stream]
-_to_json = http.json_encoder()
 
 
 def table(status: Status, gpio: Gpio, serial: Serial, events: Events) -> tuple[Row, ...]:
@@ -160,7 +170,7 @@ class Manager:
             return self.cors.preflight(request)
         if method not in READS:
             self.cors.check_write(request)
-        row, target = self._select(path)
+        row, target = self._selected.get(path) or self._select(path)
         if method not in row.allowed:
             raise http.HTTPError(
                 405,
@@ -176,10 +186,8 @@ class Manager:
 
     def _select(self, path: str) -> tuple[Row, Any]:
         """The row that answers `path`, and its target (what a name after the resource
-        finds: a pin, a port); 404 when there is none. Remembered (`_selected`)."""
-        selected = self._selected.get(path)
-        if selected is not None:
-            return selected
+        finds: a pin, a port); 404 when there is none. Remembered in `_selected`, which
+        the dispatch looks in first."""
         first, slash, name = path.partition("/")
         row = self.rows.get(first)
         if row is None:
@@ -216,13 +224,19 @@ class Manager:
         for an exception raised on the way: the one place a `/?` reply is made. A
         Pending is finished the same way when it resolves. Never raises: a value that
         cannot be sent is a 500 `handler-failed`, logged."""
-        if isinstance(outcome, Pending):
-            outcome.convert = partial(self.finish, request)
-            return outcome
-        if isinstance(outcome, Stream):  # its head: the dynamic headers after its own
-            outcome.response.headers.extend(self._dynamic(request))
-            return outcome
+        kind = type(outcome)
+        if kind is not dict and kind is not Encoded:
+            if isinstance(outcome, Pending):
+                outcome.convert = partial(self.finish, request)
+                return outcome
+            if isinstance(outcome, Stream):  # its head: the dynamic headers after its own
+                outcome.response.headers.extend(self._dynamic(request))
+                return outcome
         try:
+            if kind is Encoded:
+                return self._json_ok(request, outcome.body)
+            if kind is dict:  # the common reply
+                return self._json_ok(request, to_json(outcome).encode())
             return self._response(request, outcome)
         except Exception:
             log.exception("bad reply value for %s %s", request.method, request.target)
@@ -238,8 +252,8 @@ class Manager:
         session = request.session
         return [*NO_CACHE, ("HTTaP-Session", str(session.id if session else 0))]
 
-    def _json_ok(self, request: http.Request, value: dict) -> http.Response:
-        """The common reply, 200 with a JSON object: its headers are the same on every
+    def _json_ok(self, request: http.Request, body: bytes) -> http.Response:
+        """The common reply, 200 with a JSON `body`: its headers are the same on every
         reply to a session, so they are encoded once per session (`_heads`) and each
         reply only adds its Content-Length. The list is shared: frozen, as every sent
         Response is."""
@@ -251,11 +265,9 @@ class Manager:
             if len(self._heads) >= MAX_REMEMBERED:
                 self._heads.clear()
             self._heads[session.id if session else 0] = prepared
-        return http.Response.prepared(200, prepared[0], _to_json(value).encode(), prepared[1])
+        return http.Response(200, prepared[0], body, head=prepared[1])
 
     def _response(self, request: http.Request, outcome: Any) -> http.Response:
-        if type(outcome) is dict:
-            return self._json_ok(request, outcome)
         dynamic = self._dynamic(request)
         status, headers = 200, ()
         if isinstance(outcome, Exception):
@@ -276,7 +288,7 @@ class Manager:
             return http.Response(status, [*dynamic, *headers])
         if isinstance(outcome, (bytes, bytearray)):
             return http.Response(status, [OCTETS, *dynamic, *headers], bytes(outcome))
-        return http.Response(status, [JSON, *dynamic, *headers], _to_json(outcome).encode())
+        return http.Response(status, [JSON, *dynamic, *headers], to_json(outcome).encode())
 
     def _failure(self, request: http.Request, err: Exception) -> Answer:
         """The answer to an exception: HTTPError its own, Busy 503 with Retry-After,

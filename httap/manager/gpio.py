@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 from gpio import GpioError
 from httap import http
 from httap.config import WAIT
-from httap.manager.room import READS, Change, cause_of, no_such, param
+from httap.manager.room import READS, Change, Encoded, cause_of, no_such, param, to_json
 from httap.pins import INPUT, Pin, Pins
 from httap.reply import Pending
 from httap.watches import Watches
@@ -40,6 +40,7 @@ BAD_BODY = (
     ' {"value": 1}, {"pulse": 0.2} or {"pwm": {"frequency": 440, "duty": 0.5}}'
 )
 BAD_BATCH = 'a batch is a JSON object of pin names and values, e.g. {"led": 1, "motor": 0}'
+MAX_ENCODED = 256  # pin states whose JSON is kept; cleared when full
 
 
 class Gpio:
@@ -51,6 +52,7 @@ class Gpio:
         self.watches = watches
         self.loop = loop
         self.holds = HOLDS[lease_mode]
+        self._encoded: dict[tuple, Encoded] = {}  # a flat state's items -> its JSON
 
     def find(self, name: str) -> Pin:
         """The pin `/?gpio/NAME` names (404 or 403 from pins.py; 404 for a deeper path)."""
@@ -70,7 +72,7 @@ class Gpio:
         if request.method in READS:
             if "wait" in request.params:
                 return self._long_poll(request, pin)
-            return self.pins.state(pin)
+            return self._encode(self.pins.state(pin))
         kind, argument = command(request.body)
         if kind == "drive":
             self._drivable(pin)
@@ -79,6 +81,23 @@ class Gpio:
             self.pins.writable(pin)
             refused = f"writing pin {pin.name} is refused; reading pins stays open"
         return Change(refused, lambda: self._write(request, pin, kind, argument))
+
+    def _encode(self, state: dict) -> Any:
+        """A read's reply, `state` (read from the board just now), as an `Encoded` kept per
+        distinct state: a pin has as many as it has levels, so its JSON is encoded once
+        (the key is the state's items: a level is the int 0 or 1, gpio.Backend.read). A
+        state that holds a dict (a PWM pin's setting) is answered as it is."""
+        try:
+            key = tuple(state.items())
+            encoded = self._encoded.get(key)
+        except TypeError:  # unhashable: the state holds a dict
+            return state
+        if encoded is None:
+            encoded = Encoded(to_json(state).encode())
+            if len(self._encoded) >= MAX_ENCODED:
+                self._encoded.clear()
+            self._encoded[key] = encoded
+        return encoded
 
     def _drivable(self, pin: Pin) -> None:
         """`{"drive": V}` sets the wire of an input, as a button would: on the simulated
