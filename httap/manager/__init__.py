@@ -72,7 +72,9 @@ JSON = ("Content-Type", "application/json")
 OCTETS = ("Content-Type", "application/octet-stream")
 PIN_METHODS = "GET, HEAD, POST, PUT"
 READ_ONLY = "GET, HEAD"
-MAX_REMEMBERED = 256  # entries of each of the manager's memos
+MAX_REMEMBERED = 256  # paths whose row and target are kept (`_selected`)
+MAX_SESSIONS = 64  # sessions whose replies' head is kept (`_heads`): ~3 KiB each at most
+KEPT_REPLIES = 8  # whole replies kept per session (a few pins' states a page polls)
 
 Reply = Union[http.Response, Pending, Stream]
 
@@ -137,10 +139,10 @@ class Manager:
         self.actions = Actions(pins, sorted(key for key in self.rows if key not in ("", "ping")))
         # Bounded memos, cleared when full: a path -> its row and target (what `_select`
         # found: pins, ports and rows are fixed once the server runs, and a path that
-        # finds nothing is never kept); a session's id -> the headers and encoded head
-        # (all but Content-Length) of its 200 JSON replies, the common reply.
+        # finds nothing is never kept); a session's id -> its 200 JSON replies' head
+        # (`_SessionReplies`).
         self._selected: dict[str, tuple[Row, Any]] = {}
-        self._heads: dict[int, tuple[list[tuple[str, str]], bytes]] = {}
+        self._heads: dict[int, _SessionReplies] = {}
 
     def _names(self) -> list[str]:
         return self.actions.names()
@@ -233,10 +235,10 @@ class Manager:
                 outcome.response.headers.extend(self._dynamic(request))
                 return outcome
         try:
-            if kind is Encoded:
-                return self._json_ok(request, outcome.body)
+            if kind is Encoded:  # the same bytes for the same state: the reply is kept
+                return self._replies(request).kept(outcome.body)
             if kind is dict:  # the common reply
-                return self._json_ok(request, to_json(outcome).encode())
+                return self._replies(request).made(to_json(outcome).encode())
             return self._response(request, outcome)
         except Exception:
             log.exception("bad reply value for %s %s", request.method, request.target)
@@ -252,20 +254,17 @@ class Manager:
         session = request.session
         return [*NO_CACHE, ("HTTaP-Session", str(session.id if session else 0))]
 
-    def _json_ok(self, request: http.Request, body: bytes) -> http.Response:
-        """The common reply, 200 with a JSON `body`: its headers are the same on every
-        reply to a session, so they are encoded once per session (`_heads`) and each
-        reply only adds its Content-Length. The list is shared: frozen, as every sent
-        Response is."""
+    def _replies(self, request: http.Request) -> _SessionReplies:
+        """The 200 JSON replies of the request's session: their headers are the same on
+        every reply to a session, so they are encoded once per session (`_heads`)."""
         session = request.session
-        prepared = self._heads.get(session.id if session else 0)
-        if prepared is None:
-            headers = [JSON, *self._dynamic(request)]
-            prepared = headers, http.encode_head(200, headers, None)
-            if len(self._heads) >= MAX_REMEMBERED:
+        replies = self._heads.get(session.id if session else 0)
+        if replies is None:
+            replies = _SessionReplies([JSON, *self._dynamic(request)])
+            if len(self._heads) >= MAX_SESSIONS:
                 self._heads.clear()
-            self._heads[session.id if session else 0] = prepared
-        return http.Response(200, prepared[0], body, head=prepared[1])
+            self._heads[session.id if session else 0] = replies
+        return replies
 
     def _response(self, request: http.Request, outcome: Any) -> http.Response:
         dynamic = self._dynamic(request)
@@ -329,6 +328,33 @@ class Manager:
         self.watches.stop()
         self.pins.end_pulses()
         self.events.stop()
+
+
+class _SessionReplies:
+    """One session's 200 JSON replies: `headers` (the JSON type, no-cache, the session)
+    and their `head`, encoded once, to which each reply adds its Content-Length
+    (`made`); and the replies of the bodies a room keeps (`Encoded`), kept whole as
+    well (`kept`): the same state to the same session is the same bytes. At most
+    KEPT_REPLIES of them; cleared when full. The headers list is shared, and the kept
+    replies are sent again: frozen, as every sent Response is."""
+
+    __slots__ = ("head", "headers", "replies")
+
+    def __init__(self, headers: list[tuple[str, str]]) -> None:
+        self.headers = headers
+        self.head = http.encode_head(200, headers, None)
+        self.replies: dict[bytes, http.Response] = {}  # body -> its reply
+
+    def made(self, body: bytes) -> http.Response:
+        return http.Response(200, self.headers, body, head=self.head)
+
+    def kept(self, body: bytes) -> http.Response:
+        reply = self.replies.get(body)
+        if reply is None:
+            if len(self.replies) >= KEPT_REPLIES:
+                self.replies.clear()
+            reply = self.replies[body] = self.made(body)
+        return reply
 
 
 def params(query: str) -> dict[str, str]:
