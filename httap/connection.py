@@ -163,6 +163,7 @@ SENDFILE_SLICE = 128 * 1024
 SENDFILE_SLICES_PER_TURN = 8
 INLINE_BODY = 64 * 1024  # bodies up to this size are joined to their head in one buffer
 LINGER_SECONDS = 2.0
+UNSENDABLE = "internal server error: a reply that cannot be sent as it is"
 
 
 def state_of(
@@ -757,15 +758,6 @@ class Connection:
             self.pending = (request, receiving)
             receiving.start()
             return
-        try:
-            response.head_bytes()  # encoded once and kept; a bad header fails here
-            if not isinstance(response.body, bytes):
-                raise TypeError(f"the body is {type(response.body).__name__}, not bytes")
-        except (AttributeError, TypeError, ValueError, UnicodeEncodeError):
-            log.exception("cannot send the reply to %r", request)
-            response = http.error_response(
-                500, "internal server error: a reply that cannot be sent as it is"
-            )
         owner = self.owner
         keep_alive = http.keep_alive(request, owner.stopping, self.requests, self.limits.requests)
         if self.parser.streamed:  # answered before its body's end: the rest goes unread
@@ -773,8 +765,14 @@ class Connection:
         if not keep_alive:
             self.closing = True
         extra = owner.reply_headers
-        lines = b"" if extra is None else extra(request, response)
-        head, body, file = http.frame(request, response, keep_alive, lines)
+        try:  # a header or a body that cannot be sent fails here
+            lines = b"" if extra is None else extra(request, response)
+            head, body, file = http.frame(request, response, keep_alive, lines)
+        except (AttributeError, TypeError, ValueError, UnicodeEncodeError):
+            log.exception("cannot send the reply to %r", request)
+            response = http.error_response(500, UNSENDABLE)
+            lines = b"" if extra is None else extra(request, response)
+            head, body, file = http.frame(request, response, keep_alive, lines)
         if file is not None:
             try:
                 self.output.open_file(file)

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import json.encoder
 import re
 import time
 from http import HTTPStatus
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from httap.version import __version__
 
@@ -236,6 +237,25 @@ def _within_depth(value: object, limit: int) -> bool:
     return True
 
 
+def json_encoder(allow_nan: bool = True) -> Callable[[Any], str]:
+    """A compact JSON encoder (`separators=(",", ":")`, ASCII only), built once.
+
+    `json.JSONEncoder.encode` builds its C encoder anew on every call (`iterencode`),
+    which costs about as much as encoding a small reply; this one is built here, once.
+    The encoder raises what JSONEncoder raises: TypeError for a value that is not JSON,
+    ValueError for NaN or an infinity unless `allow_nan`; there is no circular check, so
+    a value that contains itself raises RecursionError instead of ValueError.
+    """
+    make = json.encoder.c_make_encoder  # None where the C accelerator is missing
+    if make is None:
+        return json.JSONEncoder(separators=(",", ":"), allow_nan=allow_nan).encode
+    default = json.JSONEncoder().default  # raises TypeError, naming the type
+    chunks = make(
+        None, default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, allow_nan
+    )
+    return lambda value: "".join(chunks(value, 0))
+
+
 def _json_kind(value: object) -> str:
     """A JSON value named by its kind, for messages (the value itself may be huge)."""
     if isinstance(value, list):
@@ -276,12 +296,18 @@ class Response:
         headers: Optional[list[tuple[str, str]]] = None,
         body: bytes = b"",
         file: Optional[FileBody] = None,
+        head: Optional[bytes] = None,
     ) -> None:
         self.status = status
         self.headers = headers if headers is not None else []
         self.body = body
         self.file = file
-        self._head: Optional[bytes] = None
+        # `head`: the head already encoded but for its Content-Length, as
+        # `encode_head(status, headers, None)` gives it, kept for many responses alike
+        # (the JSON replies to one session), so that each one only adds its length.
+        if head is not None:
+            head += length_line(status, len(body) if file is None else file.length)
+        self._head = head
 
     @property
     def length(self) -> int:
@@ -323,9 +349,15 @@ def encode_head(status: int, headers: list[tuple[str, str]], length: Optional[in
             if len(_sendable_names) < 1024:
                 _sendable_names.add(name)
         lines.append(f"{name}: {value}\r\n")
-    if length is not None and status >= 200 and status not in (204, 304):
-        lines.append(f"Content-Length: {length}\r\n")
-    return first + "".join(lines).encode("latin-1")
+    return first + "".join(lines).encode("latin-1") + length_line(status, length)
+
+
+def length_line(status: int, length: Optional[int]) -> bytes:
+    """The Content-Length line of a head, or b"" when it has none: a body of no known
+    `length` (None), or a 1xx, 204 or 304 (RFC 9110 8.6)."""
+    if length is None or status < 200 or status == 204 or status == 304:
+        return b""
+    return b"Content-Length: %d\r\n" % length
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -429,7 +461,8 @@ def frame(
 
     No body follows a response to HEAD (RFC 9110 9.3.2), nor a 1xx, 204 or 304 (RFC
     9112 6.3), whose heads have no Content-Length either. Raises ValueError for a header
-    that cannot be sent (a CR or LF in a value, a name that is not a token)."""
+    that cannot be sent (a CR or LF in a value, a name that is not a token), TypeError
+    for a body that is not bytes."""
     if not keep_alive:
         connection = CLOSE_LINE
     elif request is None or request.version == "HTTP/1.1":
@@ -437,6 +470,8 @@ def frame(
     else:
         connection = KEEP_ALIVE_LINE
     head = response.head_bytes() + extra + date_line() + connection + b"\r\n"
+    if not isinstance(response.body, bytes):
+        raise TypeError(f"the body is {type(response.body).__name__}, not bytes")
     status = response.status
     if (
         status < 200
@@ -559,6 +594,8 @@ class Parser:
     def next_request(self) -> Optional[Request]:
         if self._error is not None:
             raise self._error  # dead: the same refusal again, nothing more is parsed
+        if self._pos == len(self._buf):
+            return None  # all consumed: how most turns end, after their last request
         try:
             if self.state == HEAD:
                 request = self._read_head()
@@ -578,8 +615,6 @@ class Parser:
 
     def _read_head(self) -> Optional[Request]:
         buf, pos = self._buf, self._pos
-        if pos == len(buf):  # all consumed: how most turns end, after one request
-            return None
         end = buf.find(b"\r\n\r\n", pos)
         if end < 0:
             self._check_partial_head(buf, pos)

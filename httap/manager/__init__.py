@@ -25,7 +25,6 @@ on its connection, its body sent as the events happen.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping
@@ -40,7 +39,18 @@ from httap.manager.cors import Cors
 from httap.manager.events import Events
 from httap.manager.files import Files
 from httap.manager.gpio import Gpio
-from httap.manager.room import ALL, READS, WRITES, Answer, Change, Row, no_such, nothing_after
+from httap.manager.room import (
+    ALL,
+    READS,
+    WRITES,
+    Answer,
+    Change,
+    Encoded,
+    Row,
+    no_such,
+    nothing_after,
+    to_json,
+)
 from httap.manager.serial import Serial
 from httap.manager.status import Status
 from httap.pins import Pins, shown
@@ -64,9 +74,11 @@ JSON = ("Content-Type", "application/json")
 OCTETS = ("Content-Type", "application/octet-stream")
 PIN_METHODS = "GET, HEAD, POST, PUT"
 READ_ONLY = "GET, HEAD"
+MAX_REMEMBERED = 256  # paths whose row and target are kept (`_selected`)
+MAX_SESSIONS = 64  # sessions whose replies' head is kept (`_heads`): ~3 KiB each at most
+KEPT_REPLIES = 8  # whole replies kept per session (a few pins' states a page polls)
 
 Reply = Union[http.Response, Pending, Stream]
-_to_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def table(status: Status, gpio: Gpio, serial: Serial, events: Events) -> tuple[Row, ...]:
@@ -132,6 +144,12 @@ class Manager:
                 self.rows[first] = row
         standard = {key for key in self.rows if key not in ("", "ping")} | {"files", "app"}
         self.actions = Actions(pins, sorted(standard))
+        # Bounded memos, cleared when full: a path -> its row and target (what `_select`
+        # found: pins, ports and rows are fixed once the server runs, and a path that
+        # finds nothing is never kept); a session's id -> its 200 JSON replies' head
+        # (`_SessionReplies`).
+        self._selected: dict[str, tuple[Row, Any]] = {}
+        self._heads: dict[int, _SessionReplies] = {}
 
     def _names(self) -> list[str]:
         return self.actions.names()
@@ -161,7 +179,7 @@ class Manager:
             return self.cors.preflight(request)
         if method not in READS:
             self.cors.check_write(request)
-        row, target = self._select(path)
+        row, target = self._selected.get(path) or self._select(path)
         if method not in row.allowed:
             raise http.HTTPError(
                 405,
@@ -192,20 +210,27 @@ class Manager:
 
     def _select(self, path: str) -> tuple[Row, Any]:
         """The row that answers `path`, and its target (what a name after the resource
-        finds: a pin, a port); 404 when there is none."""
+        finds: a pin, a port); 404 when there is none. Remembered in `_selected`, which
+        the dispatch looks in first."""
         first, slash, name = path.partition("/")
         row = self.rows.get(first)
         if row is None:
             if first.startswith("ping"):
-                return self.rows["ping"], None
-            row = self.actions.registered.get(path)
-            if row is None:
-                raise no_such(path)
-            return row, None
-        if name and row.named is not None:
-            row = row.named
-        find = row.find
-        return row, (find(name if slash else None) if find is not None else None)
+                row = self.rows["ping"]
+            else:
+                row = self.actions.registered.get(path)
+                if row is None:
+                    raise no_such(path)
+            selected = row, None
+        else:
+            if name and row.named is not None:
+                row = row.named
+            find = row.find
+            selected = row, (find(name if slash else None) if find is not None else None)
+        if len(self._selected) >= MAX_REMEMBERED:
+            self._selected.clear()
+        self._selected[path] = selected
+        return selected
 
     def _lease(self, request: http.Request, row: Row, change: Change) -> None:
         """The lease column: on a row that changes the hardware, a write takes the
@@ -223,13 +248,19 @@ class Manager:
         for an exception raised on the way: the one place a `/?` reply is made. A
         Pending is finished the same way when it resolves. Never raises: a value that
         cannot be sent is a 500 `handler-failed`, logged."""
-        if isinstance(outcome, (Pending, Upload)):
-            outcome.convert = partial(self.finish, request)
-            return outcome
-        if isinstance(outcome, Stream):  # its head: the dynamic headers after its own
-            outcome.response.headers.extend(self._dynamic(request))
-            return outcome
+        kind = type(outcome)
+        if kind is not dict and kind is not Encoded:
+            if isinstance(outcome, (Pending, Upload)):
+                outcome.convert = partial(self.finish, request)
+                return outcome
+            if isinstance(outcome, Stream):  # its head: the dynamic headers after its own
+                outcome.response.headers.extend(self._dynamic(request))
+                return outcome
         try:
+            if kind is Encoded:  # the same bytes for the same state: the reply is kept
+                return self._replies(request).kept(outcome.body)
+            if kind is dict:  # the common reply
+                return self._replies(request).made(to_json(outcome).encode())
             return self._response(request, outcome)
         except Exception:
             log.exception("bad reply value for %s %s", request.method, request.target)
@@ -245,10 +276,20 @@ class Manager:
         session = request.session
         return [*NO_CACHE, ("HTTaP-Session", str(session.id if session else 0))]
 
+    def _replies(self, request: http.Request) -> _SessionReplies:
+        """The 200 JSON replies of the request's session: their headers are the same on
+        every reply to a session, so they are encoded once per session (`_heads`)."""
+        session = request.session
+        replies = self._heads.get(session.id if session else 0)
+        if replies is None:
+            replies = _SessionReplies([JSON, *self._dynamic(request)])
+            if len(self._heads) >= MAX_SESSIONS:
+                self._heads.clear()
+            self._heads[session.id if session else 0] = replies
+        return replies
+
     def _response(self, request: http.Request, outcome: Any) -> http.Response:
         dynamic = self._dynamic(request)
-        if type(outcome) is dict:  # the common reply: 200 with a JSON object
-            return http.Response(200, [JSON, *dynamic], _to_json(outcome).encode())
         status, headers = 200, ()
         if isinstance(outcome, Exception):
             outcome = self._failure(request, outcome)
@@ -268,7 +309,7 @@ class Manager:
             return http.Response(status, [*dynamic, *headers])
         if isinstance(outcome, (bytes, bytearray)):
             return http.Response(status, [OCTETS, *dynamic, *headers], bytes(outcome))
-        return http.Response(status, [JSON, *dynamic, *headers], _to_json(outcome).encode())
+        return http.Response(status, [JSON, *dynamic, *headers], to_json(outcome).encode())
 
     def _failure(self, request: http.Request, err: Exception) -> Answer:
         """The answer to an exception: HTTPError its own, Busy 503 with Retry-After,
@@ -309,6 +350,33 @@ class Manager:
         self.watches.stop()
         self.pins.end_pulses()
         self.events.stop()
+
+
+class _SessionReplies:
+    """One session's 200 JSON replies: `headers` (the JSON type, no-cache, the session)
+    and their `head`, encoded once, to which each reply adds its Content-Length
+    (`made`); and the replies of the bodies a room keeps (`Encoded`), kept whole as
+    well (`kept`): the same state to the same session is the same bytes. At most
+    KEPT_REPLIES of them; cleared when full. The headers list is shared, and the kept
+    replies are sent again: frozen, as every sent Response is."""
+
+    __slots__ = ("head", "headers", "replies")
+
+    def __init__(self, headers: list[tuple[str, str]]) -> None:
+        self.headers = headers
+        self.head = http.encode_head(200, headers, None)
+        self.replies: dict[bytes, http.Response] = {}  # body -> its reply
+
+    def made(self, body: bytes) -> http.Response:
+        return http.Response(200, self.headers, body, head=self.head)
+
+    def kept(self, body: bytes) -> http.Response:
+        reply = self.replies.get(body)
+        if reply is None:
+            if len(self.replies) >= KEPT_REPLIES:
+                self.replies.clear()
+            reply = self.replies[body] = self.made(body)
+        return reply
 
 
 def params(query: str) -> dict[str, str]:

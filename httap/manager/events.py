@@ -30,7 +30,6 @@ section 9.2, "Server-sent events").
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -58,7 +57,7 @@ PARAMS = frozenset(("types", "pins"))
 KEEP_ALIVE = b": keep-alive\n\n"  # a comment line: EventSource ignores it
 EVENT_STREAM = ("Content-Type", "text/event-stream")
 APP_DATA = 4096  # bytes of JSON an app's event may carry: a notification, not a transfer
-_to_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_to_json = http.json_encoder(allow_nan=False)
 
 
 class Subscriber(NamedTuple):
@@ -73,13 +72,25 @@ class Subscriber(NamedTuple):
         return _wants(self.types, self.pins, kind, pin)
 
 
-class Held(NamedTuple):
-    """An event in the history: its id, type, pin name (gpio only) and its bytes."""
+class Held:
+    """An event in the history: its id, type, pin name (gpio only) and data, and its
+    bytes as a stream carries them (`frame()`), encoded when first asked for: a change
+    that no stream hears costs no JSON until a stream resumes past it."""
 
-    id: int
-    kind: str
-    pin: Optional[str]
-    frame: bytes
+    __slots__ = ("_frame", "data", "id", "kind", "pin")
+
+    def __init__(self, event_id: int, kind: str, pin: Optional[str], data: Any) -> None:
+        self.id = event_id
+        self.kind = kind
+        self.pin = pin
+        self.data = data  # until it is encoded: nobody changes it
+        self._frame: Optional[bytes] = None
+
+    def frame(self) -> bytes:
+        if self._frame is None:
+            self._frame = _frame(self.id, self.kind, self.data)
+            self.data = None
+        return self._frame
 
 
 class Events:
@@ -224,7 +235,7 @@ class Events:
         if not oldest - 1 <= seen <= self.last_id:
             return None
         return b"".join(
-            held.frame
+            held.frame()
             for held in islice(history, seen - oldest + 1, None)
             if _wants(types, pins, held.kind, held.pin)
         )
@@ -244,15 +255,17 @@ class Events:
 
     # -- the sources -------------------------------------------------------------------
 
-    def emit(self, kind: str, data: dict, pin: Optional[str] = None) -> None:
+    def emit(self, kind: str, data: dict, pin: Optional[str] = None) -> Held:
         """A new event of type `kind` (TYPES) carrying `data` (for `gpio`, about `pin`):
-        the next id, held, and queued on every stream that wants it, in this order."""
+        the next id, held, and queued on every stream that wants it, in this order.
+        `data` is encoded when a stream first needs it: nobody may change it after."""
         self.last_id += 1
-        frame = _frame(self.last_id, kind, data)
-        self.history.append(Held(self.last_id, kind, pin, frame))
+        held = Held(self.last_id, kind, pin, data)
+        self.history.append(held)
         for subscriber in tuple(self.subscribers):  # one may end as it is written to
             if subscriber.wants(kind, pin):
-                subscriber.stream.write(frame)
+                subscriber.stream.write(held.frame())
+        return held
 
     def _pin_changed(self, change: Change) -> None:
         """The change source's listener: `gpio` events, one per change of a level or of
@@ -311,7 +324,7 @@ class Events:
                 f"publish({name!r}, data): data is {len(encoded)} bytes of JSON, over"
                 f" {APP_DATA}; an event is a notification: serve large data from an action"
             )
-        self.emit("app", {"name": name, "data": data})
+        self.emit("app", {"name": name, "data": data}).frame()  # now: the app may change `data`
 
     # -- stopping ----------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 from gpio import GpioError
 from httap import http
 from httap.config import WAIT
-from httap.manager.room import READS, Change, cause_of, no_such, param
+from httap.manager.room import READS, Change, Encoded, cause_of, no_such, param
 from httap.pins import INPUT, Pin, Pins
 from httap.reply import Pending
 from httap.watches import Watches
@@ -40,6 +40,10 @@ BAD_BODY = (
     ' {"value": 1}, {"pulse": 0.2} or {"pwm": {"frequency": 440, "duty": 0.5}}'
 )
 BAD_BATCH = 'a batch is a JSON object of pin names and values, e.g. {"led": 1, "motor": 0}'
+MAX_ENCODED = 256  # pin states whose JSON is kept; cleared when full
+# The bodies nearly every write sends, by their exact bytes, and the level they give: the
+# JSON decoder's reading of them, without its cost. Any other body is decoded.
+LEVELS = {b"0": 0, b"1": 1, b"true": 1, b"false": 0}
 
 
 class Gpio:
@@ -51,6 +55,7 @@ class Gpio:
         self.watches = watches
         self.loop = loop
         self.holds = HOLDS[lease_mode]
+        self._encoded: dict[tuple, Encoded] = {}  # a flat state's items -> its JSON
 
     def find(self, name: str) -> Pin:
         """The pin `/?gpio/NAME` names (404 or 403 from pins.py; 404 for a deeper path)."""
@@ -70,7 +75,7 @@ class Gpio:
         if request.method in READS:
             if "wait" in request.params:
                 return self._long_poll(request, pin)
-            return self.pins.state(pin)
+            return self._encode(self.pins.state(pin))
         kind, argument = command(request.body)
         if kind == "drive":
             self._drivable(pin)
@@ -79,6 +84,23 @@ class Gpio:
             self.pins.writable(pin)
             refused = f"writing pin {pin.name} is refused; reading pins stays open"
         return Change(refused, lambda: self._write(request, pin, kind, argument))
+
+    def _encode(self, state: dict) -> Any:
+        """A reply, `state` (read from the board just now), as an `Encoded` kept per
+        distinct state: a pin has as many as it has levels, so its JSON is encoded once
+        (the key is the state's items: a level is the int 0 or 1, gpio.Backend.read). A
+        state that holds a dict (a PWM pin's setting) is answered as it is."""
+        try:
+            key = tuple(state.items())
+            encoded = self._encoded.get(key)
+        except TypeError:  # unhashable: the state holds a dict
+            return state
+        if encoded is None:
+            encoded = Encoded(state)
+            if len(self._encoded) >= MAX_ENCODED:
+                self._encoded.clear()
+            self._encoded[key] = encoded
+        return encoded
 
     def _drivable(self, pin: Pin) -> None:
         """`{"drive": V}` sets the wire of an input, as a button would: on the simulated
@@ -120,7 +142,7 @@ class Gpio:
                 pins.set(pin, level, cause_of(request), "drive", INPUT)
             else:
                 pins.set(pin, level, cause_of(request))
-        return self._written(pin)
+        return self._encode(self._written(pin))
 
     def _written(self, pin: Pin, interrupted: bool = False) -> dict:
         """The reply to a write: the pin's state, plus, for a pin with a `safe` value,
@@ -204,6 +226,9 @@ def command(body: bytes) -> tuple[str, Any]:
     """A pin's body as (kind, argument): 0, 1, true or false is ("value", 0 or 1); a
     JSON object with one key of COMMANDS is that key and its value, checked later by
     the command. 400 `bad-value` for anything else."""
+    level = LEVELS.get(body)
+    if level is not None:
+        return "value", level
     value = _json(body)
     if isinstance(value, dict) and len(value) == 1:
         ((kind, argument),) = value.items()

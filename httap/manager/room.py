@@ -4,6 +4,7 @@ A room answers the rows of the dispatch table that name it (manager/__init__.py)
 row's `run(request, target)` returns an outcome, and the dispatch, never the room, turns
 it into the reply (`Manager.finish`):
 - a JSON value: 200 with it;
+- an `Encoded`: a JSON object the room has encoded already (and keeps): 200 with it;
 - an `Answer`: another status, a body of raw bytes or none, headers of its own;
 - an `http.Response` (an action's own), bytes (raw, 200), or None (204);
 - a `Change`: a change of the hardware that the lease must allow first; the dispatch
@@ -33,6 +34,7 @@ READS = frozenset(("GET", "HEAD"))  # the methods that change nothing
 # The lease column of a row: what a Change there needs from the lease (session.py).
 WRITES = "writes"  # a write takes the lease; reads stay open to everyone
 ALL = "all"  # a write takes it; a read needs that nobody else holds it
+to_json = http.json_encoder()  # a reply's JSON text (NaN and infinities as Python writes them)
 # A number in a query parameter: plain decimal digits, no sign or exponent.
 _DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 
@@ -82,6 +84,19 @@ class Answer:
         self.status = status
         self.value = value
         self.headers = headers
+
+
+class Encoded(dict):
+    """A JSON object with its encoding: the dict itself, and `body`, its JSON as UTF-8
+    bytes, answered as 200 like the dict would be. A room keeps one for a value it
+    sends again and again (a pin's state: it has as many as the pin has levels), so
+    that its text is encoded once. Frozen: `body` would no longer say what it holds."""
+
+    __slots__ = ("body",)
+
+    def __init__(self, value: dict) -> None:
+        super().__init__(value)
+        self.body = to_json(value).encode()
 
 
 class Change:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from httap.manager.gpio import BAD_BATCH, BAD_BODY, command
+from httap import http
+from httap.manager.gpio import BAD_BATCH, BAD_BODY, LEVELS, command
 from httap.manager.room import Change
 from httap.reply import Pending
+from httap.session import Session
 from tests.helpers.domain import BUTTON, BUZZER, LED, answer, build, request
 
 
@@ -186,3 +188,32 @@ def test_a_board_failing_under_a_waiting_reply_answers_500():
     status, body = answer(waiting.response())
     assert (status, body["error"]) == (500, "gpio-error")
     assert f"GPIO {BUTTON} has not been set up" in body["message"]
+
+
+@pytest.mark.parametrize("body", sorted(LEVELS))
+def test_a_level_read_by_its_bytes_is_what_the_json_decoder_reads(body):
+    decoded = http.parse_json(body)  # what every other body goes through
+    assert command(body) == ("value", int(decoded)) == ("value", LEVELS[body])
+
+
+def test_a_read_answers_the_level_read_now_its_json_kept_per_state(manager):
+    session = Session(("127.0.0.1", 40000), 0.0)
+    first = manager.handle(request("GET", "/?gpio/led", session=session))
+    manager.pins.backend.write(LED, 1)  # behind the server's back: the board is read
+    second = manager.handle(request("GET", "/?gpio/led", session=session))
+    manager.pins.backend.write(LED, 0)
+    third = manager.handle(request("GET", "/?gpio/led", session=session))
+    assert answer(first) == answer(third) == (200, {"gpio": LED, "mode": "out", "value": 0})
+    assert answer(second) == (200, {"gpio": LED, "mode": "out", "value": 1})
+    assert third.body is first.body  # encoded once, for the state value 0
+
+
+def test_every_json_reply_carries_its_own_session_and_no_cache(manager):
+    one, two = Session(("127.0.0.1", 40000), 0.0), Session(("127.0.0.1", 40001), 0.0)
+    for session in (one, two, one):
+        response = manager.handle(request("GET", "/?gpio/led", session=session))
+        head = response.head_bytes().decode()
+        assert f"HTTaP-Session: {session.id}\r\n" in head
+        assert "Cache-Control: no-cache, no-store, must-revalidate\r\n" in head
+        assert head.endswith(f"Content-Length: {len(response.body)}\r\n")
+        assert response.head_bytes() == http.encode_head(200, response.headers, len(response.body))

@@ -1290,3 +1290,28 @@ def test_the_three_date_forms_of_rfc_9110(text):
 )
 def test_unparseable_dates_are_none(text):
     assert http.parse_http_date(text) is None
+
+
+@pytest.mark.parametrize(
+    "value", [{"gpio": 4, "mode": "in", "value": 0}, [1, 2.5, None, True, "é\n"], "x", 7, {}]
+)
+def test_the_json_encoder_built_once_writes_what_json_dumps_writes(value) -> None:
+    import json
+
+    assert http.json_encoder()(value) == json.dumps(value, separators=(",", ":"))
+
+
+def test_the_json_encoder_refuses_what_json_refuses() -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        http.json_encoder()({"x": object()})
+    with pytest.raises(ValueError, match="Out of range float"):
+        http.json_encoder(allow_nan=False)([float("nan")])
+    assert http.json_encoder()(float("inf")) == "Infinity"  # as JSONEncoder() writes it
+
+
+def test_a_prepared_head_is_the_head_encode_head_writes() -> None:
+    headers = [("Content-Type", "application/json"), ("HTTaP-Session", "7")]
+    for status, body in ((200, b'{"a":1}'), (200, b""), (204, b""), (304, b"")):
+        start = http.encode_head(status, headers, None)  # kept for many replies
+        prepared = Response(status, headers, body, head=start)
+        assert prepared.head_bytes() == Response(status, headers, body).head_bytes()

@@ -149,6 +149,14 @@ def setup(server):
     @server.action("own-cors")
     def own_cors(request):
         return http.Response(200, [("Access-Control-Allow-Origin", "http://own.example")])
+
+    @server.action("unsendable/header")
+    def unsendable_header(request):
+        return http.Response(200, [("X-Note", "two\\r\\nlines")], b"x")
+
+    @server.action("unsendable/body")
+    def unsendable_body(request):
+        return http.Response(200, [("Content-Type", "text/plain")], "text, not bytes")
 """
 
 
@@ -406,6 +414,15 @@ def test_an_unserialisable_return_is_a_json_500(running, connect):
         check_dynamic(reply)
         assert reply.json()["error"] == "handler-failed"
         assert call(client, "GET", "/?list").status == 200
+
+
+def test_a_reply_that_cannot_be_sent_is_a_500_and_the_connection_goes_on(running, connect):
+    client = connect(running)
+    for target in ("/?unsendable/header", "/?unsendable/body"):
+        reply = call(client, "GET", target)
+        assert reply.status == 500, target
+        assert reply.body == b"internal server error: a reply that cannot be sent as it is\n"
+        assert call(client, "GET", "/?list").status == 200, target  # framing intact
 
 
 # -- pending replies -------------------------------------------------------------------
