@@ -34,7 +34,7 @@ $(RUNTIME): pyproject.toml requirements.txt | $(PY)
 # Debian's libgpiod v1 bindings (python3-libgpiod, for the system Python: a contract test
 # runs the real v1 library) when missing, the tools, and pip (a test builds a wheel with it).
 $(TOOLS): $(RUNTIME) requirements-test.txt
-	@missing=$$(for tool in chromium openssl mosquitto; do \
+	@missing=$$(for tool in chromium openssl mosquitto curl; do \
 		PATH="$$PATH:/usr/sbin" command -v $$tool >/dev/null || echo $$tool; done); \
 	/usr/bin/python3 -c 'import gpiod' 2>/dev/null || missing="$$missing python3-libgpiod"; \
 	if [ -n "$$missing" ]; then \

@@ -195,10 +195,26 @@ class Manager:
 
     def streams_body(self, request: http.Request) -> bool:
         """Whether the body of `request` (a head with a body) goes to its room in parts:
-        its row lists the method as `streamed` (http.Parser's `streams`)."""
+        its row lists the method as `streamed` (http.Parser's `streams`).
+
+        `curl -T FILE 'http://host/?files/NAME'` sends `PUT /FILE?files/NAME`: curl
+        appends the local file name to a URL whose path is `/`. A PUT whose path is one
+        segment and whose query is an upload's `/?` target is taken as that target
+        (`request.target` becomes `/?files/NAME`): the files domain has no PUT, so the
+        request could mean nothing else (docs/protocol.md, Choices)."""
         target = request.target
-        if not target.startswith("/?"):
+        if target.startswith("/?"):
+            return self._streams(request.method, target)
+        if request.method != "PUT":
             return False
+        path, _, query = target.partition("?")
+        if path.count("/") != 1 or not (query and self._streams("PUT", "/?" + query)):
+            return False
+        request.target = "/?" + query
+        return True
+
+    def _streams(self, method: str, target: str) -> bool:
+        """Whether `method` on the `/?` `target` is read in parts (its row's `streamed`)."""
         path = target[2:].partition("&")[0]
         if "%" in path:
             path = unquote(path, errors="replace")
@@ -206,7 +222,7 @@ class Manager:
         row = self.rows.get(first)
         if row is not None and name and row.named is not None:
             row = row.named
-        return row is not None and request.method in row.streamed
+        return row is not None and method in row.streamed
 
     def _select(self, path: str) -> tuple[Row, Any]:
         """The row that answers `path`, and its target (what a name after the resource

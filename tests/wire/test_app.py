@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import tarfile
 import threading
 import time
@@ -75,6 +76,33 @@ def test_put_app_switches_for_the_next_request(running, connect):
 def test_a_zip_switches_too(running, connect):
     reply = put(connect(running), "/?app", zip_of({"index.html": NEW}))
     assert reply.status == 200, reply.body
+    assert served(running, connect).body == NEW
+
+
+def test_curl_upload_of_a_named_archive_switches(running, connect, tmp_path):
+    """`curl -T site.tar.gz 'http://pi:8080/?app'` sends `PUT /site.tar.gz?app`: taken
+    as `PUT /?app` (docs/protocol.md, Choices), as the README shows it."""
+    local = tmp_path / "site.tar.gz"
+    local.write_bytes(tar_of({"index.html": NEW}))
+    url = f"http://127.0.0.1:{running.port}/?app"
+    done = subprocess.run(
+        [
+            "curl",
+            "--silent",
+            "--show-error",
+            "-T",
+            str(local),
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.stdout == "200", done.stderr
     assert served(running, connect).body == NEW
 
 

@@ -5,6 +5,7 @@ and the roles an upload needs (the auth matrix of ESPHome's CVE-2021-41104)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -641,3 +642,39 @@ def test_uploads_and_chroot_do_not_go_together(folder, tmp_path):
 
     with pytest.raises(ConfigError, match=re.escape("uploads.dir: not with chroot")):
         load(None, env={}, overrides={"uploads.dir": str(folder), "chroot": True})
+
+
+# -- curl -T FILE 'http://host/?files/NAME' --------------------------------------------
+
+
+def test_curl_upload_of_a_named_file_stores_it(running, folder, tmp_path, connect):
+    """curl appends the file's name to a URL whose path is `/` and sends `PUT
+    /log.csv?files/stored.csv`: taken as `PUT /?files/stored.csv` (docs/protocol.md)."""
+    local = tmp_path / "log.csv"
+    local.write_bytes(b"t,v\n1,2\n")
+    url = f"http://127.0.0.1:{running.port}/?files/stored.csv"
+    done = subprocess.run(
+        ["curl", "--silent", "--show-error", "-T", str(local), "-w", "\n%{http_code}", url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    body, _, status = done.stdout.rpartition("\n")
+    assert (status, json.loads(body)) == ("201", {"name": "stored.csv", "size": 8})
+    assert stored(folder) == {"stored.csv": b"t,v\n1,2\n"}
+    served(running, connect)
+
+
+@pytest.mark.parametrize("target", ["/a/log.csv?files/x", "/log.csv?gpio/led", "/log.csv"])
+def test_other_puts_to_a_file_path_are_405(running, client, folder, target):
+    """Only a one-segment path with an upload's target is taken as that target."""
+    client.send(head("PUT", target, "Content-Length: 2\r\n") + b"hi")
+    assert client.read().status == 405
+    assert stored(folder) == {}
+
+
+def test_a_named_put_is_not_an_upload_when_uploads_are_off(make_server, connect):
+    client = connect(make_server())
+    client.send(head("PUT", "/log.csv?files/log.csv", "Content-Length: 2\r\n") + b"hi")
+    assert client.read().status == 405
+    assert client.get("/?").status == 200
