@@ -54,6 +54,8 @@ import zlib
 from collections.abc import Iterator
 from typing import IO, Any, Callable, NamedTuple, Optional
 
+from httap.unlink import unlinking
+
 log = logging.getLogger("httap.site")
 
 MAX_MEMBERS = 10_000  # files and folders in one archive
@@ -478,29 +480,13 @@ def _collides(member: str) -> Refused:
 
 def _removing(folder: str) -> Iterator[None]:
     """Remove `folder` and all it holds, a slice at a time: each file is shrunk by
-    CHUNK bytes a step, then removed. The kernel frees a file's pages as it goes, and
-    an unlink of a large file just written holds the caller for tens of ms. What
-    cannot be removed is left (as rmtree's ignore_errors)."""
+    CHUNK bytes a step, then removed (httap/unlink.py says why). What cannot be removed
+    is left (as rmtree's ignore_errors)."""
     for place, folders, names in os.walk(folder, topdown=False):
         for name in names:
-            path = os.path.join(place, name)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
-            except OSError:
-                fd = -1
-            if fd >= 0:
-                try:
-                    size = os.fstat(fd).st_size
-                    while size > CHUNK:
-                        size -= CHUNK
-                        os.ftruncate(fd, size)
-                        yield
-                except OSError:
-                    pass
-                finally:
-                    os.close(fd)
             with contextlib.suppress(OSError):
-                os.unlink(path)
+                for _ in unlinking(os.path.join(place, name), CHUNK):
+                    yield
             yield
         for name in folders:
             with contextlib.suppress(OSError):
