@@ -36,7 +36,6 @@ import logging
 import os
 import re
 import stat
-import tempfile
 import time
 from typing import Any, Optional
 
@@ -279,6 +278,8 @@ class _Temporary:
     __slots__ = ("fd", "files", "path", "size")
 
     def __init__(self, files: Files) -> None:
+        import tempfile  # here: a server without uploads never loads shutil, bz2, lzma
+
         self.files = files
         self.fd, self.path = tempfile.mkstemp(prefix=TEMPORARY, dir=files.folder)
         self.size = 0
