@@ -8,7 +8,7 @@ import re
 import time
 
 from results import Results
-from servers import Running
+from servers import Running, proc_stats
 from tools import run_quiet
 
 OTHER_LIMIT = 0.10  # other processes using this share of a CPU during a step get a note
@@ -44,14 +44,7 @@ def others_cpu(server_pgid: int) -> float:
     """
     own = os.getpgrp()
     total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as file:
-                fields = file.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
+    for _, fields in proc_stats():
         if int(fields[2]) in (own, server_pgid):
             continue
         total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime

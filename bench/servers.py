@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -67,18 +68,29 @@ def port_open(port: int) -> bool:
         return False
 
 
-def group_stats(pgid: int) -> tuple[int, float, int]:
-    """(VmRSS KiB, utime+stime seconds, processes) summed over a process group."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    rss = cpu = count = 0
+def proc_stats() -> Iterator[tuple[str, list[str]]]:
+    """Each process's /proc entry (its pid) and the fields of its /proc/PID/stat after
+    the command name (proc(5): [2] the process group, [11:15] utime stime cutime cstime
+    in clock ticks); a process that went away meanwhile is left out."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as file:
                 fields = file.read().rsplit(")", 1)[1].split()
-            if int(fields[2]) != pgid:
-                continue
+        except (OSError, IndexError):
+            continue
+        yield entry, fields
+
+
+def group_stats(pgid: int) -> tuple[int, float, int]:
+    """(VmRSS KiB, utime+stime seconds, processes) summed over a process group."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    rss = cpu = count = 0
+    for entry, fields in proc_stats():
+        if int(fields[2]) != pgid:
+            continue
+        try:
             with open(f"/proc/{entry}/status") as file:
                 for line in file:
                     if line.startswith("VmRSS:"):

@@ -24,6 +24,7 @@ import glob
 import importlib
 import logging
 import os
+from abc import abstractmethod
 from datetime import timedelta
 from types import ModuleType
 from typing import Any, Optional
@@ -86,25 +87,115 @@ def find_chip(lib: ModuleType, paths: Optional[list[str]] = None) -> str:
     return paths[0]
 
 
-def _nonblocking(fd: int) -> int:
-    os.set_blocking(fd, False)
-    return fd
-
-
-class GpiodBackend(Backend):
-    """libgpiod v2: one `LineRequest` per pin."""
+class LibgpiodBackend(Backend):
+    """What both libgpiod APIs share: one library object held per set-up GPIO (v2 its
+    `LineRequest`, v1 its requested `Line`) in `held`, the inputs among them that were
+    requested with edges, and every library error wrapped into a GpioError that names
+    the pin. A subclass gives its API's number (`api`), the library's errors (`errors`)
+    and the calls that differ: `_setup`, `_get`, `_set`, `_fd`, `_edges`."""
 
     name = "gpiod"
+    api = 0  # the bindings' API, as api_of() reads it
+    errors: tuple[type[BaseException], ...] = (OSError, ValueError)
+
+    def __init__(self, module: Optional[ModuleType] = None) -> None:
+        self.lib = lib = load(module)
+        if api_of(lib) != self.api:
+            raise GpioError(
+                f"{lib.__name__} is not libgpiod v{self.api}'s bindings: use open_gpiod()"
+            )
+        self.held: dict[int, Any] = {}
+        self.inputs: set[int] = set()  # the inputs requested with edge detection
+
+    def setup(self, pin: Pin) -> None:
+        try:
+            self._setup(pin)
+        except self.errors as err:
+            raise GpioError(f"GPIO {pin.gpio}: libgpiod refused the set-up: {said(err)}") from None
+
+    def read(self, gpio: int) -> int:
+        try:
+            return self._get(self._held(gpio), gpio)
+        except self.errors as err:
+            raise GpioError(f"GPIO {gpio}: libgpiod cannot read it: {said(err)}") from None
+
+    def write(self, gpio: int, value: int) -> None:
+        try:
+            self._set(self._held(gpio), gpio, value)
+        except self.errors as err:
+            raise GpioError(f"GPIO {gpio}: libgpiod cannot drive it: {said(err)}") from None
+
+    def watch(self, gpio: int) -> Optional[int]:
+        """The input's edge descriptor (v2 the request's `fd`, v1 `event_get_fd()`),
+        made non-blocking; None for an output or an input without edge detection."""
+        if gpio not in self.inputs:
+            return None
+        try:
+            fd = self._fd(self._held(gpio))
+            os.set_blocking(fd, False)
+        except self.errors as err:
+            raise GpioError(f"GPIO {gpio}: libgpiod gives no descriptor: {said(err)}") from None
+        return fd
+
+    def edges(self, gpio: int) -> list[Edge]:
+        try:
+            return self._edges(self._held(gpio))
+        except BlockingIOError:
+            return []
+        except self.errors as err:
+            raise GpioError(f"GPIO {gpio}: libgpiod cannot read its edges: {said(err)}") from None
+
+    def _held(self, gpio: int) -> Any:
+        try:
+            return self.held[gpio]
+        except KeyError:
+            raise GpioError(f"GPIO {gpio} has not been set up") from None
+
+    def close(self) -> None:
+        """Release every line once (a second release raises in gpiod 2.1 to 2.4); a
+        library that refuses is logged: the server is stopping, and must finish."""
+        held = list(self.held.items())
+        self.held.clear()
+        self.inputs.clear()
+        for number, thing in held:
+            try:
+                thing.release()
+            except self.errors as err:
+                log.error("GPIO %d: libgpiod cannot release it: %s", number, said(err))
+
+    @abstractmethod
+    def _setup(self, pin: Pin) -> None:
+        """`setup()` in the library's calls; the library's errors are wrapped by it."""
+
+    @abstractmethod
+    def _get(self, held: Any, gpio: int) -> int:
+        """The level of `gpio`, 0 or 1, read through what is held for it."""
+
+    @abstractmethod
+    def _set(self, held: Any, gpio: int, value: int) -> None:
+        """Drive `gpio` to `value` (any truth value) through what is held for it."""
+
+    @abstractmethod
+    def _fd(self, held: Any) -> int:
+        """The descriptor on which the held input's edge events arrive."""
+
+    @abstractmethod
+    def _edges(self, held: Any) -> list[Edge]:
+        """The edge events waiting on the held input, as Edges; BlockingIOError when
+        none is waiting."""
+
+
+class GpiodBackend(LibgpiodBackend):
+    """libgpiod v2: one `LineRequest` per pin."""
+
+    api = 2
 
     def __init__(self, chip: Optional[str] = None, module: Optional[ModuleType] = None) -> None:
-        self.lib = lib = load(module)
-        if api_of(lib) != 2:
-            raise GpioError(f"{lib.__name__} is not libgpiod v2's bindings: use open_gpiod()")
-        self.line = importlib.import_module(lib.__name__ + ".line")
-        self.rising = importlib.import_module(
-            lib.__name__ + ".edge_event"
-        ).EdgeEvent.Type.RISING_EDGE
-        exception = importlib.import_module(lib.__name__ + ".exception")
+        super().__init__(module)
+        name = self.lib.__name__
+        self.line = importlib.import_module(name + ".line")
+        self.rising = importlib.import_module(name + ".edge_event").EdgeEvent.Type.RISING_EDGE
+        exception = importlib.import_module(name + ".exception")
         self.errors = (
             OSError,
             ValueError,
@@ -112,9 +203,7 @@ class GpiodBackend(Backend):
             exception.ChipClosedError,
             exception.RequestReleasedError,
         )
-        self.chip = chip or find_chip(lib)
-        self.requests: dict[int, Any] = {}
-        self.inputs: set[int] = set()  # the inputs requested with edge detection
+        self.chip = chip or find_chip(self.lib)
 
     def _settings(self, pin: Pin, value: Any = None, edges: bool = True) -> Any:
         line = self.line
@@ -130,37 +219,34 @@ class GpiodBackend(Backend):
             debounce_period=timedelta(seconds=pin.debounce if edges else 0),
         )
 
-    def setup(self, pin: Pin) -> None:
+    def _setup(self, pin: Pin) -> None:
         number = pin.gpio
         keep = pin.is_output and pin.initial is None  # leave the level as it is: read it
         edges = not pin.is_output
-        try:
-            request = self.requests.get(number)
-            if request is None:  # a new request; the line's level is read where kept
-                as_is = self.lib.LineSettings(direction=self.line.Direction.AS_IS)
+        request = self.held.get(number)
+        if request is None:  # a new request; the line's level is read where kept
+            as_is = self.lib.LineSettings(direction=self.line.Direction.AS_IS)
+            try:
+                request = self._request({number: as_is if keep else self._settings(pin)})
+            except OSError as err:
+                if not edges or err.errno != errno.ENODEV:
+                    raise
+                # No interrupt for this line (an I2C expander, say): no edges.
+                request = self._request({number: self._settings(pin, edges=False)})
+                edges = False
+                log.warning("GPIO %d has no edge detection (%s): sampled", number, err)
+            if keep:
                 try:
-                    request = self._request({number: as_is if keep else self._settings(pin)})
-                except OSError as err:
-                    if not edges or err.errno != errno.ENODEV:
-                        raise
-                    # No interrupt for this line (an I2C expander, say): no edges.
-                    request = self._request({number: self._settings(pin, edges=False)})
-                    edges = False
-                    log.warning("GPIO %d has no edge detection (%s): sampled", number, err)
-                if keep:
-                    try:
-                        request.reconfigure_lines(
-                            {number: self._settings(pin, request.get_value(number))}
-                        )
-                    except self.errors:
-                        request.release()
-                        raise
-                self.requests[number] = request
-            else:  # ours already: changed in place, never let go
-                value = request.get_value(number) if keep else None
-                request.reconfigure_lines({number: self._settings(pin, value)})
-        except self.errors as err:
-            raise GpioError(f"GPIO {number}: libgpiod refused the set-up: {said(err)}") from None
+                    request.reconfigure_lines(
+                        {number: self._settings(pin, request.get_value(number))}
+                    )
+                except self.errors:
+                    request.release()
+                    raise
+            self.held[number] = request
+        else:  # ours already: changed in place, never let go
+            value = request.get_value(number) if keep else None
+            request.reconfigure_lines({number: self._settings(pin, value)})
         if edges:
             self.inputs.add(number)
         else:
@@ -169,79 +255,39 @@ class GpiodBackend(Backend):
     def _request(self, config: dict) -> Any:
         return self.lib.request_lines(self.chip, consumer=CONSUMER, config=config)
 
-    def read(self, gpio: int) -> int:
-        try:
-            return 1 if self._held(gpio).get_value(gpio) == self.line.Value.ACTIVE else 0
-        except self.errors as err:
-            raise GpioError(f"GPIO {gpio}: libgpiod cannot read it: {said(err)}") from None
+    def _get(self, held: Any, gpio: int) -> int:
+        return 1 if held.get_value(gpio) == self.line.Value.ACTIVE else 0
 
-    def write(self, gpio: int, value: int) -> None:
-        level = self.line.Value.ACTIVE if value else self.line.Value.INACTIVE
-        try:
-            self._held(gpio).set_value(gpio, level)
-        except self.errors as err:
-            raise GpioError(f"GPIO {gpio}: libgpiod cannot drive it: {said(err)}") from None
+    def _set(self, held: Any, gpio: int, value: int) -> None:
+        held.set_value(gpio, self.line.Value.ACTIVE if value else self.line.Value.INACTIVE)
 
-    def watch(self, gpio: int) -> Optional[int]:
-        """The input's request descriptor (edges on both sides), non-blocking."""
-        if gpio not in self.inputs:
-            return None
-        try:
-            return _nonblocking(self._held(gpio).fd)
-        except self.errors as err:
-            raise GpioError(f"GPIO {gpio}: libgpiod gives no descriptor: {said(err)}") from None
+    def _fd(self, held: Any) -> int:
+        return held.fd
 
-    def edges(self, gpio: int) -> list[Edge]:
+    def _edges(self, held: Any) -> list[Edge]:
         """`read_edge_events()`: at most 64 a call (the bindings' default)."""
-        try:
-            events = self._held(gpio).read_edge_events()
-        except BlockingIOError:
-            return []
-        except self.errors as err:
-            raise GpioError(f"GPIO {gpio}: libgpiod cannot read its edges: {said(err)}") from None
         rising = self.rising
         return [
             Edge(1 if event.event_type == rising else 0, event.timestamp_ns, event.line_seqno)
-            for event in events
+            for event in held.read_edge_events()
         ]
 
-    def _held(self, gpio: int) -> Any:
-        try:
-            return self.requests[gpio]
-        except KeyError:
-            raise GpioError(f"GPIO {gpio} has not been set up") from None
 
-    def close(self) -> None:
-        """Release every request once (a second release raises in gpiod 2.1 to 2.4)."""
-        requests = list(self.requests.items())
-        self.requests.clear()
-        self.inputs.clear()
-        for number, request in requests:
-            try:
-                request.release()
-            except self.errors as err:
-                log.error("GPIO %d: libgpiod cannot release it: %s", number, said(err))
+class GpiodV1Backend(LibgpiodBackend):
+    """libgpiod v1: the chip stays open, one requested `Line` per pin. v1 raises
+    OSError(errno), and ValueError on a closed chip or line (the class's `errors`)."""
 
-
-class GpiodV1Backend(Backend):
-    """libgpiod v1: the chip stays open, one requested `Line` per pin."""
-
-    name = "gpiod"
+    api = 1
 
     def __init__(self, chip: Optional[str] = None, module: Optional[ModuleType] = None) -> None:
-        self.lib = lib = load(module)
-        if api_of(lib) != 1:
-            raise GpioError(f"{lib.__name__} is not libgpiod v1's bindings: use open_gpiod()")
-        self.errors = (OSError, ValueError)  # v1 raises OSError(errno), ValueError when closed
-        path = chip or find_chip(lib)
+        super().__init__(module)
+        path = chip or find_chip(self.lib)
         try:
-            self.chip = lib.Chip(path)
+            self.chip = self.lib.Chip(path)
         except self.errors as err:
             raise GpioError(f"libgpiod cannot open {path}: {said(err)}") from None
-        self.lines: dict[int, Any] = {}
-        self.inputs: set[int] = set()
 
-    def setup(self, pin: Pin) -> None:
+    def _setup(self, pin: Pin) -> None:
         lib, number = self.lib, pin.gpio
         if not pin.is_output and pin.debounce:
             raise GpioError(
@@ -255,91 +301,55 @@ class GpiodV1Backend(Backend):
                 "down": lib.LINE_REQ_FLAG_BIAS_PULL_DOWN,
                 "off": lib.LINE_REQ_FLAG_BIAS_DISABLE,
             }[pin.pull]
-        try:
-            line = self.lines.get(number)
-            if line is not None and number in self.inputs:
-                # An event request has no SET_CONFIG in the kernel's v1 uAPI.
-                del self.lines[number]
-                self.inputs.discard(number)
-                line.release()
-                line = None
-            if line is None:
-                line = self.chip.get_line(number)
-                if pin.is_output and pin.initial is None:
-                    line.request(consumer=CONSUMER, type=lib.LINE_REQ_DIR_AS_IS)
-                elif pin.is_output:
-                    line.request(
-                        consumer=CONSUMER, type=lib.LINE_REQ_DIR_OUT, default_val=pin.initial
-                    )
-                else:
-                    line.request(consumer=CONSUMER, type=lib.LINE_REQ_EV_BOTH_EDGES, flags=flags)
-                    self.inputs.add(number)
-                self.lines[number] = line
-                if pin.is_output and pin.initial is None:
-                    line.set_direction_output(line.get_value())
+        line = self.held.get(number)
+        if line is not None and number in self.inputs:
+            # An event request has no SET_CONFIG in the kernel's v1 uAPI.
+            del self.held[number]
+            self.inputs.discard(number)
+            line.release()
+            line = None
+        if line is None:
+            line = self.chip.get_line(number)
+            if pin.is_output and pin.initial is None:
+                line.request(consumer=CONSUMER, type=lib.LINE_REQ_DIR_AS_IS)
             elif pin.is_output:
-                value = line.get_value() if pin.initial is None else pin.initial
-                line.set_direction_output(value)
-            else:  # an output becomes an input: a value request cannot give edges
-                del self.lines[number]
-                line.release()
-                line = self.chip.get_line(number)
+                line.request(consumer=CONSUMER, type=lib.LINE_REQ_DIR_OUT, default_val=pin.initial)
+            else:
                 line.request(consumer=CONSUMER, type=lib.LINE_REQ_EV_BOTH_EDGES, flags=flags)
-                self.lines[number] = line
                 self.inputs.add(number)
-        except self.errors as err:
-            raise GpioError(f"GPIO {number}: libgpiod refused the set-up: {said(err)}") from None
+            self.held[number] = line
+            if pin.is_output and pin.initial is None:
+                line.set_direction_output(line.get_value())
+        elif pin.is_output:
+            value = line.get_value() if pin.initial is None else pin.initial
+            line.set_direction_output(value)
+        else:  # an output becomes an input: a value request cannot give edges
+            del self.held[number]
+            line.release()
+            line = self.chip.get_line(number)
+            line.request(consumer=CONSUMER, type=lib.LINE_REQ_EV_BOTH_EDGES, flags=flags)
+            self.held[number] = line
+            self.inputs.add(number)
 
-    def read(self, gpio: int) -> int:
-        try:
-            return 1 if self._held(gpio).get_value() else 0
-        except self.errors as err:
-            raise GpioError(f"GPIO {gpio}: libgpiod cannot read it: {said(err)}") from None
+    def _get(self, held: Any, gpio: int) -> int:
+        return 1 if held.get_value() else 0
 
-    def write(self, gpio: int, value: int) -> None:
-        try:
-            self._held(gpio).set_value(1 if value else 0)
-        except self.errors as err:
-            raise GpioError(f"GPIO {gpio}: libgpiod cannot drive it: {said(err)}") from None
+    def _set(self, held: Any, gpio: int, value: int) -> None:
+        held.set_value(1 if value else 0)
 
-    def watch(self, gpio: int) -> Optional[int]:
-        """The input's event descriptor (`event_get_fd()`), non-blocking."""
-        if gpio not in self.inputs:
-            return None
-        try:
-            return _nonblocking(self._held(gpio).event_get_fd())
-        except self.errors as err:
-            raise GpioError(f"GPIO {gpio}: libgpiod gives no descriptor: {said(err)}") from None
+    def _fd(self, held: Any) -> int:
+        return held.event_get_fd()
 
-    def edges(self, gpio: int) -> list[Edge]:
+    def _edges(self, held: Any) -> list[Edge]:
         """`event_read_multiple()` (at most 16 a call); v1 edges have no sequence number."""
-        try:
-            events = self._held(gpio).event_read_multiple()
-        except BlockingIOError:
-            return []
-        except self.errors as err:
-            raise GpioError(f"GPIO {gpio}: libgpiod cannot read its edges: {said(err)}") from None
         rising = self.lib.LineEvent.RISING_EDGE
         return [
             Edge(1 if event.type == rising else 0, event.sec * 1_000_000_000 + event.nsec, None)
-            for event in events
+            for event in held.event_read_multiple()
         ]
 
-    def _held(self, gpio: int) -> Any:
-        try:
-            return self.lines[gpio]
-        except KeyError:
-            raise GpioError(f"GPIO {gpio} has not been set up") from None
-
     def close(self) -> None:
-        lines = list(self.lines.items())
-        self.lines.clear()
-        self.inputs.clear()
-        for number, line in lines:
-            try:
-                line.release()
-            except self.errors as err:
-                log.error("GPIO %d: libgpiod cannot release it: %s", number, said(err))
+        super().close()
         if self.chip is not None:
             self.chip.close()
             self.chip = None

@@ -398,6 +398,11 @@ _LISTEN_RE = re.compile(
 _SCHEMES = ("http", "https")
 
 
+def url_of(scheme: str, host: str, port: int) -> str:
+    """scheme://host:port, an IPv6 address in brackets (RFC 3986 3.2.2)."""
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
 class ListenAddress(NamedTuple):
     """One address to listen on, from a URL like http://HOST:PORT."""
 
@@ -407,8 +412,7 @@ class ListenAddress(NamedTuple):
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}"
+        return url_of(self.scheme, self.host, self.port)
 
     def __str__(self) -> str:
         return self.url
@@ -772,8 +776,7 @@ class Broker(NamedTuple):
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'mqtts' if self.secure else 'mqtt'}://{host}:{self.port}"
+        return url_of("mqtts" if self.secure else "mqtt", self.host, self.port)
 
     def __str__(self) -> str:
         return self.url

@@ -79,9 +79,8 @@ class Listening:
         for address in addresses:
             sock = bind(address, backlog)
             host, port = sock.getsockname()[:2]
-            shown = f"[{host}]" if ":" in host else host
             tls = secure if address.scheme == "https" else None
-            listener = Listener(self, sock, f"{address.scheme}://{shown}:{port}", tls)
+            listener = Listener(self, sock, address._replace(host=host, port=port).url, tls)
             self.listeners.append(listener)
             self.loop.register(sock, READ, listener)
         return [listener.url for listener in self.listeners]

@@ -31,7 +31,6 @@ from httap.manager.files import routes as upload_routes
 from httap.persist import Persist, state_path
 from httap.pins import Pins
 from httap.router import BUILT_IN, Router
-from httap.serialport import SerialPort, endpoint
 from httap.session import Lease, Sessions
 from httap.site import Site
 from httap.static import StaticFiles
@@ -39,6 +38,7 @@ from httap.static import StaticFiles
 if TYPE_CHECKING:
     from httap.auth import Auth
     from httap.mqtt import Bridge
+    from httap.serialport import SerialPort
     from httap.tls import Secure
 
 log = logging.getLogger("httap.server")
@@ -74,9 +74,15 @@ class Server(App):
 
             self.auth = Auth(passwords, lambda: self.loop.now)
         # The serial ports: the app may repoint one (`url`) in setup, then they open.
-        self.serial = {
-            name: SerialPort(name, settings, self.loop) for name, settings in config.serial.items()
-        }
+        # serialport.py (and termios) is loaded only when ports are configured.
+        self.serial: dict[str, SerialPort] = {}
+        if config.serial:
+            from httap.serialport import SerialPort
+
+            self.serial = {
+                name: SerialPort(name, settings, self.loop)
+                for name, settings in config.serial.items()
+            }
         # Outputs that survive a restart: their kept settings win over `initial`.
         self.persist = Persist(state_path(config), config.gpio, self.loop)
         declared = self.persist.restore(config.gpio.pins)
@@ -129,6 +135,8 @@ class Server(App):
         if config.app:
             self.load_app(config.app)
         for name, port in self.serial.items():  # all checked before any opens
+            from httap.serialport import endpoint
+
             try:
                 endpoint(port.url)
             except ValueError as err:

@@ -39,20 +39,19 @@ Rules of this file:
 from __future__ import annotations
 
 import contextlib
-import gzip
-import hashlib
 import json
 import logging
 import os
-import shutil
 import stat
-import tarfile
-import tempfile
 import time
-import zipfile
-import zlib
 from collections.abc import Iterator
-from typing import IO, Any, Callable, NamedTuple, Optional
+from typing import IO, TYPE_CHECKING, Any, Callable, NamedTuple, Optional
+
+from httap.unlink import unlinking
+
+if TYPE_CHECKING:
+    import tarfile
+    import zipfile
 
 log = logging.getLogger("httap.site")
 
@@ -64,18 +63,6 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry, or an empty zip's end
 TAR_BLOCK = 512  # a tar member's header, and the unit its data is padded to
 HEADER = 3 * TAR_BLOCK  # the most a member's headers may take (a long name, a pax record)
-READ_AHEAD = 2 * tarfile.RECORDSIZE  # what tarfile may read past what it needs
-_FILTERED = getattr(tarfile, "FilterError", ())  # () where Python has no data filter
-# What the libraries raise for a damaged archive (OverflowError: tarfile, for a pax
-# record whose length does not fit a C integer).
-_DAMAGED = (
-    tarfile.TarError,
-    zipfile.BadZipFile,
-    zlib.error,
-    EOFError,
-    gzip.BadGzipFile,
-    OverflowError,
-)
 
 
 class Refused(ValueError):
@@ -163,6 +150,12 @@ class Site:
         the iterator reads and writes at most about CHUNK bytes. When it is exhausted,
         the new version is current. Raises Refused (nothing changed) or OSError (the
         versions folder cannot be written; nothing changed)."""
+        # Here, not at the top: a server that installs no archive never loads them
+        # (hashlib brings OpenSSL's libcrypto; tempfile brings shutil, bz2 and lzma).
+        import hashlib
+        import shutil
+        import tempfile
+
         digest = hashlib.sha256()
         with open(archive, "rb") as file:
             size = os.fstat(file.fileno()).st_size
@@ -206,7 +199,11 @@ class Site:
         """The members of a .tar.gz, read as a stream. The decompressed stream is capped
         too: each member lets through its data and three blocks of header for the next,
         since tarfile reads headers (long names, pax records) into memory whole."""
-        stream = _Capped(gzip.GzipFile(fileobj=file, mode="rb"), HEADER + READ_AHEAD)
+        import gzip
+        import tarfile
+
+        read_ahead = 2 * tarfile.RECORDSIZE  # what tarfile may read past what it needs
+        stream = _Capped(gzip.GzipFile(fileobj=file, mode="rb"), HEADER + read_ahead)
         written = count = 0
         try:
             with tarfile.open(fileobj=stream, mode="r|") as tar:
@@ -226,9 +223,9 @@ class Site:
                         raise self._too_large()
                     source = tar.extractfile(member)
                     written = yield from self._copy(source, staging, path, written)
-        except _FILTERED as err:
+        except getattr(tarfile, "FilterError", ()) as err:  # (): Python has no data filter
             raise Refused(f"tarfile's data filter refuses a member: {err}") from None
-        except _DAMAGED as err:
+        except _damaged() as err:
             raise Refused(f"the archive is damaged: {err}") from None
         except _TooMuch:
             raise Refused(f"a member's headers take more than {HEADER} bytes") from None
@@ -236,6 +233,8 @@ class Site:
     def _unzip(self, file: IO[bytes], staging: str) -> Iterator[None]:
         """The members of a .zip, from its central directory: the count and the sizes
         it declares are checked before a byte is written."""
+        import zipfile
+
         try:
             with zipfile.ZipFile(file) as archive:
                 infos = archive.infolist()
@@ -258,7 +257,7 @@ class Site:
                         raise Refused(f"the archive is damaged: {err}") from None
                     with source:
                         written = yield from self._copy(source, staging, path, written)
-        except (*_DAMAGED, NotImplementedError, RuntimeError) as err:  # method, password
+        except (*_damaged(), NotImplementedError, RuntimeError) as err:  # method, password
             raise Refused(f"the archive is damaged or unsupported: {err}") from None
 
     def _check(self, name: str, count: int, kind: str) -> Optional[str]:
@@ -348,6 +347,8 @@ class Site:
             "previous": previous._asdict() if previous else None,
             "since": since,
         }
+        import tempfile  # here: only a switch writes the state
+
         handle, temporary = tempfile.mkstemp(prefix=".state-", dir=self.folder)
         try:
             with os.fdopen(handle, "w") as file:
@@ -426,6 +427,25 @@ def _kind(head: bytes) -> str:
     raise Refused("the body is not a .tar.gz or .zip archive (by its first bytes)")
 
 
+def _damaged() -> tuple[type[BaseException], ...]:
+    """What the libraries raise for a damaged archive (OverflowError: tarfile, for a pax
+    record whose length does not fit a C integer). Asked in an `except` clause of the
+    unpacking, once the libraries are loaded."""
+    import gzip
+    import tarfile
+    import zipfile
+    import zlib
+
+    return (
+        tarfile.TarError,
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        gzip.BadGzipFile,
+        OverflowError,
+    )
+
+
 def _tar_type(member: tarfile.TarInfo) -> str:
     if member.isreg():
         return "file"
@@ -478,29 +498,13 @@ def _collides(member: str) -> Refused:
 
 def _removing(folder: str) -> Iterator[None]:
     """Remove `folder` and all it holds, a slice at a time: each file is shrunk by
-    CHUNK bytes a step, then removed. The kernel frees a file's pages as it goes, and
-    an unlink of a large file just written holds the caller for tens of ms. What
-    cannot be removed is left (as rmtree's ignore_errors)."""
+    CHUNK bytes a step, then removed (httap/unlink.py says why). What cannot be removed
+    is left (as rmtree's ignore_errors)."""
     for place, folders, names in os.walk(folder, topdown=False):
         for name in names:
-            path = os.path.join(place, name)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
-            except OSError:
-                fd = -1
-            if fd >= 0:
-                try:
-                    size = os.fstat(fd).st_size
-                    while size > CHUNK:
-                        size -= CHUNK
-                        os.ftruncate(fd, size)
-                        yield
-                except OSError:
-                    pass
-                finally:
-                    os.close(fd)
             with contextlib.suppress(OSError):
-                os.unlink(path)
+                for _ in unlinking(os.path.join(place, name), CHUNK):
+                    yield
             yield
         for name in folders:
             with contextlib.suppress(OSError):

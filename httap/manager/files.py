@@ -36,7 +36,6 @@ import logging
 import os
 import re
 import stat
-import tempfile
 import time
 from typing import Any, Optional
 
@@ -44,6 +43,7 @@ from httap import http
 from httap.config import Route, UploadsConfig
 from httap.manager.room import READS, Answer, Row, no_such
 from httap.reply import Pending, Upload
+from httap.unlink import unlinking
 
 log = logging.getLogger("httap.files")
 
@@ -120,34 +120,18 @@ class Files:
         return os.path.join(self.folder, RETIRED + os.urandom(8).hex())
 
     def retire(self, path: str) -> None:
-        """Free the file at `path`, a name no client sees, a slice per loop turn: the
-        kernel frees a file's pages only once they are written out, so an unlink or a
-        rename over a large file just written holds the loop for tens of ms (65 ms
-        measured for 50 MiB). It is shrunk by RETIRE_SLICE bytes a loop turn, a slow
-        step followed by a pause as long (SLOW_WRITE), then removed."""
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
-            size = os.fstat(fd).st_size
-        except OSError:
-            _remove(path)
-            return
+        """Free the file at `path`, a name no client sees, a slice per loop turn
+        (httap/unlink.py says why): it is shrunk by RETIRE_SLICE bytes a loop turn, a
+        slow step followed by a pause as long (SLOW_WRITE), then removed."""
+        steps = unlinking(path, RETIRE_SLICE)
 
-        def shrink() -> None:
-            nonlocal size
+        def step() -> None:
             started = time.perf_counter()
-            size = max(0, size - RETIRE_SLICE)
-            try:
-                os.ftruncate(fd, size)
-            except OSError:
-                size = 0
-            took = time.perf_counter() - started
-            if size:
-                self.loop.call_later(took if took > SLOW_WRITE else 0.0, shrink)
-                return
-            os.close(fd)
-            _remove(path)
+            if next(steps, 0):
+                took = time.perf_counter() - started
+                self.loop.call_later(took if took > SLOW_WRITE else 0.0, step)
 
-        shrink()
+        step()
 
     def rows(self) -> tuple[Row, ...]:
         """The dispatch rows (none without `uploads.dir`)."""
@@ -294,6 +278,8 @@ class _Temporary:
     __slots__ = ("fd", "files", "path", "size")
 
     def __init__(self, files: Files) -> None:
+        import tempfile  # here: a server without uploads never loads shutil, bz2, lzma
+
         self.files = files
         self.fd, self.path = tempfile.mkstemp(prefix=TEMPORARY, dir=files.folder)
         self.size = 0

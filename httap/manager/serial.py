@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import parse_qsl
 
 from httap import http
 from httap.config import WAIT, Range
 from httap.manager.room import Answer, Change, param
 from httap.reply import Pending
-from httap.serialport import Job, SerialPort
+
+if TYPE_CHECKING:  # serialport.py is loaded by the server only when ports are configured
+    from httap.serialport import Job, SerialPort
 
 PARAMS = {"wait", "until", "count"}
 
@@ -89,6 +91,8 @@ class Serial:
                 )
         count = param(request, "count", kept, None, buffer)
         wait = param(request, "wait", WAIT, port.config.timeout or 0.0)
+        from httap.serialport import Job  # loaded already: a port exists
+
         if request.method == "GET":
             return Job(b"", True, until, count, wait)
         return Job(request.body, bool(params), until, count, wait)

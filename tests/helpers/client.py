@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from dataclasses import dataclass, field
 
 
@@ -102,3 +104,29 @@ class Client:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class Asking:
+    """`client` asks for `target` every 5 ms in a thread for as long as the `with` lasts:
+    another client served while a long job runs. `answered` counts its 200 replies."""
+
+    def __init__(self, client: Client, target: str) -> None:
+        self.client = client
+        self.target = target
+        self.answered = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._ask)
+
+    def _ask(self) -> None:
+        while not self._done.is_set():
+            if self.client.get(self.target).status == 200:
+                self.answered += 1
+            time.sleep(0.005)
+
+    def __enter__(self) -> Asking:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()

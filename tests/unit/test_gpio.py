@@ -490,9 +490,9 @@ def test_gpiod_reconfigures_in_place_and_a_refusal_keeps_the_line(standins):
     gpiod = standins.gpiod
     backend = GpiodBackend(chip=CHIP)
     backend.setup(out(17, initial=1))
-    request = backend.requests[17]
+    request = backend.held[17]
     backend.setup(inp(17, "up"))  # the same request, reconfigured
-    assert backend.requests[17] is request and backend.read(17) == 1
+    assert backend.held[17] is request and backend.read(17) == 1
     gpiod._NO_DEBOUNCE.add(17)  # this chip answers a debounce with EOPNOTSUPP
     with pytest.raises(GpioError, match=r"GPIO 17: libgpiod refused the set-up: \[Errno 95\]"):
         backend.setup(Pin("button", 17, "in", debounce=0.01))
@@ -526,7 +526,7 @@ def test_gpiod_v1_requests_edges_and_refuses_a_debounce_it_cannot_do(gpiod_v1):
     backend = open_gpiod(chip=V1_CHIP)
     assert isinstance(backend, GpiodV1Backend)
     backend.setup(inp(4, "up"))
-    line = backend.lines[4]
+    line = backend.held[4]
     assert (line.consumer(), line.is_requested()) == ("httap", True)
     with pytest.raises(GpioError, match=r"GPIO 5: libgpiod v1 cannot debounce"):
         backend.setup(Pin("button", 5, "in", debounce=0.01))
@@ -548,7 +548,7 @@ def test_gpiod_2_4_raises_on_a_second_release_and_close_releases_once(standins):
     gpiod._reset("2.4.3")
     backend = GpiodBackend(chip=CHIP)
     backend.setup(out(17))
-    request = backend.requests[17]
+    request = backend.held[17]
     backend.close()
     backend.close()
     with pytest.raises(gpiod.exception.RequestReleasedError):

@@ -10,13 +10,12 @@ import hashlib
 import os
 import subprocess
 import tarfile
-import threading
 import time
 
 import pytest
 
 from tests.helpers.archives import special, tar_of, zip_of
-from tests.helpers.client import Client, Reply
+from tests.helpers.client import Asking, Client, Reply
 
 LIMIT = 256 * 1024
 OLD = b"<h1>documents</h1>\n"
@@ -285,34 +284,20 @@ def test_a_large_archive_unpacks_while_others_are_served_and_a_1khz_task_runs(
         put(connect(running), "/?app", tar_of({"index.html": body, **files}))
     ticks: list[float] = []
     task = running.call(lambda: running.server.every(0.001, lambda: ticks.append(time.monotonic())))
-    other = connect(running)
-    answered = 0
-    done = threading.Event()
-
-    def ask() -> None:
-        nonlocal answered
-        while not done.is_set():
-            if other.get("/?app").status == 200:
-                answered += 1
-            time.sleep(0.005)
-
-    asker = threading.Thread(target=ask)
-    asker.start()
-    first = len(ticks)
-    started = time.monotonic()
-    reply = put(connect(running, timeout=60), "/?app", archive)
-    seconds = time.monotonic() - started
-    done.set()
-    asker.join()
+    with Asking(connect(running), "/?app") as other:
+        first = len(ticks)
+        started = time.monotonic()
+        reply = put(connect(running, timeout=60), "/?app", archive)
+        seconds = time.monotonic() - started
     running.call(task.cancel)
     assert reply.status == 200, reply.body
     assert served(running, connect).body == NEWER
-    assert answered > 0
+    assert other.answered > 0
     assert len(os.listdir(documents.parent / "www.versions")) == 3  # two versions, the state
     gaps = [b - a for a, b in zip(ticks[first:], ticks[first + 1 :])]
     print(
         f"\nPUT /?app of {len(archive) >> 20} MiB (.tar.gz, {len(files)} files): {seconds:.2f} s"
         f" upload to switch; 1 kHz task: {len(gaps)} runs, longest gap"
         f" {max(gaps) * 1000:.2f} ms (p99 {sorted(gaps)[int(len(gaps) * 0.99)] * 1000:.2f} ms);"
-        f" {answered} replies to another client meanwhile"
+        f" {other.answered} replies to another client meanwhile"
     )

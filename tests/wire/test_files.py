@@ -10,7 +10,6 @@ import os
 import re
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
@@ -18,7 +17,7 @@ import pytest
 from httap.auth import hash_password
 from httap.manager import files
 from tests.helpers import wait_for
-from tests.helpers.client import Client
+from tests.helpers.client import Asking, Client
 from tests.helpers.dynamic import call, check_dynamic, check_error
 
 LIMIT = 1 << 20
@@ -448,37 +447,23 @@ def test_50_mib_streamed_while_others_are_served_and_a_1khz_task_runs(make_serve
     running = make_server(uploads__dir=str(folder), uploads__limit=size, uploads__space=size)
     ticks: list[float] = []
     task = running.call(lambda: running.server.every(0.001, lambda: ticks.append(time.monotonic())))
-    other = connect(running)
     uploader = connect(running, timeout=30)
     block = os.urandom(65536)
     before = rss()
     peak = before
-    answered = 0
-    done = threading.Event()
-
-    def ask() -> None:
-        nonlocal answered
-        while not done.is_set():
-            if other.get("/?gpio").status == 200:
-                answered += 1
-            time.sleep(0.005)
-
-    asker = threading.Thread(target=ask)
-    asker.start()
-    started = time.monotonic()
-    first = len(ticks)
-    uploader.send(head("PUT", "/?files/big.bin", f"Content-Length: {size}\r\n"))
-    blocks = size // len(block)
-    for i in range(blocks):
-        uploader.send(block)
-        if i % 16 == 0:
-            peak = max(peak, rss())
-        if i == blocks // 2:  # half-way, the upload under way: one more client is served
-            assert connect(running).get("/?gpio").status == 200
-    reply = uploader.read()
-    seconds = time.monotonic() - started
-    done.set()
-    asker.join()
+    with Asking(connect(running), "/?gpio") as other:
+        started = time.monotonic()
+        first = len(ticks)
+        uploader.send(head("PUT", "/?files/big.bin", f"Content-Length: {size}\r\n"))
+        blocks = size // len(block)
+        for i in range(blocks):
+            uploader.send(block)
+            if i % 16 == 0:
+                peak = max(peak, rss())
+            if i == blocks // 2:  # half-way, the upload under way: one more client is served
+                assert connect(running).get("/?gpio").status == 200
+        reply = uploader.read()
+        seconds = time.monotonic() - started
     running.call(task.cancel)
     assert reply.json() == {"name": "big.bin", "size": size}
     assert os.path.getsize(folder / "big.bin") == size
@@ -488,7 +473,7 @@ def test_50_mib_streamed_while_others_are_served_and_a_1khz_task_runs(make_serve
         f"\n50 MiB upload: {size / seconds / (1 << 20):.1f} MiB/s to the disk in {seconds:.2f} s;"
         f" 1 kHz task: {len(gaps)} runs, longest gap {max(gaps) * 1000:.2f} ms"
         f" (p99 {sorted(gaps)[int(len(gaps) * 0.99)] * 1000:.2f} ms);"
-        f" {answered} replies to the other client; RSS +{(peak - before) >> 10} KiB"
+        f" {other.answered} replies to the other client; RSS +{(peak - before) >> 10} KiB"
     )
 
 
