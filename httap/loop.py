@@ -12,13 +12,13 @@ once, its handler kept in a plain dict by descriptor, and a wait returns the rea
 (descriptor, events) pairs, dispatched straight to the handlers; a file's interest
 changes only when its owner asks for other events (`modify`, a no-op when they are the
 same). epoll_wait() counts its timeout in whole milliseconds (CPython rounds a float up:
-`_PyTime_ROUND_CEILING`), so a timed wait is made in select() on the epoll descriptor
-itself, which is readable when any of its files is ready: one descriptor, a timeout in
-microseconds; then epoll_wait() with no wait collects the events. A loop with work in
-hand asks epoll first and only waits when nothing is ready. Where there is no epoll
-(macOS and the BSDs, development machines) the loop waits in select() over its files:
-microsecond timeouts too, and descriptors below FD_SETSIZE (1,024) only, which is
-plenty for a development machine (`Loop.fd_limit`; listen.py answers 503 beyond).
+`_PyTime_ROUND_CEILING`), so the loop waits there for the whole milliseconds before a
+deadline only, and the rest, under a millisecond, in select() on the epoll descriptor
+itself, which is readable when any of its files is ready (one descriptor, a timeout in
+microseconds); then epoll_wait() with no wait collects the events (`Epoll.wait`).
+Where there is no epoll (macOS and the BSDs, development machines) the loop waits in
+select() over its files: microsecond timeouts too, and descriptors below FD_SETSIZE
+(1,024) only, which is plenty there (`Loop.fd_limit`; listen.py answers 503 beyond).
 
 Waking up is not instant either: a thread asleep in select() starts running again some
 tens of microseconds after its timeout, more on a virtual machine or a CPU in a deep
@@ -295,14 +295,21 @@ class Epoll:
 
     def wait(self, timeout: Optional[float]) -> list[tuple[int, int]]:
         """The ready (descriptor, poll bits) pairs; when none is ready, wait for one at
-        most `timeout` seconds (None: as long as it takes; 0: not at all)."""
+        most `timeout` seconds (None: as long as it takes; 0: not at all).
+
+        A wait of a millisecond or more is epoll_wait()'s for the whole milliseconds in
+        it (one system call; the loop comes back for the rest); a shorter one is
+        select()'s on the epoll descriptor, in microseconds, after epoll_wait() with no
+        wait found nothing ready; then epoll_wait() with no wait collects the events."""
         poll = self.epoll.poll
         if timeout is None:
             return poll()
+        if timeout >= 1e-3:  # 1 µs under whole ms: CPython rounds it up to them, not over
+            return poll((int(timeout * 1e3) - 1e-3) * 1e-3)
         ready = poll(0)
-        if ready or not timeout:
+        if ready or timeout <= 0:
             return ready
-        select.select(self._itself, (), (), timeout)  # microseconds, not epoll's ms
+        select.select(self._itself, (), (), timeout)
         return poll(0)
 
     def close(self) -> None:
