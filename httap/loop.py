@@ -586,13 +586,19 @@ class Loop:
         timers = self._timers
         if self.spin or self._soon or self._idle:
             timeout: Optional[float] = 0.0
-        elif timers:  # a timer far away is waited for in steps: select() has a maximum
-            timeout = min(max(0.0, timers[0].when - time.monotonic() - self.lead), MAX_WAIT)
+        elif timers:  # a timer far away is waited for in steps: a wait has a maximum
+            timeout = timers[0].when - time.monotonic() - self.lead
+            if timeout > MAX_WAIT:
+                timeout = MAX_WAIT
+            elif timeout < 0.0:
+                timeout = 0.0
         else:
             timeout = None
         ready = self.poller.wait(timeout)
-        self._run_timers()
         clock = time.monotonic
+        self.now = now = clock()  # the wake-up's time, as `_run_timers` sets it
+        if timers and timers[0].when <= now:
+            self._run_timers()
         handlers = self._handlers
         masks = MASKS
         for fd, bits in ready:
