@@ -6,8 +6,9 @@ Rules of this file:
 - Out of descriptors (EMFILE, ENFILE, ENOBUFS, ENOMEM), accepting stops for
   ACCEPT_PAUSE seconds instead of spinning on the error; any other accept error is that
   one client's (ECONNABORTED and friends) and is skipped.
-- A descriptor too high for select() (`Loop.fd_limit`) is answered 503 as far as the
-  socket takes it without waiting, and closed: registering it would stop the whole loop.
+- A descriptor too high for select() (`Loop.fd_limit`, where there is no epoll) is
+  answered 503 as far as the socket takes it without waiting, and closed: registering
+  it would stop the whole loop.
 - What is handed on, to `accepted(sock, client, secure)`, is a non-blocking socket with
   TCP_NODELAY set, and the TLS set-up of an https:// listener (None for http://).
 """

@@ -1,21 +1,30 @@
-"""The poll loop: one thread, one selector, timers, idle callbacks and signals.
+"""The poll loop: one thread, one poller (epoll), timers, idle callbacks and signals.
 
-Each iteration: wait in the selector until the next timer is due (or not at all in
+Each iteration: wait in the poller until the next timer is due (or not at all in
 `spin` mode), run the timers that are due, then dispatch I/O events, then the callbacks
 queued with `call_soon`, then the idle callbacks. Timers run before the requests that
 arrived in the same wake-up, so the application's time comes first; and a timer that
 falls due while the events are handled runs between two of them (the clock is read
 after each), not after all of them: a task waits for at most one connection's work.
 
-select() is the default selector because it takes its timeout in microseconds: epoll
-and poll round it up to whole milliseconds, so a loop that sleeps in them wakes up to
-1 ms late. A device serves far fewer than select()'s 1,024 descriptors.
+The loop waits in epoll (Linux, so every Pi) where it exists: each file is registered
+once, its handler kept in a plain dict by descriptor, and a wait returns the ready
+(descriptor, events) pairs, dispatched straight to the handlers; a file's interest
+changes only when its owner asks for other events (`modify`, a no-op when they are the
+same). epoll_wait() counts its timeout in whole milliseconds (CPython rounds a float up:
+`_PyTime_ROUND_CEILING`), so the loop waits there for the whole milliseconds before a
+deadline only, and the rest, under a millisecond, in select() on the epoll descriptor
+itself, which is readable when any of its files is ready (one descriptor, a timeout in
+microseconds); then epoll_wait() with no wait collects the events (`Epoll.wait`).
+Where there is no epoll (macOS and the BSDs, development machines) the loop waits in
+select() over its files: microsecond timeouts too, and descriptors below FD_SETSIZE
+(1,024) only, which is plenty there (`Loop.fd_limit`; listen.py answers 503 beyond).
 
 Waking up is not instant either: a thread asleep in select() starts running again some
 tens of microseconds after its timeout, more on a virtual machine or a CPU in a deep
 idle state (docs/performance.md, "The loop's timing and memory"). So a sleeping loop
-wakes `lead` seconds (LEAD, 50 µs) before its next deadline and polls the selector
-(select() with no wait, I/O still served) until the deadline: a 1 kHz task costs up to
+wakes `lead` seconds (LEAD, 50 µs) before its next deadline and polls (asks the
+poller with no wait, I/O still served) until the deadline: a 1 kHz task costs up to
 5 % more CPU, and its median lateness falls from tens of microseconds to a few.
 
 The kernel adds "timer slack" to every wait of a normal thread (50 µs by default,
@@ -44,26 +53,32 @@ import functools
 import heapq
 import logging
 import numbers
-import selectors
+import select
 import signal
 import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 log = logging.getLogger("httap.loop")
 
 SWEEP_MIN = 1024  # timers in the heap before cancelled ones are first swept out
 FD_SETSIZE = 1024  # select() watches descriptors below this number only
-SELECT_CONNECTIONS = 900  # above this many connections, poll() replaces select()
-READ = selectors.EVENT_READ
-WRITE = selectors.EVENT_WRITE
+READ = 1  # an interest and an event, as in the `selectors` module (EVENT_READ)
+WRITE = 2  # (EVENT_WRITE)
+# poll(2) and epoll(7) event bits (the same numbers) and the READ | WRITE mask of each:
+# an error or a hang-up (EPOLLERR 8, EPOLLHUP 16) wakes both readers and writers.
+POLLIN, POLLOUT = 1, 4
+POLL_BITS = (0, POLLIN, POLLOUT, POLLIN | POLLOUT)  # by READ | WRITE interest
+MASKS = tuple(
+    (READ if bits & ~POLLOUT else 0) | (WRITE if bits & ~POLLIN else 0) for bits in range(32)
+)
 MODES = ("sleep", "spin")
 WINDOW = 1000  # the runs of a periodic task whose lateness the stats summarise
 RATE_SPAN = 1.0  # seconds: iterations per second are counted over at least this long
-MAX_WAIT = 3600.0  # seconds: the longest single wait in the selector (a farther timer waits again)
+MAX_WAIT = 3600.0  # seconds: the longest single wait in the poller (a farther timer waits again)
 MAX_DELAY = 366 * 86400.0  # seconds: the farthest an app may schedule a timer (a year)
 MIN_INTERVAL = 1e-6  # seconds: the shortest period of a task (select() counts microseconds)
 SUMMARY_EVERY = 60.0  # seconds: a failing callback's repeats are summarised this often
@@ -258,32 +273,101 @@ def summary_us(seconds: Iterable[float]) -> dict[str, Optional[float]]:
     }
 
 
-class Loop:
-    """A single-threaded event loop around a `selectors` selector.
+class Epoll:
+    """Readiness from epoll(7), the Linux poller: files registered once, waits timed in
+    microseconds (select() on the epoll descriptor: see the module's docstring)."""
 
-    Objects registered with `register` get `on_event(mask)` when their file is ready.
-    `spin` is the mode as a flag, for the hot path: set it through `mode`.
+    fd_limit: Optional[int] = None  # no limit on descriptor numbers
+
+    def __init__(self) -> None:
+        self.epoll = select.epoll()
+        self._itself = [self.epoll.fileno()]  # what a timed wait watches
+
+    def register(self, fd: int, bits: int) -> None:
+        self.epoll.register(fd, bits)
+
+    def modify(self, fd: int, bits: int) -> None:
+        self.epoll.modify(fd, bits)
+
+    def unregister(self, fd: int) -> None:
+        """OSError when the descriptor is closed (epoll dropped it then, epoll(7))."""
+        self.epoll.unregister(fd)
+
+    def wait(self, timeout: Optional[float]) -> list[tuple[int, int]]:
+        """The ready (descriptor, poll bits) pairs; when none is ready, wait for one at
+        most `timeout` seconds (None: as long as it takes; 0: not at all).
+
+        A wait of a millisecond or more is epoll_wait()'s for the whole milliseconds in
+        it (one system call; the loop comes back for the rest); a shorter one is
+        select()'s on the epoll descriptor, in microseconds, after epoll_wait() with no
+        wait found nothing ready; then epoll_wait() with no wait collects the events."""
+        poll = self.epoll.poll
+        if timeout is None:
+            return poll()
+        if timeout >= 1e-3:  # 1 µs under whole ms: CPython rounds it up to them, not over
+            return poll((int(timeout * 1e3) - 1e-3) * 1e-3)
+        ready = poll(0)
+        if ready or timeout <= 0:
+            return ready
+        select.select(self._itself, (), (), timeout)
+        return poll(0)
+
+    def close(self) -> None:
+        self.epoll.close()
+
+
+class Select:
+    """Readiness from select(2), where there is no epoll (macOS, the BSDs): microsecond
+    timeouts, descriptors below FD_SETSIZE only (`fd_limit`)."""
+
+    fd_limit: Optional[int] = FD_SETSIZE
+
+    def __init__(self) -> None:
+        self.readers: set[int] = set()
+        self.writers: set[int] = set()
+
+    def register(self, fd: int, bits: int) -> None:
+        if bits & POLLIN:
+            self.readers.add(fd)
+        if bits & POLLOUT:
+            self.writers.add(fd)
+
+    def modify(self, fd: int, bits: int) -> None:
+        self.unregister(fd)
+        self.register(fd, bits)
+
+    def unregister(self, fd: int) -> None:
+        self.readers.discard(fd)
+        self.writers.discard(fd)
+
+    def wait(self, timeout: Optional[float]) -> list[tuple[int, int]]:
+        """As `Epoll.wait`."""
+        readable, writable, _ = select.select(self.readers, self.writers, (), timeout)
+        ready = dict.fromkeys(readable, POLLIN)
+        for fd in writable:
+            ready[fd] = ready.get(fd, 0) | POLLOUT
+        return list(ready.items())
+
+    def close(self) -> None:
+        self.readers.clear()
+        self.writers.clear()
+
+
+Poller = Union[Epoll, Select]
+
+
+class Loop:
+    """A single-threaded event loop around a poller (`Epoll`, or `Select` without epoll).
+
+    Objects registered with `register` get `on_event(mask)` (READ | WRITE) when their
+    file is ready. `spin` is the mode as a flag, for the hot path: set it through `mode`.
     """
 
-    @staticmethod
-    def selector_for(connections: int) -> selectors.BaseSelector:
-        """select() for its microsecond timeouts, unless the server may hold more sockets
-        than select() can watch: then poll(), whose timeouts are whole milliseconds."""
-        if connections <= SELECT_CONNECTIONS:
-            return selectors.SelectSelector()
-        log.info(
-            "limits.connections is over %d: using poll(), timers keep whole milliseconds",
-            SELECT_CONNECTIONS,
-        )
-        return selectors.PollSelector()
-
-    @property
-    def fd_limit(self) -> Optional[int]:
-        """Descriptors from this number up cannot be watched (None: no such limit)."""
-        return FD_SETSIZE if isinstance(self.selector, selectors.SelectSelector) else None
-
-    def __init__(self, selector: Optional[selectors.BaseSelector] = None) -> None:
-        self.selector = selector or selectors.SelectSelector()
+    def __init__(self, poller: Optional[Poller] = None) -> None:
+        self.poller = poller or (Epoll() if hasattr(select, "epoll") else Select())
+        self.fd_limit = self.poller.fd_limit  # descriptors from this number up: unwatchable
+        self._handlers: dict[int, Callable[[int], Any]] = {}  # fd: on_event, to dispatch
+        self._watched: dict[int, tuple[int, Any, Any]] = {}  # fd: (events, file, handler)
         self.clock = time.monotonic
         self.started = self.now = time.monotonic()
         self.iterations = 0
@@ -301,7 +385,7 @@ class Loop:
         self._running = False
         self._signals: list[int] = []
         self._signal_handlers: dict[int, Callable[[], Any]] = {}
-        # A socket pair that wakes the selector: written by signals and by other threads.
+        # A socket pair that wakes the poller: written by signals and by other threads.
         self._waker, self._wake_writer = socket.socketpair()
         self._waker.setblocking(False)
         self._wake_writer.setblocking(False)
@@ -310,23 +394,58 @@ class Loop:
     # -- registration ------------------------------------------------------------
 
     def register(self, fileobj: Any, events: int, handler: Any) -> None:
-        """Watch `fileobj`; ValueError for a descriptor the selector cannot watch, which
-        would otherwise make every later select() fail."""
+        """Watch `fileobj` (a socket, a file or a descriptor) for `events` (READ, WRITE or
+        both): `handler.on_event(mask)` runs when it is ready. KeyError when it is watched
+        already; ValueError for a closed file or a descriptor the poller cannot watch
+        (`fd_limit`), which would otherwise make every later wait fail."""
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        if fd in self._watched:
+            raise KeyError(f"descriptor {fd} is watched already")
+        if fd < 0:
+            raise ValueError(f"{fileobj!r} is closed: it cannot be watched")
         limit = self.fd_limit
-        if limit is not None:
-            fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
-            if fd >= limit:
-                raise ValueError(f"descriptor {fd} is beyond select()'s {limit}")
-        self.selector.register(fileobj, events, handler)
+        if limit is not None and fd >= limit:
+            raise ValueError(f"descriptor {fd} is beyond select()'s {limit}")
+        self.poller.register(fd, POLL_BITS[events])
+        self._handlers[fd] = handler.on_event
+        self._watched[fd] = (events, fileobj, handler)
 
     def modify(self, fileobj: Any, events: int, handler: Any) -> None:
-        self.selector.modify(fileobj, events, handler)
+        """Watch `fileobj` for `events` with `handler` from now on; no system call when it
+        is watched for those events already. KeyError when it is not watched."""
+        fd = self._fd(fileobj)
+        watched = self._watched.get(fd)
+        if watched is None:
+            raise KeyError(f"{fileobj!r} is not watched")
+        if watched[0] != events:
+            self.poller.modify(fd, POLL_BITS[events])
+        elif watched[2] is handler:
+            return
+        self._handlers[fd] = handler.on_event
+        self._watched[fd] = (events, fileobj, handler)
 
     def unregister(self, fileobj: Any) -> None:
+        """Stop watching `fileobj`; nothing when it is not watched (or closed and gone)."""
+        fd = self._fd(fileobj)
+        if self._watched.pop(fd, None) is None:
+            return
+        del self._handlers[fd]
         try:
-            self.selector.unregister(fileobj)
-        except (KeyError, ValueError):
-            pass
+            self.poller.unregister(fd)
+        except OSError:
+            pass  # closed already, which took it out of epoll's set
+
+    def _fd(self, fileobj: Any) -> int:
+        """`fileobj`'s descriptor; for a socket closed since it was registered (whose
+        fileno() is -1), the one it was registered under."""
+        if isinstance(fileobj, int):
+            return fileobj
+        fd = fileobj.fileno()
+        if fd < 0:
+            for number, (_, watched, _) in self._watched.items():
+                if watched is fileobj:
+                    return number
+        return fd
 
     # -- scheduling --------------------------------------------------------------
 
@@ -392,7 +511,7 @@ class Loop:
 
     @property
     def mode(self) -> str:
-        """`sleep`: the selector waits until `lead` before the next deadline, then polls
+        """`sleep`: the poller waits until `lead` before the next deadline, then polls
         until it; `spin`: it never waits."""
         return "spin" if self.spin else "sleep"
 
@@ -467,18 +586,29 @@ class Loop:
         timers = self._timers
         if self.spin or self._soon or self._idle:
             timeout: Optional[float] = 0.0
-        elif timers:  # a timer far away is waited for in steps: select() has a maximum
-            timeout = min(max(0.0, timers[0].when - time.monotonic() - self.lead), MAX_WAIT)
+        elif timers:  # a timer far away is waited for in steps: a wait has a maximum
+            timeout = timers[0].when - time.monotonic() - self.lead
+            if timeout > MAX_WAIT:
+                timeout = MAX_WAIT
+            elif timeout < 0.0:
+                timeout = 0.0
         else:
             timeout = None
-        events = self.selector.select(timeout)
-        self._run_timers()
+        ready = self.poller.wait(timeout)
         clock = time.monotonic
-        for key, mask in events:
+        self.now = now = clock()  # the wake-up's time, as `_run_timers` sets it
+        if timers and timers[0].when <= now:
+            self._run_timers()
+        handlers = self._handlers
+        masks = MASKS
+        for fd, bits in ready:
+            on_event = handlers.get(fd)
+            if on_event is None:  # unregistered by a handler before it in this batch
+                continue
             try:
-                key.data.on_event(mask)
+                on_event(masks[bits & 31])
             except Exception as err:
-                self._event_failed(key.data, err)
+                self._event_failed(on_event.__self__, err)
             if timers and timers[0].when <= clock():  # due meanwhile: before the next
                 self._run_timers()
         soon = self._soon
@@ -574,4 +704,4 @@ class Loop:
         self.unregister(self._waker)
         self._waker.close()
         self._wake_writer.close()
-        self.selector.close()
+        self.poller.close()

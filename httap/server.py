@@ -60,7 +60,7 @@ class Server(App):
             raise StartupError(message) from None
         self.log_request = None if self.logs is None else self.logs.request
         self.log_response = None if self.logs is None else self.logs.response
-        self.loop = loop or Loop(Loop.selector_for(config.limits.connections))
+        self.loop = loop or Loop()
         self.sessions = Sessions()
         self.connections: set[Connection] = set()
         self.stopping = False

@@ -25,9 +25,9 @@ def make_server():
     """Start servers with config overrides (dotted keys); all are stopped at the end."""
     started: list[RunningServer] = []
 
-    def start(config_file: str | None = None, **overrides) -> RunningServer:
+    def start(config_file: str | None = None, loop=None, **overrides) -> RunningServer:
         flat = {key.replace("__", "."): value for key, value in overrides.items()}
-        running = RunningServer(flat, config_file)
+        running = RunningServer(flat, config_file, loop)
         started.append(running)
         return running
 

@@ -32,8 +32,11 @@ PINS = {
 
 class ManualLoop:
     """The loop's scheduling API (call_soon, call_later, call_at, every, clock, now),
-    with a clock that moves only in `advance`, and its selector (register,
-    unregister): `ready()` runs the handlers of the descriptors that are readable."""
+    with a clock that moves only in `advance`, and its registration (register, modify,
+    unregister, fd_limit; modelled on a `selectors` selector): `ready()` runs the
+    handlers of the descriptors that are ready."""
+
+    fd_limit = None  # as the real loop's over epoll
 
     def __init__(self) -> None:
         self.now = self.started = 0.0
@@ -46,8 +49,15 @@ class ManualLoop:
     def register(self, fileobj: Any, events: int, handler: Any) -> None:
         self.selector.register(fileobj, events, handler)
 
+    def modify(self, fileobj: Any, events: int, handler: Any) -> None:
+        self.selector.modify(fileobj, events, handler)
+
     def unregister(self, fileobj: Any) -> None:
-        self.selector.unregister(fileobj)
+        """As the real loop's: nothing when `fileobj` is not watched."""
+        try:
+            self.selector.unregister(fileobj)
+        except (KeyError, ValueError):
+            pass
 
     def ready(self) -> int:
         """Run `on_event` of every handler whose descriptor is ready now; how many ran."""

@@ -8,6 +8,7 @@ import socket
 import threading
 
 from httap import config
+from httap.loop import Loop
 from httap.server import Server
 
 # The board most `/?gpio` tests declare.
@@ -22,10 +23,12 @@ PINS = {
 class RunningServer:
     """A real Server on 127.0.0.1 with an OS-picked port, its loop in a thread."""
 
-    def __init__(self, overrides: dict, config_file: str | None = None) -> None:
+    def __init__(
+        self, overrides: dict, config_file: str | None = None, loop: Loop | None = None
+    ) -> None:
         settings = {"listen": ["http://127.0.0.1:0"], **overrides}
         self.config = config.load(config_file, env={}, overrides=settings)
-        self.server = Server(self.config)
+        self.server = Server(self.config, loop)
         url = self.server.listen()[0]
         self.host, port = re.match(r"https?://\[?([^\]]+)\]?:(\d+)", url).groups()
         self.port = int(port)
