@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from httap import __version__, config, privileges
+from httap import __version__, config, extras, privileges
 from httap.server import Server, StartupError, tls_setup
 
 # The end of `httap --help` and `httap serve --help`: one command to try, and where the
@@ -163,7 +163,14 @@ def check(args: argparse.Namespace) -> int:
     settings = config.load(args.config)
     tls_setup(settings)  # the certificate and key are loaded as serve would
     print(json.dumps(config.to_dict(settings), indent=2))
-    return 0
+    # A missing library serve needs is an error (serve would exit 1); one it starts
+    # without (forms, where PUT still uploads) a warning: each a line of its own.
+    refused = extras.errors(settings)
+    for line in refused:
+        print(f"httap check: error: {line}", file=sys.stderr)
+    for line in extras.warnings(settings):
+        print(f"httap check: warning: {line}", file=sys.stderr)
+    return 1 if refused else 0
 
 
 class PasswordError(Exception):

@@ -39,7 +39,7 @@ import stat
 import time
 from typing import Any, Optional
 
-from httap import http
+from httap import extras, http
 from httap.config import Route, UploadsConfig
 from httap.manager.room import READS, Answer, Row, no_such
 from httap.reply import Pending, Upload
@@ -418,8 +418,11 @@ class Form(Upload):
             )
         if not _BOUNDARY.fullmatch(boundary):
             raise http.HTTPError(400, "bad-form", "the multipart boundary is malformed")
-        from python_multipart.multipart import MultipartParser  # only when a form arrives
-
+        try:
+            from python_multipart.multipart import MultipartParser  # only when a form arrives
+        except ImportError:
+            message = extras.forms("a form (POST /?files)")
+            raise http.HTTPError(501, "not-installed", message) from None
         return MultipartParser(
             boundary.encode("latin-1"),
             {

@@ -21,7 +21,7 @@ import pytest
 from httap import __version__
 from tests.helpers import HELLO, ROOT, free_port, wait_for
 from tests.helpers.client import Client
-from tests.helpers.processes import CLEAN_ENV, fetch, httap, one_line_error
+from tests.helpers.processes import CLEAN_ENV, fetch, httap, one_line_error, without
 
 LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
 
@@ -513,3 +513,63 @@ def test_passwd_cost_range_is_the_same_in_help_readme_and_config(tmp_path):
             f' users: {{ann: {{password: "{made.stdout.strip()}", role: "r"}}}}}}}}'
         )
         assert check(cwd=tmp_path)["auth"]["users"]["ann"]["password"] == made.stdout.strip()
+
+
+# -- optional libraries that are not installed -----------------------------------------
+
+FLEET = str(ROOT / "examples" / "fleet" / "lab1.json5")
+
+
+def test_mqtt_without_paho_is_one_line_naming_what_to_install(tmp_path):
+    env = without(tmp_path, "paho")
+    done = httap("serve", "--config", FLEET, env=env)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if not LOG_RECORD.match(line)]
+    assert len(lines) == 1, done.stderr
+    assert "mqtt.broker" in lines[0] and "pip install 'httap[mqtt]'" in lines[0]
+    assert "make run EXTRAS=mqtt" in lines[0]
+    checked = httap("check", "--config", FLEET, env=env)
+    assert checked.returncode == 1
+    assert json.loads(checked.stdout)["mqtt"]["broker"] == "mqtt://127.0.0.1:1883"
+    assert checked.stderr.splitlines() == [f"httap check: error: {lines[0][len('httap: ') :]}"]
+
+
+@pytest.mark.parametrize(
+    "backend, module, extra", [("gpiod", "gpiod", "gpiod"), ("rpi", "RPi", "rpi")]
+)
+def test_a_gpio_backend_without_its_library_names_what_to_install(
+    tmp_path, docs, backend, module, extra
+):
+    env = without(tmp_path, module)
+    done = httap("serve", "--gpio", backend, "--documents", str(docs), env=env)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"gpio.backend {backend}" in done.stderr
+    assert f"pip install 'httap[{extra}]'" in done.stderr
+    config = tmp_path / "web.json5"
+    config.write_text(f'{{gpio: {{backend: "{backend}"}}}}')
+    checked = httap("check", "--config", str(config), env=env)
+    assert checked.returncode == 1
+    assert checked.stderr.startswith("httap check: error: gpio.backend")
+
+
+def test_uploads_without_python_multipart_warn_and_serve(spawn, tmp_path, docs):
+    env = without(tmp_path, "python_multipart")
+    store = tmp_path / "store"
+    store.mkdir()
+    config = tmp_path / "web.json5"
+    config.write_text(json.dumps({"uploads": {"dir": str(store)}}))
+    checked = httap("check", "--config", str(config), env=env)
+    assert checked.returncode == 0
+    (line,) = checked.stderr.splitlines()
+    assert line.startswith("httap check: warning: uploads as forms")
+    assert "pip install 'httap[files]'" in line and "PUT /?files/NAME works" in line
+    process = spawn(
+        "serve",
+        *("--config", str(config), "--listen", "http://127.0.0.1:0", "--documents", str(docs)),
+        *("--gpio", "sim"),
+        env=env,
+    )
+    assert fetch(process).status == 200
+    assert any("pip install 'httap[files]'" in line for line in warnings_of(process))

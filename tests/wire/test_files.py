@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -663,3 +664,17 @@ def test_a_named_put_is_not_an_upload_when_uploads_are_off(make_server, connect)
     client.send(head("PUT", "/log.csv?files/log.csv", "Content-Length: 2\r\n") + b"hi")
     assert client.read().status == 405
     assert client.get("/?").status == 200
+
+
+def test_a_form_without_python_multipart_is_501_naming_what_to_install(
+    running, client, folder, connect, monkeypatch
+):
+    """python-multipart absent (None in sys.modules: `import` raises ModuleNotFoundError,
+    as when it is not installed): the form is refused with what to install; PUT works."""
+    for name in ("python_multipart", "python_multipart.multipart"):
+        monkeypatch.setitem(sys.modules, name, None)
+    reply = call(client, "POST", "/?files", form(("a", "x.bin", b"data")), FORM)
+    check_error(reply, 501, "not-installed", "pip install 'httap[files]'", "PUT /?files/NAME")
+    assert stored(folder) == {}
+    assert put(connect(running), "x.bin", b"data").status == 201
+    served(running, connect)
