@@ -12,7 +12,8 @@ whole in memory, written to the disk a part (at most 64 KiB) per loop turn.
   Other fields are ignored.
 - `GET /?files` lists `{"files": [{"name", "size", "modified"}]}` (regular files with
   a valid NAME, by name; `modified` in epoch seconds); `GET /?files/NAME` sends one as
-  application/octet-stream; `DELETE /?files/NAME` removes it (204).
+  application/octet-stream, `Content-Disposition: attachment` with its name;
+  `DELETE /?files/NAME` removes it (204).
 - NAME: 1-255 bytes of UTF-8, no `/`, `\\`, NUL or other control characters (C0, DEL,
   C1), not starting with "."; else 400 `bad-name`.
 - Sizes: a file over `uploads.limit`, or a folder that would hold more than
@@ -38,6 +39,7 @@ import re
 import stat
 import time
 from typing import Any, Optional
+from urllib.parse import quote
 
 from httap import extras, http
 from httap.config import Route, UploadsConfig
@@ -177,7 +179,8 @@ class Files:
         info = _regular(path)
         if info is None:
             raise _missing(name)
-        return http.Response(200, [OCTETS], file=http.FileBody(path, 0, info.st_size))
+        headers = [OCTETS, ("Content-Disposition", attachment(name))]
+        return http.Response(200, headers, file=http.FileBody(path, 0, info.st_size))
 
     def _listing(self) -> list[dict[str, Any]]:
         found = []
@@ -547,6 +550,20 @@ def _too_large(files: Files, size: Optional[int], ceiling: int) -> http.HTTPErro
             f" and has room for {max(0, room)} more"
         )
     return http.HTTPError(413, "too-large", message + "; nothing was kept")
+
+
+def attachment(name: str) -> str:
+    """The Content-Disposition of a download saved as `name` (a valid NAME): RFC 6266
+    §4.1, `filename` as a quoted-string (RFC 9110 §5.6.4); a name beyond printable ASCII
+    also as `filename*` in UTF-8 (RFC 8187 §3.2), with `filename` its ASCII fallback,
+    "_" for each other character (RFC 6266 §4.3, Appendix D). `curl -OJ` reads
+    `filename`; browsers prefer `filename*`."""
+    fallback = "".join(c if " " <= c <= "~" else "_" for c in name)
+    quoted = fallback.replace("\\", "\\\\").replace('"', '\\"')
+    value = f'attachment; filename="{quoted}"'
+    if fallback != name:
+        value += "; filename*=UTF-8''" + quote(name, safe="!#$&+^`|")
+    return value
 
 
 def _regular(path: str) -> Optional[os.stat_result]:

@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
 import time
+from urllib.parse import quote
 
 import pytest
 
@@ -20,6 +22,7 @@ from httap.manager import files
 from tests.helpers import wait_for
 from tests.helpers.client import Asking, Client
 from tests.helpers.dynamic import call, check_dynamic, check_error
+from tests.helpers.readme import readme_command
 
 LIMIT = 1 << 20
 SPACE = 3 << 20
@@ -677,4 +680,30 @@ def test_a_form_without_python_multipart_is_501_naming_what_to_install(
     check_error(reply, 501, "not-installed", "pip install 'httap[files]'", "PUT /?files/NAME")
     assert stored(folder) == {}
     assert put(connect(running), "x.bin", b"data").status == 201
+    served(running, connect)
+
+
+@pytest.mark.parametrize("name", ["log.csv", 'été "1".txt'])
+def test_a_download_is_an_attachment_curl_saves_by_its_name(
+    running, client, folder, tmp_path, connect, name
+):
+    """The README's `curl -OJ` saves `GET /?files/NAME` as NAME (RFC 6266; curl reads
+    `filename`): `curl -O` alone finds no name in a URL whose path is `/`."""
+    (folder / name).write_bytes(b"t,v\n1,2\n")
+    reply = client.get("/?files/" + quote(name))
+    assert reply.status == 200
+    assert reply.headers["content-disposition"] == files.attachment(name)
+    if name != "log.csv":
+        assert reply.headers["content-disposition"].endswith(
+            "filename*=UTF-8''%C3%A9t%C3%A9%20%221%22.txt"
+        )
+        return
+    command = readme_command("Files and uploads", "-OJ")
+    base = f"http://127.0.0.1:{running.port}"
+    args = shlex.split(command.replace("http://pi:8080", base), comments=True)
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    done = subprocess.run(args, cwd=saved, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert {p.name: p.read_bytes() for p in saved.iterdir()} == {"log.csv": b"t,v\n1,2\n"}
     served(running, connect)
