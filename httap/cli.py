@@ -149,9 +149,12 @@ def serve(args: argparse.Namespace) -> int:
     except (StartupError, privileges.PrivilegeError):
         server.close()  # release what Server() opened (the GPIO backend among others)
         raise
+    documents = settings.documents
+    if server.site is not None and server.site.current is not None:  # an app update's
+        documents = f"{server.site.root} (PUT /?app; configured: {settings.documents})"
     print(
         f"httap {__version__} listening on {', '.join(urls)}"
-        f" | documents {settings.documents} | gpio {server.gpio.name}",
+        f" | documents {documents} | gpio {server.gpio.name}",
         flush=True,
     )
     server.serve_forever()

@@ -217,7 +217,13 @@ class Files:
             return self.site.shown()
         return Archive(request, self, self._ceiling(None))
 
-    def rollback(self, request: http.Request, _: str) -> Any:
+    def rollback(self, request: http.Request, action: str) -> Any:
+        """POST /?app/rollback: the previous version; /?app/documents: the configured
+        documents. Either answers `GET /?app`'s object."""
+        if action == "documents":
+            self.site.documents_again()
+            log.info("app: configured documents served again, by %s", _who(request))
+            return self.site.shown()
         try:
             self.site.rollback()
         except ValueError as err:  # site.Refused: there is nothing to go back to
@@ -269,8 +275,10 @@ _POST = frozenset(("POST",))
 
 
 def _rollback_only(name: Optional[str]) -> str:
-    if name != "rollback":
-        raise no_such(f"app/{name}", "the app's resources are /?app and /?app/rollback")
+    if name not in ("rollback", "documents"):
+        raise no_such(
+            f"app/{name}", "the app's resources are /?app, /?app/rollback and /?app/documents"
+        )
     return name
 
 

@@ -21,7 +21,7 @@ import pytest
 from httap import __version__
 from tests.helpers import HELLO, ROOT, free_port, wait_for
 from tests.helpers.client import Client
-from tests.helpers.processes import CLEAN_ENV, fetch, httap, one_line_error, without
+from tests.helpers.processes import CLEAN_ENV, fetch, httap, one_line_error, stop, without
 
 LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
 
@@ -573,3 +573,19 @@ def test_uploads_without_python_multipart_warn_and_serve(spawn, tmp_path, docs):
     )
     assert fetch(process).status == 200
     assert any("pip install 'httap[files]'" in line for line in warnings_of(process))
+
+
+def test_startup_line_names_the_app_version_served(spawn, docs, tmp_path):
+    """After an app update (PUT /?app), the line names the folder really served."""
+    from httap.site import Site
+    from tests.helpers.archives import tar_of
+
+    archive = tmp_path / "site.tar.gz"
+    archive.write_bytes(tar_of({"index.html": b"<h1>new</h1>"}))
+    site = Site(str(docs), 1 << 20)
+    for _ in site.unpack(str(archive)):
+        pass
+    process = serve_docs(spawn, docs)
+    assert f"| documents {site.root} (PUT /?app; configured: {docs}) |" in process.banner
+    assert fetch(process, "/").body == b"<h1>new</h1>"
+    stop(process)
