@@ -168,10 +168,11 @@ def check(args: argparse.Namespace) -> int:
     print(json.dumps(config.to_dict(settings), indent=2))
     # A missing library serve needs is an error (serve would exit 1); one it starts
     # without (forms, where PUT still uploads) a warning: each a line of its own.
-    refused = extras.errors(settings)
+    refused, warned = extras.hardware_pwm(settings)
+    refused = extras.errors(settings) + refused
     for line in refused:
         print(f"httap check: error: {line}", file=sys.stderr)
-    for line in extras.warnings(settings):
+    for line in extras.warnings(settings) + warned:
         print(f"httap check: warning: {line}", file=sys.stderr)
     return 1 if refused else 0
 

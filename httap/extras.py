@@ -1,5 +1,7 @@
-"""The optional libraries: which feature needs which, and the one line that says what
-to install when one is missing (pyproject.toml's extras; `make run EXTRAS=...` in a clone).
+"""What `serve` would say of this machine that the configuration alone does not tell,
+for `httap check` to say it too: the optional libraries (which feature needs which,
+and the one line that says what to install when one is missing: pyproject.toml's
+extras; `make run EXTRAS=...` in a clone), and hardware PWM without a PWM chip.
 
 Nothing here imports them: `importlib.util.find_spec` on the top-level name only looks
 for the package (Python docs, importlib.util.find_spec), so a missing one costs nothing.
@@ -10,6 +12,8 @@ from __future__ import annotations
 import importlib.util
 from typing import NamedTuple
 
+from gpio import detect
+from gpio.pwm import SIMULATED, find_chip, no_chip
 from httap.config import Config
 
 
@@ -64,3 +68,23 @@ def warnings(config: Config) -> list[str]:
 def forms(feature: str) -> str:
     """python-multipart is missing for `feature`: what to install, and what still works."""
     return FILES.advice(feature) + "; PUT /?files/NAME works without it"
+
+
+def hardware_pwm(config: Config) -> tuple[list[str], list[str]]:
+    """(errors, warnings) of `pwm: "hardware"` pins where there is no PWM chip under
+    `gpio.sysfs_pwm`: serve refuses them on a real board, and simulates them by soft
+    PWM on the sim board (for `auto`, the board gpio/__init__.py's detection picks
+    here). Serve says it itself as it sets the pins up (gpio/pwm.py): for `httap check`."""
+    pins = [
+        name
+        for name, pin in config.gpio.pins.items()
+        if pin.mode == "pwm" and pin.pwm == "hardware"
+    ]
+    if not pins or find_chip(config.gpio.sysfs_pwm) is not None:
+        return [], []
+    board = config.gpio.backend if config.gpio.backend != "auto" else detect()
+    line = f"gpio.pins {', '.join(pins)}: "
+    why = no_chip(config.gpio.sysfs_pwm)
+    if board == "sim":
+        return [], [f"{line}{SIMULATED}: {why}"]
+    return [f'{line}pwm "hardware" on the {board} board: {why}'], []
