@@ -545,12 +545,13 @@ class Form(Upload):
 
 
 def _too_large(files: Files, size: Optional[int], ceiling: int) -> http.HTTPError:
-    """413 `too-large`, naming the bound that was passed: `uploads.limit` or, when the
-    folder's room is the smaller, `uploads.space`."""
+    """413 `too-large`, naming the bound that was passed: `uploads.limit` for a file
+    declared (`size`, bytes) over it, else the smaller of it and the folder's room
+    under `uploads.space`."""
     settings = files.settings
     room = ceiling - files.reserved
     what = "the file" if size is None else f"the file ({size} bytes)"
-    if settings.limit <= room:
+    if (size is not None and size > settings.limit) or settings.limit <= room:
         message = f"{what} is over the limit of {settings.limit} bytes (uploads.limit)"
     else:
         message = (

@@ -305,6 +305,9 @@ def test_a_full_folder_refuses_what_does_not_fit(running, client, folder, connec
     third = connect(running)
     check_error(call(third, "POST", "/?files", form(("f", "f", b"f" * 11)), FORM), 413, "too-large")
     # Replacing a file frees its bytes.
+    # A file over the limit is told so, even where the folder's room is smaller still.
+    big = put(connect(running), "d", b"w" * (LIMIT + 1))
+    check_error(big, 413, "too-large", f"over the limit of {LIMIT} bytes (uploads.limit)")
     assert put(connect(running), "a", b"w" * (LIMIT + 10 - 1)).status == 413  # over the limit
     assert put(connect(running), "a", b"w" * LIMIT).status == 200
     assert wait_for(lambda: sorted(stored(folder)) == ["a", "b", "c"])
