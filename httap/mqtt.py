@@ -254,7 +254,9 @@ class Bridge:
     def _on_socket_open(self, client: Any, userdata: Any, sock: Any) -> None:
         self.sock = sock
         self.loop.register(sock, READ, self)
-        self.misc = self.loop.every(MISC_EVERY, client.loop_misc, name="mqtt keep-alive")
+        self.misc = self.loop.every(
+            MISC_EVERY, client.loop_misc, name="mqtt keep-alive", internal=True
+        )
 
     def _on_register_write(self, client: Any, userdata: Any, sock: Any) -> None:
         if sock is self.sock:
