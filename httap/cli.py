@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from httap import __version__, config, extras, privileges
+from httap.persist import state_path
 from httap.server import Server, StartupError, tls_setup
 
 # The end of `httap --help` and `httap serve --help`: one command to try, and where the
@@ -165,7 +166,11 @@ def serve(args: argparse.Namespace) -> int:
 def check(args: argparse.Namespace) -> int:
     settings = config.load(args.config)
     tls_setup(settings)  # the certificate and key are loaded as serve would
-    print(json.dumps(config.to_dict(settings), indent=2))
+    values = config.to_dict(settings)
+    # The values in effect where the schema's default is null: computed at start-up.
+    values["gpio"]["state_file"] = state_path(settings)
+    values["mqtt"]["client_id"] = config.mqtt_client_id(settings)
+    print(json.dumps(values, indent=2))
     # A missing library serve needs is an error (serve would exit 1); one it starts
     # without (forms, where PUT still uploads) a warning: each a line of its own.
     refused, warned = extras.hardware_pwm(settings)

@@ -1232,6 +1232,11 @@ def _check_mqtt(config: Config, place: str) -> None:
         )
 
 
+def mqtt_client_id(config: Config) -> str:
+    """The MQTT client identifier in effect: `mqtt.client_id`, else "httap-ID"."""
+    return config.mqtt.client_id or f"httap-{config.id}"
+
+
 def to_dict(config: Config) -> dict:
     """The effective values as JSON data shaped like web.json5 (a valid one), defaults filled in."""
     return _plain(config)

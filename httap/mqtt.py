@@ -47,6 +47,7 @@ from urllib.parse import quote
 import paho.mqtt.client as paho
 
 from httap import __version__, http
+from httap.config import mqtt_client_id
 from httap.loop import READ, WRITE, Handle, Loop, Periodic
 from httap.pins import INPUT, Change, Pin, Pins
 from httap.reply import Pending
@@ -174,7 +175,7 @@ class Bridge:
         self.closed = False
         client = self.client = Link(
             paho.CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id or f"httap-{config.id}",
+            client_id=mqtt_client_id(config),
             protocol=paho.MQTTv311,
         )
         if settings.username is not None:

@@ -313,6 +313,9 @@ def test_check_prints_effective_values_with_defaults(tmp_path, docs):
     assert values["listen"] == ["http://:8080"]
     assert values["index"] == "index.html"
     assert values["gpio"]["backend"] == "auto"
+    # Where the schema's default is null, the value in effect (beside the file; id).
+    assert values["gpio"]["state_file"] == str(tmp_path / "httap-state.json")
+    assert values["mqtt"]["client_id"] == "httap-bench"
     # What check prints is itself a valid configuration that means the same.
     again = tmp_path / "again.json"
     again.write_text(json.dumps(values))
