@@ -30,6 +30,10 @@ $(RUNTIME): pyproject.toml requirements.txt | $(PY)
 	$(PIP) install --quiet -r requirements.txt -e .
 	touch $@
 
+$(VENV)/.extras-%: $(RUNTIME)
+	$(PIP) install --quiet -e '.[$*]'
+	touch $@
+
 # The test layer: the browser, openssl, the MQTT broker (mosquitto, in /usr/sbin) and
 # Debian's libgpiod v1 bindings (python3-libgpiod, for the system Python: a contract test
 # runs the real v1 library) when missing, the tools, and pip (a test builds a wheel with it).
@@ -46,7 +50,8 @@ $(TOOLS): $(RUNTIME) requirements-test.txt
 	touch $@
 
 # make run LISTEN=http://:8080 serves every address (the default is this machine only).
-run: $(RUNTIME)
+# make run EXTRAS=mqtt,files adds pyproject.toml's extras (the venv has no pip of its own).
+run: $(RUNTIME) $(if $(EXTRAS),$(VENV)/.extras-$(EXTRAS))
 	$(PY) -m httap serve --listen $(LISTEN) --gpio sim
 
 # make run-tls: the same over https://127.0.0.1:8443, with a self-signed pair for trying it

@@ -313,15 +313,29 @@ class HardwareBoard:
         self.board.close()
 
 
+def no_chip(root: str) -> str:
+    """Why there is no hardware PWM where find_chip(root) is None."""
+    return (
+        f"no PWM chip of a Raspberry Pi under {root} (add dtoverlay=pwm-2chan to"
+        " config.txt; on a Pi 1 to 4 with pin=12,func=4 or pin2=13,func2=4 for"
+        " GPIO 12 and 13)"
+    )
+
+
+SIMULATED = "hardware PWM simulated by soft PWM on the sim board"
+
+
 def hardware_channels(
-    wanted: Mapping[str, tuple[int, str, float]], root: str = SYSFS_PWM
+    wanted: Mapping[str, tuple[int, str, float]], root: str = SYSFS_PWM, board: str = ""
 ) -> dict[int, HardwarePwm]:
     """The hardware channels for the PWM pins `wanted` ({name: (GPIO, "hardware" or
     "auto", frequency in Hz)}), exported and running at that frequency with duty 0.
     "auto" falls back to soft PWM where the pin has no channel, the chip is not under
-    `root` or refuses; one INFO line per pin says which it got, and why. GpioError for a
-    "hardware" pin that cannot have one (a GPIO without a channel, no chip, two pins on
-    one channel, the kernel's refusal)."""
+    `root` or refuses; one INFO line per pin says which it got, and why. On the sim
+    `board` without a chip under `root`, "hardware" does too, with a WARNING line (a
+    laptop tries a servo's config; a fake tree under `root` is still driven). GpioError
+    for a "hardware" pin that cannot have one (a GPIO without a channel, no chip, two
+    pins on one channel, the kernel's refusal)."""
     chip = find_chip(root)
     channels: dict[int, HardwarePwm] = {}
     users: dict[int, str] = {}
@@ -329,12 +343,11 @@ def hardware_channels(
         try:
             if gpio not in HARDWARE_GPIOS:
                 raise GpioError(f"GPIO {gpio} has no hardware PWM channel (GPIO 12, 13, 18, 19 do)")
+            if chip is None and board == "sim" and choice == "hardware":
+                log.warning("pin %s (GPIO %d): %s: %s", name, gpio, SIMULATED, no_chip(root))
+                continue
             if chip is None:
-                raise GpioError(
-                    f"no PWM chip of a Raspberry Pi under {root} (add dtoverlay=pwm-2chan to"
-                    " config.txt; on a Pi 1 to 4 with pin=12,func=4 or pin2=13,func2=4 for"
-                    " GPIO 12 and 13)"
-                )
+                raise GpioError(no_chip(root))
             number = chip.channels[gpio]
             if number in users:
                 raise GpioError(f"its channel {number} is pin {users[number]}'s already")

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from httap import __version__, config, privileges
+from httap import __version__, config, extras, privileges
+from httap.persist import state_path
 from httap.server import Server, StartupError, tls_setup
 
 # The end of `httap --help` and `httap serve --help`: one command to try, and where the
@@ -149,9 +150,12 @@ def serve(args: argparse.Namespace) -> int:
     except (StartupError, privileges.PrivilegeError):
         server.close()  # release what Server() opened (the GPIO backend among others)
         raise
+    documents = settings.documents
+    if server.site is not None and server.site.current is not None:  # an app update's
+        documents = f"{server.site.root} (PUT /?app; configured: {settings.documents})"
     print(
         f"httap {__version__} listening on {', '.join(urls)}"
-        f" | documents {settings.documents} | gpio {server.gpio.name}",
+        f" | documents {documents} | gpio {server.gpio.name}",
         flush=True,
     )
     server.serve_forever()
@@ -162,8 +166,20 @@ def serve(args: argparse.Namespace) -> int:
 def check(args: argparse.Namespace) -> int:
     settings = config.load(args.config)
     tls_setup(settings)  # the certificate and key are loaded as serve would
-    print(json.dumps(config.to_dict(settings), indent=2))
-    return 0
+    values = config.to_dict(settings)
+    # The values in effect where the schema's default is null: computed at start-up.
+    values["gpio"]["state_file"] = state_path(settings)
+    values["mqtt"]["client_id"] = config.mqtt_client_id(settings)
+    print(json.dumps(values, indent=2))
+    # A missing library serve needs is an error (serve would exit 1); one it starts
+    # without (forms, where PUT still uploads) a warning: each a line of its own.
+    refused, warned = extras.hardware_pwm(settings)
+    refused = extras.errors(settings) + refused
+    for line in refused:
+        print(f"httap check: error: {line}", file=sys.stderr)
+    for line in extras.warnings(settings) + warned:
+        print(f"httap check: warning: {line}", file=sys.stderr)
+    return 1 if refused else 0
 
 
 class PasswordError(Exception):

@@ -331,9 +331,27 @@ def _any(path: Path) -> bool:
 
 
 def _file_in_directory(expected: str) -> Checker:
-    """The path of a file to write (there or not) in an existing directory."""
-    fits = lambda path: path.parent.is_dir() and not path.is_dir()  # noqa: E731
-    return lambda value, where: _path(value, where, expected, fits)
+    """The path of a file to write (there or not) in an existing directory; a missing
+    directory is named as the reason."""
+
+    def check(value: Any, where: Where) -> str:
+        missing: list[Path] = []
+
+        def fits(path: Path) -> bool:
+            if not path.parent.is_dir():
+                missing.append(path.parent)
+                return False
+            return not path.is_dir()
+
+        try:
+            return _path(value, where, expected, fits)
+        except ConfigError:
+            if not missing:
+                raise
+            reason = f"the folder {missing[0]} does not exist"
+            raise where.fail(f"{json.dumps(value)} ({reason})", expected) from None
+
+    return check
 
 
 _REQUIRED = object()
@@ -667,7 +685,9 @@ class GpioConfig(NamedTuple):
     sysfs_pwm: str = setting(lambda value, where: _path(value, where, "a path", _any), SYSFS_PWM)
     # The file that `persist: true` pins' settings are kept in; null: httap-state.json in
     # $STATE_DIRECTORY (systemd's StateDirectory=), else beside the config file.
-    state_file: Optional[str] = setting(optional(_file_in_directory("a file path")), None)
+    state_file: Optional[str] = setting(
+        optional(_file_in_directory("a file path in an existing folder")), None
+    )
     persist_interval: float = setting(number(0.1, 3600), 5)  # seconds between its writes, at least
 
 
@@ -1111,6 +1131,12 @@ def load(
     _check_tls(config, place)
     _check_auth(config, place)
     _check_mqtt(config, place)
+    if config.uploads.limit > config.uploads.space:
+        raise ConfigError(
+            f"{place}: uploads.limit: found {config.uploads.limit}, more than uploads.space"
+            f" ({config.uploads.space}): no file could be that large; expected at most"
+            " uploads.space (bytes)"
+        )
     if config.chroot and config.uploads.dir is not None:
         raise ConfigError(
             f"{place}: uploads.dir: not with chroot, which confines the server to"
@@ -1180,7 +1206,7 @@ def _check_auth(config: Config, place: str) -> None:
 
 def _check_mqtt(config: Config, place: str) -> None:
     """The bridge names its topics after `id`, so it must be one topic level; `ca` is
-    for a TLS broker only."""
+    for a TLS broker only; a password goes with a user name; `role` with auth's users."""
     mqtt = config.mqtt
     if mqtt.broker is None:
         return
@@ -1193,6 +1219,22 @@ def _check_mqtt(config: Config, place: str) -> None:
         raise ConfigError(
             f"{place}: mqtt.ca: given, but mqtt.broker {mqtt.broker.url} is not mqtts://"
         )
+    if mqtt.password is not None and mqtt.username is None:
+        raise ConfigError(  # MQTT 3.1.1 section 3.1.2.9: no password without a user name
+            f"{place}: mqtt.password: given without mqtt.username, which MQTT 3.1.1 needs"
+            " to send a password (section 3.1.2.9); set mqtt.username"
+        )
+    if mqtt.role is not None and not config.auth.users:
+        raise ConfigError(
+            f"{place}: mqtt.role: found {json.dumps(mqtt.role)}, but auth has no users,"
+            " so no rule is checked and the role would do nothing; add auth.users (with"
+            " that role) or remove mqtt.role"
+        )
+
+
+def mqtt_client_id(config: Config) -> str:
+    """The MQTT client identifier in effect: `mqtt.client_id`, else "httap-ID"."""
+    return config.mqtt.client_id or f"httap-{config.id}"
 
 
 def to_dict(config: Config) -> dict:

@@ -194,9 +194,10 @@ class Periodic(Handle):
     `advance`); `lateness` holds, in seconds, how late each of its last `WINDOW`
     deadlines was served, skipped ones included; `overruns` counts the runs that
     started after their next deadline had passed; `errors` counts the runs that raised.
+    `internal`: the server's own task (event keep-alives, sampling), not an app's.
     """
 
-    __slots__ = ("errors", "lateness", "name", "overruns", "runs", "skipped", "tasks")
+    __slots__ = ("errors", "internal", "lateness", "name", "overruns", "runs", "skipped", "tasks")
 
     def __init__(
         self,
@@ -205,9 +206,11 @@ class Periodic(Handle):
         interval: float,
         name: str,
         tasks: list[Periodic],
+        internal: bool = False,
     ) -> None:
         super().__init__(when, callback, interval)
         self.name = name
+        self.internal = internal
         self.runs = 0
         self.skipped = 0
         self.overruns = 0
@@ -248,9 +251,10 @@ class Periodic(Handle):
 
     def stats(self) -> dict:
         """For `/?stats`: `runs`, `skipped` deadlines, `overruns`, `errors`, and the
-        median, p99 and max lateness of the last `WINDOW` deadlines (µs)."""
+        median, p99 and max lateness of the last `WINDOW` deadlines (µs); `internal`."""
         return {
             "name": self.name,
+            "internal": self.internal,
             "interval_us": round(self.interval * 1e6, 1),
             "runs": self.runs,
             "skipped": self.skipped,
@@ -460,13 +464,18 @@ class Loop:
         return self.call_at(time.monotonic() + delay, callback)
 
     def every(
-        self, interval: float, callback: Callable[[], Any], name: Optional[str] = None
+        self,
+        interval: float,
+        callback: Callable[[], Any],
+        name: Optional[str] = None,
+        internal: bool = False,
     ) -> Periodic:
         """Run `callback` every `interval` seconds on absolute deadlines, so it does not drift.
 
         `interval` is from MIN_INTERVAL to MAX_DELAY seconds (ValueError otherwise,
         TypeError for what is not a number). `name` labels it in the stats and the log;
-        the default is the callback's `task_name`.
+        the default is the callback's `task_name`. `internal` marks the server's own
+        tasks in the stats (the console tells them from an app's).
         """
         interval = seconds(interval, "interval", MIN_INTERVAL, MAX_DELAY)
         callback_checked(callback)
@@ -474,7 +483,9 @@ class Loop:
             name = task_name(callback)
         elif not isinstance(name, str):
             raise TypeError(f"a task's name is a string, not {name!r}")
-        handle = Periodic(time.monotonic() + interval, callback, interval, name, self.tasks)
+        handle = Periodic(
+            time.monotonic() + interval, callback, interval, name, self.tasks, internal
+        )
         self._push(handle)
         return handle
 

@@ -47,6 +47,7 @@ from urllib.parse import quote
 import paho.mqtt.client as paho
 
 from httap import __version__, http
+from httap.config import mqtt_client_id
 from httap.loop import READ, WRITE, Handle, Loop, Periodic
 from httap.pins import INPUT, Change, Pin, Pins
 from httap.reply import Pending
@@ -174,7 +175,7 @@ class Bridge:
         self.closed = False
         client = self.client = Link(
             paho.CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id or f"httap-{config.id}",
+            client_id=mqtt_client_id(config),
             protocol=paho.MQTTv311,
         )
         if settings.username is not None:
@@ -254,7 +255,9 @@ class Bridge:
     def _on_socket_open(self, client: Any, userdata: Any, sock: Any) -> None:
         self.sock = sock
         self.loop.register(sock, READ, self)
-        self.misc = self.loop.every(MISC_EVERY, client.loop_misc, name="mqtt keep-alive")
+        self.misc = self.loop.every(
+            MISC_EVERY, client.loop_misc, name="mqtt keep-alive", internal=True
+        )
 
     def _on_register_write(self, client: Any, userdata: Any, sock: Any) -> None:
         if sock is self.sock:

@@ -11,9 +11,9 @@ Rules of this file:
   written and fsync()ed, renamed over it (rename(2) is atomic), then the directory is
   fsync()ed, so that a power cut leaves the old file or the new one, never half of one.
 - At start-up `restore` puts the kept settings in the declarations, in place of
-  `initial` (and of `frequency` and `duty` for a wave). A missing, unreadable or corrupt
-  file, or an entry that no longer fits its pin, is a WARNING, never a refusal to start:
-  those pins start from their declarations.
+  `initial` (and of `frequency` and `duty` for a wave). A missing file is INFO (the
+  first run has none yet); an unreadable or corrupt one, or an entry that no longer
+  fits its pin, a WARNING; never a refusal to start: those pins start as declared.
 """
 
 from __future__ import annotations
@@ -65,13 +65,13 @@ class Persist:
 
     def _load(self) -> dict[str, dict]:
         """The file's entries that fit their pins; a WARNING for the rest, or for a file
-        that is missing, unreadable or not what this module writes."""
+        that is unreadable or not what this module writes; INFO for a missing one."""
         names = ", ".join(self.declared)
         try:
             with open(self.path, "rb") as file:
                 data = json.loads(file.read())
         except FileNotFoundError:
-            log.warning(
+            log.info(  # the first run: not a problem
                 "state file %s is not there (yet): pins %s start as declared", self.path, names
             )
             return {}

@@ -140,7 +140,7 @@ class Pins:
             for name, spec in declared.items()
             if spec.mode == "pwm" and spec.pwm != "soft"
         }
-        self.hardware = hardware_channels(wanted, sysfs_pwm) if wanted else {}
+        self.hardware = hardware_channels(wanted, sysfs_pwm, backend.name) if wanted else {}
         if self.hardware:
             backend = HardwareBoard(backend, self.hardware)  # type: ignore[assignment]
         self.backend = backend

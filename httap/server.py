@@ -19,7 +19,7 @@ import socket
 from typing import TYPE_CHECKING, Callable, Optional
 
 from gpio import GpioError, open_backend
-from httap import http
+from httap import extras, http
 from httap.app import App
 from httap.config import Config, StartupError, default_documents
 from httap.connection import Connection
@@ -50,6 +50,11 @@ class Server(App):
     """Builds every room and wires them; owns the connections (their `Owner`)."""
 
     def __init__(self, config: Config, loop: Optional[Loop] = None) -> None:
+        missing = extras.errors(config)  # before anything opens: nothing to close
+        if missing:
+            raise StartupError(missing[0])
+        for line in extras.warnings(config):
+            log.warning("%s", line)
         self.config = config
         self.limits = config.limits  # what a connection reads: its Owner interface
         self.timeouts = config.timeouts

@@ -26,8 +26,9 @@ Rules of this file:
   every CHUNK bytes): modes, owners and times in the archive are ignored (files get
   the process's umask and the time they are written).
 - The state keeps two versions: the current one and the previous (None stands for the
-  configured documents). `rollback` swaps them. Older folders are removed after a
-  switch, in slices too.
+  configured documents). `rollback` swaps them; `documents_again` makes the configured
+  documents current (the version it replaces kept as the previous). Older folders
+  are removed after a switch, in slices too.
 - Each version has a `since`: the whole second it became current, later than the
   `since` of the version it replaced (and than the newest file of the configured
   documents, when it replaced them). Served files take it as the floor of their
@@ -192,6 +193,16 @@ class Site:
             raise Refused("there is no previous version to go back to")
         self._switch(self.previous, self.current)
         log.info("app: rolled back to %s", self.current.name if self.current else "documents")
+
+    def documents_again(self) -> None:
+        """Serve the configured documents; the version served until now becomes the
+        previous one (a rollback brings it back). Nothing changes when they are served
+        already. The way back to them once two updates have replaced them: only two
+        versions are kept, and a rollback swaps those."""
+        if self.current is None:
+            return
+        self._switch(None, self.current)
+        log.info("app: switched back to the configured documents")
 
     # -- unpacking ------------------------------------------------------------------
 

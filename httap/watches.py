@@ -171,7 +171,9 @@ class Watches:
         readers = self.readers
         if self.followed or any(number not in readers for number in self.watched):
             if self.sampler is None:
-                self.sampler = self.loop.every(self.interval, self._sample, name="gpio sampling")
+                self.sampler = self.loop.every(
+                    self.interval, self._sample, name="gpio sampling", internal=True
+                )
         elif self.sampler is not None:
             self.sampler.cancel()
             self.sampler = None

@@ -459,10 +459,16 @@ async function refreshStats() {
   setTimeout(refreshStats, STATS_EVERY);
 }
 
-function showTasks(tasks) {
+// The server's own tasks (`internal`: event keep-alives, sampling) come after the app's,
+// marked as such, so that the chart starts on an app's task.
+const SERVERS_OWN = " (the server's own)";
+
+function showTasks(all) {
+  const tasks = [...all.filter((task) => !task.internal), ...all.filter((task) => task.internal)];
   $("tasks").replaceChildren(...tasks.map((task) => {
     const late = task.lateness_us;
-    return element("li", { "data-task": task.name }, element("strong", {}, task.name),
+    const own = task.internal ? [element("em", {}, SERVERS_OWN)] : [];
+    return element("li", { "data-task": task.name }, element("strong", {}, task.name), ...own,
       ` every ${time(task.interval_us)}, ${task.runs} runs; late by median ${time(late.median)},`,
       ` p99 ${time(late.p99)}, max ${time(late.max)}; ${task.overruns} overruns, ${task.errors} errors`);
   }));
@@ -470,7 +476,8 @@ function showTasks(tasks) {
   const picker = $("chart-task");
   const picked = picker.value;
   if (JSON.stringify(names) !== JSON.stringify([...picker.options].map((option) => option.value))) {
-    picker.replaceChildren(...names.map((name) => element("option", {}, name)));
+    picker.replaceChildren(...tasks.map((task) =>
+      element("option", { value: task.name }, task.internal ? task.name + SERVERS_OWN : task.name)));
     if (names.includes(picked)) picker.value = picked;
   }
   picker.hidden = names.length < 2;

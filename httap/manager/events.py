@@ -161,7 +161,9 @@ class Events:
         if "gpio" in types:
             self.watches.follow()
         if self.keeper is None:
-            self.keeper = self.loop.every(self.keepalive, self._keep_alive, name="event keep-alive")
+            self.keeper = self.loop.every(
+                self.keepalive, self._keep_alive, name="event keep-alive", internal=True
+            )
         return stream
 
     @staticmethod

@@ -12,7 +12,8 @@ whole in memory, written to the disk a part (at most 64 KiB) per loop turn.
   Other fields are ignored.
 - `GET /?files` lists `{"files": [{"name", "size", "modified"}]}` (regular files with
   a valid NAME, by name; `modified` in epoch seconds); `GET /?files/NAME` sends one as
-  application/octet-stream; `DELETE /?files/NAME` removes it (204).
+  application/octet-stream, `Content-Disposition: attachment` with its name;
+  `DELETE /?files/NAME` removes it (204).
 - NAME: 1-255 bytes of UTF-8, no `/`, `\\`, NUL or other control characters (C0, DEL,
   C1), not starting with "."; else 400 `bad-name`.
 - Sizes: a file over `uploads.limit`, or a folder that would hold more than
@@ -38,8 +39,9 @@ import re
 import stat
 import time
 from typing import Any, Optional
+from urllib.parse import quote
 
-from httap import http
+from httap import extras, http
 from httap.config import Route, UploadsConfig
 from httap.manager.room import READS, Answer, Row, no_such
 from httap.reply import Pending, Upload
@@ -177,7 +179,8 @@ class Files:
         info = _regular(path)
         if info is None:
             raise _missing(name)
-        return http.Response(200, [OCTETS], file=http.FileBody(path, 0, info.st_size))
+        headers = [OCTETS, ("Content-Disposition", attachment(name))]
+        return http.Response(200, headers, file=http.FileBody(path, 0, info.st_size))
 
     def _listing(self) -> list[dict[str, Any]]:
         found = []
@@ -214,7 +217,13 @@ class Files:
             return self.site.shown()
         return Archive(request, self, self._ceiling(None))
 
-    def rollback(self, request: http.Request, _: str) -> Any:
+    def rollback(self, request: http.Request, action: str) -> Any:
+        """POST /?app/rollback: the previous version; /?app/documents: the configured
+        documents. Either answers `GET /?app`'s object."""
+        if action == "documents":
+            self.site.documents_again()
+            log.info("app: configured documents served again, by %s", _who(request))
+            return self.site.shown()
         try:
             self.site.rollback()
         except ValueError as err:  # site.Refused: there is nothing to go back to
@@ -266,8 +275,10 @@ _POST = frozenset(("POST",))
 
 
 def _rollback_only(name: Optional[str]) -> str:
-    if name != "rollback":
-        raise no_such(f"app/{name}", "the app's resources are /?app and /?app/rollback")
+    if name not in ("rollback", "documents"):
+        raise no_such(
+            f"app/{name}", "the app's resources are /?app, /?app/rollback and /?app/documents"
+        )
     return name
 
 
@@ -418,8 +429,11 @@ class Form(Upload):
             )
         if not _BOUNDARY.fullmatch(boundary):
             raise http.HTTPError(400, "bad-form", "the multipart boundary is malformed")
-        from python_multipart.multipart import MultipartParser  # only when a form arrives
-
+        try:
+            from python_multipart.multipart import MultipartParser  # only when a form arrives
+        except ImportError:
+            message = extras.forms("a form (POST /?files)")
+            raise http.HTTPError(501, "not-installed", message) from None
         return MultipartParser(
             boundary.encode("latin-1"),
             {
@@ -531,12 +545,13 @@ class Form(Upload):
 
 
 def _too_large(files: Files, size: Optional[int], ceiling: int) -> http.HTTPError:
-    """413 `too-large`, naming the bound that was passed: `uploads.limit` or, when the
-    folder's room is the smaller, `uploads.space`."""
+    """413 `too-large`, naming the bound that was passed: `uploads.limit` for a file
+    declared (`size`, bytes) over it, else the smaller of it and the folder's room
+    under `uploads.space`."""
     settings = files.settings
     room = ceiling - files.reserved
     what = "the file" if size is None else f"the file ({size} bytes)"
-    if settings.limit <= room:
+    if (size is not None and size > settings.limit) or settings.limit <= room:
         message = f"{what} is over the limit of {settings.limit} bytes (uploads.limit)"
     else:
         message = (
@@ -544,6 +559,20 @@ def _too_large(files: Files, size: Optional[int], ceiling: int) -> http.HTTPErro
             f" and has room for {max(0, room)} more"
         )
     return http.HTTPError(413, "too-large", message + "; nothing was kept")
+
+
+def attachment(name: str) -> str:
+    """The Content-Disposition of a download saved as `name` (a valid NAME): RFC 6266
+    §4.1, `filename` as a quoted-string (RFC 9110 §5.6.4); a name beyond printable ASCII
+    also as `filename*` in UTF-8 (RFC 8187 §3.2), with `filename` its ASCII fallback,
+    "_" for each other character (RFC 6266 §4.3, Appendix D). `curl -OJ` reads
+    `filename`; browsers prefer `filename*`."""
+    fallback = "".join(c if " " <= c <= "~" else "_" for c in name)
+    quoted = fallback.replace("\\", "\\\\").replace('"', '\\"')
+    value = f'attachment; filename="{quoted}"'
+    if fallback != name:
+        value += "; filename*=UTF-8''" + quote(name, safe="!#$&+^`|")
+    return value
 
 
 def _regular(path: str) -> Optional[os.stat_result]:

@@ -79,7 +79,11 @@ class ManualLoop:
         return self.call_at(self.now + delay, callback)
 
     def every(
-        self, interval: float, callback: Callable[[], Any], name: Optional[str] = None
+        self,
+        interval: float,
+        callback: Callable[[], Any],
+        name: Optional[str] = None,
+        internal: bool = False,
     ) -> Handle:
         timer = Handle(self.now + interval, callback, interval)
         heapq.heappush(self._timers, (timer.when, next(self._order), timer))

@@ -150,3 +150,16 @@ def curl(running, command: str) -> str:
         [args[0], "-sS", *args[1:]], capture_output=True, text=True, timeout=30, check=True
     )
     return done.stdout
+
+
+def without(tmp_path: Path, *modules: str) -> dict:
+    """The environment of a child in which `modules` are not installed: a sitecustomize
+    puts None in sys.modules for each, so `import` raises ModuleNotFoundError and
+    importlib.util.find_spec answers None, as for a library that is absent."""
+    site = tmp_path / "without"
+    site.mkdir()
+    names = ", ".join(repr(name) for name in modules)
+    (site / "sitecustomize.py").write_text(
+        f"import sys\nsys.modules.update(dict.fromkeys([{names}]))\n"
+    )
+    return {"PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}

@@ -417,7 +417,11 @@ def test_the_loop_panel_shows_each_tasks_lateness(make_server, page):
     points = page.locator("#chart .p99")
     expect(points).to_have_attribute("points", re.compile(r"\d \S+,\S+"), timeout=6000)
     choices = page.get_by_label("task in the chart").locator("option")
-    expect(choices.filter(has_text="event keep-alive")).to_have_count(1)
+    expect(choices.filter(has_text="event keep-alive (the server's own)")).to_have_count(1)
+    expect(choices.first).to_have_text("setup.toggle")  # the app's tasks first
+    keeper = page.locator("[data-task='event keep-alive']")
+    expect(keeper).to_contain_text("event keep-alive (the server's own) every 15 s")
+    expect(task).not_to_contain_text("the server's own")
     expect(choices.filter(has_text="gpio sampling")).to_have_count(0)
     page.get_by_label("task in the chart").select_option("event keep-alive")  # every 15 s
     expect(label).to_have_text("event keep-alive, every 15 s: no run yet, so no lateness.")

@@ -21,7 +21,7 @@ import pytest
 from httap import __version__
 from tests.helpers import HELLO, ROOT, free_port, wait_for
 from tests.helpers.client import Client
-from tests.helpers.processes import CLEAN_ENV, fetch, httap, one_line_error
+from tests.helpers.processes import CLEAN_ENV, fetch, httap, one_line_error, stop, without
 
 LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
 
@@ -313,6 +313,9 @@ def test_check_prints_effective_values_with_defaults(tmp_path, docs):
     assert values["listen"] == ["http://:8080"]
     assert values["index"] == "index.html"
     assert values["gpio"]["backend"] == "auto"
+    # Where the schema's default is null, the value in effect (beside the file; id).
+    assert values["gpio"]["state_file"] == str(tmp_path / "httap-state.json")
+    assert values["mqtt"]["client_id"] == "httap-bench"
     # What check prints is itself a valid configuration that means the same.
     again = tmp_path / "again.json"
     again.write_text(json.dumps(values))
@@ -513,3 +516,79 @@ def test_passwd_cost_range_is_the_same_in_help_readme_and_config(tmp_path):
             f' users: {{ann: {{password: "{made.stdout.strip()}", role: "r"}}}}}}}}'
         )
         assert check(cwd=tmp_path)["auth"]["users"]["ann"]["password"] == made.stdout.strip()
+
+
+# -- optional libraries that are not installed -----------------------------------------
+
+FLEET = str(ROOT / "examples" / "fleet" / "lab1.json5")
+
+
+def test_mqtt_without_paho_is_one_line_naming_what_to_install(tmp_path):
+    env = without(tmp_path, "paho")
+    done = httap("serve", "--config", FLEET, env=env)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if not LOG_RECORD.match(line)]
+    assert len(lines) == 1, done.stderr
+    assert "mqtt.broker" in lines[0] and "pip install 'httap[mqtt]'" in lines[0]
+    assert "make run EXTRAS=mqtt" in lines[0]
+    checked = httap("check", "--config", FLEET, env=env)
+    assert checked.returncode == 1
+    assert json.loads(checked.stdout)["mqtt"]["broker"] == "mqtt://127.0.0.1:1883"
+    assert checked.stderr.splitlines() == [f"httap check: error: {lines[0][len('httap: ') :]}"]
+
+
+@pytest.mark.parametrize(
+    "backend, module, extra", [("gpiod", "gpiod", "gpiod"), ("rpi", "RPi", "rpi")]
+)
+def test_a_gpio_backend_without_its_library_names_what_to_install(
+    tmp_path, docs, backend, module, extra
+):
+    env = without(tmp_path, module)
+    done = httap("serve", "--gpio", backend, "--documents", str(docs), env=env)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"gpio.backend {backend}" in done.stderr
+    assert f"pip install 'httap[{extra}]'" in done.stderr
+    config = tmp_path / "web.json5"
+    config.write_text(f'{{gpio: {{backend: "{backend}"}}}}')
+    checked = httap("check", "--config", str(config), env=env)
+    assert checked.returncode == 1
+    assert checked.stderr.startswith("httap check: error: gpio.backend")
+
+
+def test_uploads_without_python_multipart_warn_and_serve(spawn, tmp_path, docs):
+    env = without(tmp_path, "python_multipart")
+    store = tmp_path / "store"
+    store.mkdir()
+    config = tmp_path / "web.json5"
+    config.write_text(json.dumps({"uploads": {"dir": str(store)}}))
+    checked = httap("check", "--config", str(config), env=env)
+    assert checked.returncode == 0
+    (line,) = checked.stderr.splitlines()
+    assert line.startswith("httap check: warning: uploads as forms")
+    assert "pip install 'httap[files]'" in line and "PUT /?files/NAME works" in line
+    process = spawn(
+        "serve",
+        *("--config", str(config), "--listen", "http://127.0.0.1:0", "--documents", str(docs)),
+        *("--gpio", "sim"),
+        env=env,
+    )
+    assert fetch(process).status == 200
+    assert any("pip install 'httap[files]'" in line for line in warnings_of(process))
+
+
+def test_startup_line_names_the_app_version_served(spawn, docs, tmp_path):
+    """After an app update (PUT /?app), the line names the folder really served."""
+    from httap.site import Site
+    from tests.helpers.archives import tar_of
+
+    archive = tmp_path / "site.tar.gz"
+    archive.write_bytes(tar_of({"index.html": b"<h1>new</h1>"}))
+    site = Site(str(docs), 1 << 20)
+    for _ in site.unpack(str(archive)):
+        pass
+    process = serve_docs(spawn, docs)
+    assert f"| documents {site.root} (PUT /?app; configured: {docs}) |" in process.banner
+    assert fetch(process, "/").body == b"<h1>new</h1>"
+    stop(process)

@@ -172,5 +172,9 @@ def test_make_run_installs_the_server_alone_and_serves_the_console(tmp_path):
     assert make(clone, "run").splitlines() == [
         ".venv/bin/python -m httap serve --listen http://127.0.0.1:8080 --gpio sim"
     ]
+    # Extras (README "MQTT", "Files"): pyproject.toml's, by this venv's installer.
+    planned = make(clone, "run", "EXTRAS=mqtt,files").splitlines()
+    assert "install --quiet -e '.[mqtt,files]'" in planned[0], planned
+    assert planned[-1].endswith("-m httap serve --listen http://127.0.0.1:8080 --gpio sim")
     planned = make(clone, "test")
     assert "requirements-test.txt" in planned and "requirements.txt -e ." not in planned

@@ -82,6 +82,21 @@ def test_broker_urls(tmp_path, url, broker):
             'id: found "lab/pi", expected one MQTT topic level (no "/", "+" or "#") since'
             " mqtt.broker is set: topics are PREFIX/ID/...",
         ),
+        (
+            '{mqtt: {broker: "mqtt://pi", password: "s3cret"}}',
+            "mqtt.password: given without mqtt.username, which MQTT 3.1.1 needs to send a"
+            " password (section 3.1.2.9); set mqtt.username",
+        ),
+        (
+            '{mqtt: {broker: "mqtt://pi", role: "admin"}}',
+            'mqtt.role: found "admin", but auth has no users, so no rule is checked and the'
+            " role would do nothing; add auth.users (with that role) or remove mqtt.role",
+        ),
+        (
+            "{uploads: {limit: 2000, space: 1000}}",
+            "uploads.limit: found 2000, more than uploads.space (1000): no file could be that"
+            " large; expected at most uploads.space (bytes)",
+        ),
     ],
 )
 def test_refusals_name_the_key(tmp_path, text, message):

@@ -112,7 +112,6 @@ def test_a_level_kept_for_a_pwm_pin_holds_it_steady(manual_loop, tmp_path):
 @pytest.mark.parametrize(
     ("content", "said"),
     [
-        (None, "is not there (yet): pins led, lamp, motor start as declared"),
         ("{not json", "not JSON"),
         ("[1, 2]", 'not {"pins": {...}}'),
         ('{"pins": 3}', 'not {"pins": {...}}'),
@@ -138,6 +137,27 @@ def test_a_missing_or_corrupt_file_is_a_warning(manual_loop, tmp_path, caplog, c
     assert said in caplog.text and str(path) in caplog.text
     assert pins.backend.read(17) == 0  # its `initial`
     assert not pins.state(pins.find("motor"))["pwm"]["running"]
+
+
+def test_a_missing_file_is_info_the_first_run_has_none(manual_loop, tmp_path, caplog):
+    path = tmp_path / STATE_NAME
+    caplog.set_level(logging.INFO, "httap.persist")
+    _, pins = start(manual_loop, path)
+    (record,) = [r for r in caplog.records if "is not there (yet)" in r.getMessage()]
+    assert record.levelname == "INFO" and str(path) in record.getMessage()
+    assert "pins led, lamp, motor start as declared" in record.getMessage()
+    assert pins.backend.read(17) == 0  # its `initial`
+
+
+def test_a_state_file_in_a_missing_folder_says_so(tmp_path):
+    from httap.config import ConfigError, load
+
+    with pytest.raises(ConfigError) as info:
+        load(None, env={}, overrides={"gpio.state_file": str(tmp_path / "gone" / "kept.json")})
+    assert str(info.value) == (
+        f'command line: gpio.state_file: found "{tmp_path}/gone/kept.json" (the folder'
+        f" {tmp_path}/gone does not exist), expected a file path in an existing folder"
+    )
 
 
 def test_a_file_that_cannot_be_written_is_a_warning(manual_loop, tmp_path, caplog):

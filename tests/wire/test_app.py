@@ -192,6 +192,22 @@ def test_rollback_of_the_first_update_serves_the_documents(running, connect):
     assert served(running, connect).body == OLD
 
 
+def test_after_two_updates_the_documents_are_served_again_on_request(running, connect):
+    """Two updates leave no rollback to the documents (two versions are kept):
+    `POST /?app/documents` serves them, and a rollback brings the update back."""
+    client = connect(running)
+    put(client, "/?app", tar_of({"index.html": NEW}))
+    newer = put(client, "/?app", tar_of({"index.html": NEWER})).json()
+    reply = post(client, "/?app/documents")
+    assert reply.status == 200
+    assert reply.json()["digest"] is None
+    assert reply.json()["previous"] == {k: newer[k] for k in ("digest", "size", "time")}
+    assert served(running, connect).body == OLD
+    assert post(client, "/?app/documents").json()["digest"] is None  # already: no change
+    assert post(client, "/?app/rollback").json()["digest"] == newer["digest"]
+    assert served(running, connect).body == NEWER
+
+
 def test_rollback_with_nothing_to_go_back_to_is_409(running, connect):
     reply = post(connect(running), "/?app/rollback")
     assert reply.status == 409

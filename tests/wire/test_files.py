@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
+import sys
 import time
+from urllib.parse import quote
 
 import pytest
 
@@ -19,6 +22,7 @@ from httap.manager import files
 from tests.helpers import wait_for
 from tests.helpers.client import Asking, Client
 from tests.helpers.dynamic import call, check_dynamic, check_error
+from tests.helpers.readme import readme_command
 
 LIMIT = 1 << 20
 SPACE = 3 << 20
@@ -301,6 +305,9 @@ def test_a_full_folder_refuses_what_does_not_fit(running, client, folder, connec
     third = connect(running)
     check_error(call(third, "POST", "/?files", form(("f", "f", b"f" * 11)), FORM), 413, "too-large")
     # Replacing a file frees its bytes.
+    # A file over the limit is told so, even where the folder's room is smaller still.
+    big = put(connect(running), "d", b"w" * (LIMIT + 1))
+    check_error(big, 413, "too-large", f"over the limit of {LIMIT} bytes (uploads.limit)")
     assert put(connect(running), "a", b"w" * (LIMIT + 10 - 1)).status == 413  # over the limit
     assert put(connect(running), "a", b"w" * LIMIT).status == 200
     assert wait_for(lambda: sorted(stored(folder)) == ["a", "b", "c"])
@@ -663,3 +670,43 @@ def test_a_named_put_is_not_an_upload_when_uploads_are_off(make_server, connect)
     client.send(head("PUT", "/log.csv?files/log.csv", "Content-Length: 2\r\n") + b"hi")
     assert client.read().status == 405
     assert client.get("/?").status == 200
+
+
+def test_a_form_without_python_multipart_is_501_naming_what_to_install(
+    running, client, folder, connect, monkeypatch
+):
+    """python-multipart absent (None in sys.modules: `import` raises ModuleNotFoundError,
+    as when it is not installed): the form is refused with what to install; PUT works."""
+    for name in ("python_multipart", "python_multipart.multipart"):
+        monkeypatch.setitem(sys.modules, name, None)
+    reply = call(client, "POST", "/?files", form(("a", "x.bin", b"data")), FORM)
+    check_error(reply, 501, "not-installed", "pip install 'httap[files]'", "PUT /?files/NAME")
+    assert stored(folder) == {}
+    assert put(connect(running), "x.bin", b"data").status == 201
+    served(running, connect)
+
+
+@pytest.mark.parametrize("name", ["log.csv", 'été "1".txt'])
+def test_a_download_is_an_attachment_curl_saves_by_its_name(
+    running, client, folder, tmp_path, connect, name
+):
+    """The README's `curl -OJ` saves `GET /?files/NAME` as NAME (RFC 6266; curl reads
+    `filename`): `curl -O` alone finds no name in a URL whose path is `/`."""
+    (folder / name).write_bytes(b"t,v\n1,2\n")
+    reply = client.get("/?files/" + quote(name))
+    assert reply.status == 200
+    assert reply.headers["content-disposition"] == files.attachment(name)
+    if name != "log.csv":
+        assert reply.headers["content-disposition"].endswith(
+            "filename*=UTF-8''%C3%A9t%C3%A9%20%221%22.txt"
+        )
+        return
+    command = readme_command("Files and uploads", "-OJ")
+    base = f"http://127.0.0.1:{running.port}"
+    args = shlex.split(command.replace("http://pi:8080", base), comments=True)
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    done = subprocess.run(args, cwd=saved, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert {p.name: p.read_bytes() for p in saved.iterdir()} == {"log.csv": b"t,v\n1,2\n"}
+    served(running, connect)

@@ -11,8 +11,10 @@ import json
 
 import pytest
 
+from gpio import GpioError
+from gpio.pwm import hardware_channels
 from tests.helpers.dynamic import call, check_error
-from tests.helpers.processes import httap, one_line_error
+from tests.helpers.processes import fetch, httap, one_line_error, stop
 from tests.helpers.sysfs import PI4, PI5, Kernel, PwmSysfs
 
 PINS = {
@@ -126,15 +128,35 @@ def write_config(tmp_path, pins, **gpio) -> str:
     return str(path)
 
 
-def test_hardware_without_the_overlay_refuses_to_start(tmp_path):
+def test_hardware_without_a_chip_on_the_sim_board_is_soft_pwm_and_says_so(spawn, tmp_path):
+    """A laptop tries a servo's config on the sim board: simulated by soft PWM, with a
+    start-up line saying so; `httap check` says it too (a warning, status 0)."""
     pins = {"servo": {"gpio": 18, "mode": "pwm", "pwm": "hardware"}}
     config = write_config(tmp_path, pins, sysfs_pwm=str(tmp_path / "nothing"))
-    done = httap("serve", "--config", config)
-    assert done.returncode == 1 and "Traceback" not in done.stderr  # a start-up failure
-    assert done.stderr.count("\n") == 1, done.stderr
-    assert "cannot set up the GPIO pins: pin servo (GPIO 18): no hardware PWM" in done.stderr
-    assert "no PWM chip of a Raspberry Pi under" in done.stderr
-    assert "dtoverlay=pwm-2chan" in done.stderr
+    checked = httap("check", "--config", config)
+    assert checked.returncode == 0
+    (line,) = checked.stderr.splitlines()
+    assert line.startswith("httap check: warning: gpio.pins servo: hardware PWM simulated")
+    assert "no PWM chip of a Raspberry Pi under" in line
+    process = spawn("serve", "--config", config)
+    reply = fetch(process, "/?gpio/servo")
+    assert reply.status == 200 and json.loads(reply.body)["pwm"]["kind"] == "soft"
+    log = stop(process)
+    assert "pin servo (GPIO 18): hardware PWM simulated by soft PWM on the sim board" in log
+    assert "dtoverlay=pwm-2chan" in log
+
+
+def test_hardware_without_a_chip_on_a_real_board_is_refused(tmp_path):
+    """Off the sim board it stays a refusal (`serve`: "cannot set up the GPIO pins";
+    `check`: an error, status 1, since serve would refuse)."""
+    root = str(tmp_path / "nothing")
+    with pytest.raises(GpioError, match=r"pin servo \(GPIO 18\): no hardware PWM: no PWM chip"):
+        hardware_channels({"servo": (18, "hardware", 50.0)}, root, board="gpiod")
+    pins = {"servo": {"gpio": 18, "mode": "pwm", "pwm": "hardware"}}
+    config = write_config(tmp_path, pins, sysfs_pwm=root, backend="rpi")
+    checked = httap("check", "--config", config)
+    assert checked.returncode == 1
+    assert 'error: gpio.pins servo: pwm "hardware" on the rpi board: no PWM chip' in checked.stderr
 
 
 def test_hardware_on_a_gpio_without_a_channel_is_a_config_error(tmp_path):

@@ -659,3 +659,22 @@ def test_task_names_are_readable():
         assert loop.every(1, toggle).name == "test_task_names_are_readable.setup.toggle"
     finally:
         loop.close()
+
+
+def test_stats_tell_the_servers_own_tasks_from_an_apps(make_server, tmp_path):
+    """`internal`: true for the event streams' keep-alive (the console marks it), false
+    for an app's task."""
+    app = tmp_path / "app.py"
+    app.write_text(TICKER)
+    running = make_server(app=str(app))
+    client = Client(running.connect())
+    events = Client(running.connect())
+    events.send(b"GET /?events HTTP/1.1\r\nHost: test\r\n\r\n")
+
+    def tasks() -> dict:
+        found = {task["name"]: task["internal"] for task in client.get("/?stats").json()["tasks"]}
+        return found if "event keep-alive" in found else {}
+
+    assert wait_for(tasks) == {"tick": False, "event keep-alive": True}
+    events.close()
+    client.close()
