@@ -368,6 +368,13 @@ def default_documents() -> str:
     return str(checkout if checkout.is_dir() else package / "app")
 
 
+def versions_folder(documents: str) -> str:
+    """Where the versions of `documents` installed by `PUT /?app` live (site.py), beside
+    it: `/srv/www` -> `/srv/www.versions`; "/" has no name: "/.versions"."""
+    parent, name = os.path.split(os.path.abspath(documents))
+    return os.path.join(parent, name + ".versions")
+
+
 # ---------------------------------------------------------------------------------------
 # The schema. Field order is the order of `httap check`'s output.
 
