@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from httap import __version__, config, privileges
-from httap.server import Server, StartupError, tls_setup
+from httap.config import StartupError
 
 # The end of `httap --help` and `httap serve --help`: one command to try, and where the
 # configuration comes from (config.load's order).
@@ -128,6 +128,8 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def serve(args: argparse.Namespace) -> int:
     settings = config.load(args.config, overrides=_overrides(args))
+    from httap.server import Server
+
     logging.basicConfig(
         level=settings.log.level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -161,6 +163,8 @@ def serve(args: argparse.Namespace) -> int:
 
 def check(args: argparse.Namespace) -> int:
     settings = config.load(args.config)
+    from httap.server import tls_setup
+
     tls_setup(settings)  # the certificate and key are loaded as serve would
     print(json.dumps(config.to_dict(settings), indent=2))
     return 0
