@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import socket
+import sys
 from typing import TYPE_CHECKING, Callable, Optional
 
 from gpio import GpioError, open_backend
@@ -239,6 +240,8 @@ class Server(App):
         if full and secure is not None:
             sock.close()  # a plain-text 503 means nothing to a TLS client
             return
+        if client:  # (host, port[, flowinfo, scope_id]): one host string for all the
+            client = (sys.intern(client[0]), *client[1:])  # connections from a host
         session = None if full else self.sessions.open(client, self.loop.now)
         connection = Connection(self, sock, client, secure, session)
         self.connections.add(connection)
