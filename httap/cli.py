@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from httap import __version__, config, extras, privileges
-from httap.persist import state_path
-from httap.server import Server, StartupError, tls_setup
+from httap.config import StartupError
 
 # The end of `httap --help` and `httap serve --help`: one command to try, and where the
 # configuration comes from (config.load's order).
@@ -129,6 +128,8 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def serve(args: argparse.Namespace) -> int:
     settings = config.load(args.config, overrides=_overrides(args))
+    from httap.server import Server
+
     logging.basicConfig(
         level=settings.log.level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -165,6 +166,9 @@ def serve(args: argparse.Namespace) -> int:
 
 def check(args: argparse.Namespace) -> int:
     settings = config.load(args.config)
+    from httap.persist import state_path
+    from httap.server import tls_setup
+
     tls_setup(settings)  # the certificate and key are loaded as serve would
     values = config.to_dict(settings)
     # The values in effect where the schema's default is null: computed at start-up.

@@ -16,10 +16,12 @@ Rules of this file:
 from __future__ import annotations
 
 import errno
+import gc
 import ipaddress
 import json
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from functools import reduce
 from pathlib import Path
@@ -384,6 +386,13 @@ def default_documents() -> str:
     package = Path(__file__).resolve().parent
     checkout = package.parent / "static"
     return str(checkout if checkout.is_dir() else package / "app")
+
+
+def versions_folder(documents: str) -> str:
+    """Where the versions of `documents` installed by `PUT /?app` live (site.py), beside
+    it: `/srv/www` -> `/srv/www.versions`; "/" has no name: "/.versions"."""
+    parent, name = os.path.split(os.path.abspath(documents))
+    return os.path.join(parent, name + ".versions")
 
 
 # ---------------------------------------------------------------------------------------
@@ -1076,6 +1085,16 @@ def _read(path: Path) -> Any:
         raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
     if not content.strip():
         raise ConfigError(f"{path}: the file is empty; write {{}} for all the defaults")
+    loaded = "json5" in sys.modules
+    try:
+        return _json5(path, content)
+    finally:
+        if not loaded:
+            _unload("json5")
+
+
+def _json5(path: Path, content: str) -> Any:
+    """`content` (of the file at `path`) parsed as JSON5; ConfigError if it is not."""
     import json5  # only when there is a file: a server on the defaults never loads it
 
     try:
@@ -1094,6 +1113,16 @@ def _read(path: Path) -> Any:
         else:
             message = f"not valid JSON5: {message}"
         raise ConfigError(f"{path}: {message}") from None
+
+
+def _unload(package: str) -> None:
+    """Drop `package` and its modules, imported for a one-off job (json5: 0.5 MiB of
+    code, for one parse at start-up), and collect them, so that the memory goes back to
+    the allocator before the server's own modules are imported into it. A later import
+    loads it afresh."""
+    for name in [name for name in sys.modules if name.partition(".")[0] == package]:
+        del sys.modules[name]
+    gc.collect()
 
 
 def load(

@@ -537,6 +537,25 @@ TRAILER = 4  # trailer fields after the last chunk
 DEAD = 5  # a protocol error was raised; nothing more is parsed
 
 
+# A Parser's attributes: without a dict per connection.
+_PARSER_SLOTS = (
+    "_body_size",
+    "_buf",
+    "_chunks",
+    "_error",
+    "_memo_limit",
+    "_pos",
+    "_remaining",
+    "max_body",
+    "max_header",
+    "max_uri",
+    "partial",
+    "state",
+    "streamed",
+    "streams",
+)
+
+
 class Parser:
     """Turns a byte stream into `Request` objects.
 
@@ -551,6 +570,8 @@ class Parser:
     (limits.body) does not apply, and `body_part()` gives the body as it arrives,
     chunked framing removed, until it returns None; then `next_request()` reads on.
     """
+
+    __slots__ = _PARSER_SLOTS
 
     def __init__(
         self,
@@ -569,7 +590,7 @@ class Parser:
         self.state = HEAD
         self.partial: Optional[Request] = None
         self._remaining = 0
-        self._chunks: list[bytes] = []
+        self._chunks: list[bytes]  # a chunked body's chunks, from its head on
         self._body_size = 0
         self._error: Optional[ProtocolError] = None
         self.streams = streams
@@ -595,6 +616,8 @@ class Parser:
         if self._error is not None:
             raise self._error  # dead: the same refusal again, nothing more is parsed
         if self._pos == len(self._buf):
+            if self._pos:  # not kept while the connection waits for more
+                self._buf, self._pos = b"", 0
             return None  # all consumed: how most turns end, after their last request
         try:
             if self.state == HEAD:

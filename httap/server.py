@@ -16,29 +16,29 @@ import logging
 import math
 import os
 import socket
+import sys
 from typing import TYPE_CHECKING, Callable, Optional
 
 from gpio import GpioError, open_backend
 from httap import extras, http
 from httap.app import App
-from httap.config import Config, StartupError, default_documents
+from httap.config import Config, StartupError, default_documents, versions_folder
 from httap.connection import Connection
 from httap.listen import Listening
 from httap.logs import Logs
 from httap.loop import Loop
 from httap.manager import Manager
-from httap.manager.files import routes as upload_routes
-from httap.persist import Persist, state_path
 from httap.pins import Pins
 from httap.router import BUILT_IN, Router
 from httap.session import Lease, Sessions
-from httap.site import Site
 from httap.static import StaticFiles
 
 if TYPE_CHECKING:
     from httap.auth import Auth
     from httap.mqtt import Bridge
+    from httap.persist import Persist
     from httap.serialport import SerialPort
+    from httap.site import Site
     from httap.tls import Secure
 
 log = logging.getLogger("httap.server")
@@ -72,6 +72,8 @@ class Server(App):
         self.auth: Optional[Auth] = None
         passwords = config.auth
         if config.uploads.dir is not None and passwords.users:  # uploads need their role
+            from httap.manager.files import routes as upload_routes
+
             guarded = (*upload_routes(config.uploads.role), *passwords.routes)
             passwords = passwords._replace(routes=guarded)
         if any(route.role for route in passwords.routes):
@@ -89,20 +91,33 @@ class Server(App):
                 for name, settings in config.serial.items()
             }
         # Outputs that survive a restart: their kept settings win over `initial`.
-        self.persist = Persist(state_path(config), config.gpio, self.loop)
-        declared = self.persist.restore(config.gpio.pins)
+        # persist.py is loaded only when a pin has `persist: true`.
+        self.persist: Optional[Persist] = None
+        declared = config.gpio.pins
+        if any(pin.persist for pin in declared.values()):
+            from httap.persist import Persist, state_path
+
+            self.persist = Persist(state_path(config), config.gpio, self.loop)
+            declared = self.persist.restore(declared)
         try:
             self.pins = Pins(
                 declared, open_backend(config.gpio.backend), self.loop, config.gpio.sysfs_pwm
             )
         except GpioError as err:
             raise StartupError(f"cannot set up the GPIO pins: {err}") from None
-        self.persist.follow(self.pins)
+        if self.persist is not None:
+            self.persist.follow(self.pins)
         lease = Lease(config.session.exclusive, self.pins.apply_safe_values, self.sessions)
-        # The documents' versions (site.py): what a previous run switched to is served.
-        # Not under chroot, which leaves the versions beside the documents out of reach.
+        # The documents' versions (site.py): what a previous run switched to is served,
+        # also once uploads are off (then none can be installed or rolled back). Built
+        # only with `uploads.dir` or a versions folder. Not under chroot, which leaves
+        # the versions beside the documents out of reach.
         self.site: Optional[Site] = None
-        if not config.chroot:
+        if not config.chroot and (
+            config.uploads.dir is not None or os.path.isdir(versions_folder(config.documents))
+        ):
+            from httap.site import Site
+
             self.site = Site(
                 config.documents, config.uploads.limit, config.index, switched=self._switched
             )
@@ -230,6 +245,8 @@ class Server(App):
         if full and secure is not None:
             sock.close()  # a plain-text 503 means nothing to a TLS client
             return
+        if client:  # (host, port[, flowinfo, scope_id]): one host string for all the
+            client = (sys.intern(client[0]), *client[1:])  # connections from a host
         session = None if full else self.sessions.open(client, self.loop.now)
         connection = Connection(self, sock, client, secure, session)
         self.connections.add(connection)
@@ -293,7 +310,8 @@ class Server(App):
         for connection in list(self.connections):
             connection.close()
         self.pins.close()  # the safe values first: they are what is kept, and published
-        self.persist.close()
+        if self.persist is not None:
+            self.persist.close()
         if self.mqtt is not None:
             self.mqtt.close()
         for port in self.serial.values():

@@ -40,16 +40,18 @@ class Session:
         # idle time agrees with the connection's inactivity timeout.
         self.last_active = now
         self.closed = False
-        self._on_close: list[Callable[[], Any]] = []
+        self._on_close: Optional[list[Callable[[], Any]]] = None  # made at the first
 
     def on_close(self, callback: Callable[[], Any]) -> None:
+        if self._on_close is None:
+            self._on_close = []
         self._on_close.append(callback)
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        callbacks, self._on_close = self._on_close, []
+        callbacks, self._on_close = self._on_close or (), None
         for callback in callbacks:
             try:
                 callback()

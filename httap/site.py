@@ -48,6 +48,7 @@ import time
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
+from httap.config import versions_folder
 from httap.unlink import unlinking
 
 if TYPE_CHECKING:
@@ -105,8 +106,7 @@ class Site:
         switched: Optional[Callable[[], Any]] = None,
     ) -> None:
         self.documents = os.path.abspath(documents)
-        parent, name = os.path.split(self.documents)  # "/" has no name: "/.versions"
-        self.folder = os.path.join(parent, name + ".versions")
+        self.folder = versions_folder(documents)
         self.limit = limit
         self.index = index
         self.members = members

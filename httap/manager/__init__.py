@@ -37,7 +37,6 @@ from httap import http
 from httap.manager.actions import Actions
 from httap.manager.cors import Cors
 from httap.manager.events import Events
-from httap.manager.files import Files
 from httap.manager.gpio import Gpio
 from httap.manager.room import (
     ALL,
@@ -61,6 +60,7 @@ from httap.watches import Watches
 if TYPE_CHECKING:
     from httap.auth import Auth
     from httap.config import Config
+    from httap.manager.files import Files
     from httap.serialport import SerialPort
 
 log = logging.getLogger("httap.manager")
@@ -133,8 +133,13 @@ class Manager:
         self.status = Status(
             config, loop, pins.backend.simulated, self._names, sessions, auth, self.watches.stats
         )
-        self.files = Files(config.uploads, loop, site)
-        self.table = (*table(self.status, self.gpio, self.serial, self.events), *self.files.rows())
+        self.table = table(self.status, self.gpio, self.serial, self.events)
+        self.files: Optional[Files] = None  # files.py is loaded only with `uploads.dir`
+        if config.uploads.dir:
+            from httap.manager.files import Files
+
+            self.files = Files(config.uploads, loop, site)
+            self.table += self.files.rows()
         self.rows: dict[str, Row] = {}  # the first segment of a path -> its row
         for row in self.table:
             first, _, name = row.resource.rstrip("…").partition("/")

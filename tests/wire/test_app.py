@@ -258,6 +258,29 @@ def test_a_restart_serves_the_switched_version(make_server, documents, connect):
     assert served(second, connect).body == OLD
 
 
+def test_with_uploads_turned_off_the_switched_version_is_still_served(
+    make_server, documents, connect
+):
+    """Turning uploads off stops updates; it does not undo the last one (docs/protocol.md,
+    Choices): the switched version is served, and `/?app` is gone (404), so no client
+    can switch or roll back."""
+    first = make_server(**settings(documents))
+    put(connect(first), "/?app", tar_of({"index.html": NEW}))
+    first.stop()
+    second = make_server(documents=str(documents), uploads__limit=LIMIT)
+    assert served(second, connect).body == NEW
+    assert served(second, connect, "/?app").status == 404
+    assert post(connect(second), "/?app/rollback").status == 404
+    assert served(second, connect).body == NEW
+
+
+def test_without_uploads_or_versions_the_site_is_not_built(make_server, documents, connect):
+    running = make_server(documents=str(documents), uploads__limit=LIMIT)
+    assert running.call(lambda: running.server.site) is None
+    assert served(running, connect).body == OLD
+    assert not (documents.parent / "www.versions").exists()
+
+
 def test_a_chunked_archive_is_installed(running, connect):
     archive = tar_of({"index.html": NEW})
     chunks = b"".join(
