@@ -454,8 +454,9 @@ class Pins:
 
 def _audit(pin: Pin, old: Any, new: Any, cause: Optional[Cause], note: str) -> None:
     """One line per hardware change, always: it answers "who set this pin". A write
-    that leaves the output as it was (`old == new`) is a repeat, not a change: no line."""
-    if old == new:
+    that leaves the output as it was (`old == new`) is a repeat, not a change: no line.
+    Nothing is built when `httap.audit` is filtered out (a log level above info)."""
+    if old == new or not audit.isEnabledFor(logging.INFO):
         return
     if cause is None:
         session = client = "-"
