@@ -131,15 +131,25 @@ def blink(make_server, **overrides):
 
 def record_switch(page, name: str) -> None:
     """From now on, the page keeps every value its switch `name` shows, in window.seen
-    (a value shown again, as a write's reply and its event both show it, once)."""
+    (a value shown again, as a write's reply and its event both show it, once). The
+    whole page is observed and the switch found again on each change: the console may
+    draw a pin's row anew (when its event stream's state arrives), and an observer of
+    the old element would hear nothing more."""
     page.evaluate(
         """(name) => {
-            const button = document.querySelector(`[role=switch][aria-label="${name}"]`);
-            window.seen = [button.getAttribute("aria-checked")];
+            const shown = () => document
+                .querySelector(`[role=switch][aria-label="${name}"]`)
+                ?.getAttribute("aria-checked");
+            window.seen = [shown()];
             new MutationObserver(() => {
-                const value = button.getAttribute("aria-checked");
-                if (value !== window.seen.at(-1)) window.seen.push(value);
-            }).observe(button, { attributes: true, attributeFilter: ["aria-checked"] });
+                const value = shown();
+                if (value != null && value !== window.seen.at(-1)) window.seen.push(value);
+            }).observe(document.body, {
+                subtree: true,
+                childList: true,
+                attributes: true,
+                attributeFilter: ["aria-checked"],
+            });
         }""",
         name,
     )
