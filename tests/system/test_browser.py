@@ -343,7 +343,7 @@ def test_pwm_frequency_and_duty_are_set_from_the_page(make_server, page):
         )
     )
     post(running, "gpio/motor", {"pwm": {"frequency": 50}})  # another client's change
-    expect(frequency).to_have_value("50", timeout=1000)
+    expect(frequency).to_have_value("50", timeout=5000)  # the event, under a loaded suite
     screenshot(page, "pwm")
 
 
